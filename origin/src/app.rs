@@ -1,0 +1,207 @@
+//! The router, its state, bootstrap of the platform admin token, and the server loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use vouch_core::TokenId;
+
+use crate::error::Error;
+use crate::extract::BODY_LIMIT;
+use crate::routes::{agents, audit, change_event, now, ops, orgs};
+use crate::secrets;
+use crate::store::{AdminToken, Role, Store};
+use crate::telemetry;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// SHA-256 of `VOUCH_ADMIN_TOKEN`, when configured.
+    pub platform_token_hash: Option<String>,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Vouch origin API", description = "The admin API of the Vouch agent registry (SPEC §4)."),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "orgs", description = "Organizations and admin tokens"),
+        (name = "agents", description = "Agent passports and their lifecycle"),
+        (name = "audit", description = "Tamper-evident audit log"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, about) in [
+            ("admin_token", "vk_admin_… (platform or org token)"),
+            ("agent_key", "vk_agent_… (the agent's API key)"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format(about)
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The whole HTTP surface of the origin.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(orgs::create_org))
+        .routes(routes!(orgs::get_org))
+        .routes(routes!(orgs::create_token))
+        .routes(routes!(agents::register_agent, agents::list_agents))
+        .routes(routes!(agents::get_agent, agents::patch_agent))
+        .routes(routes!(agents::set_status))
+        .routes(routes!(agents::rotate_key))
+        .routes(routes!(agents::agent_events))
+        .routes(routes!(agents::heartbeat))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    let request_id = HeaderName::from_static("x-request-id");
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let doc = openapi.clone();
+            async move { Json(doc) }
+        }),
+    )
+    .route_layer(middleware::from_fn(telemetry::track_requests))
+    .fallback(|| async {
+        Error::NotFound {
+            code: "not_found",
+            message: "no such endpoint".into(),
+        }
+    })
+    .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+        }),
+    )
+    .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    .with_state(state)
+}
+
+/// Makes sure a platform admin token exists. With `configured` (`VOUCH_ADMIN_TOKEN`) that one
+/// is used; otherwise the first start generates one, stores its hash and returns it to print
+/// once. Returns the state and the freshly generated token, if any.
+pub async fn bootstrap(
+    store: Arc<dyn Store>,
+    configured: Option<&str>,
+) -> anyhow::Result<(AppState, Option<String>)> {
+    let metrics = telemetry::metrics_handle();
+    if let Some(token) = configured {
+        if token.len() < 32 {
+            anyhow::bail!("VOUCH_ADMIN_TOKEN must be at least 32 characters");
+        }
+        let state = AppState {
+            store,
+            platform_token_hash: Some(secrets::hash(token)),
+            metrics,
+        };
+        return Ok((state, None));
+    }
+    let mut generated = None;
+    if !store.platform_token_exists().await? {
+        let secret = secrets::generate(secrets::ADMIN_TOKEN_PREFIX);
+        let at = now();
+        let token = AdminToken {
+            token_id: TokenId::from_uuid(Uuid::now_v7()),
+            org_id: None,
+            role: Role::Platform,
+            name: "bootstrap".into(),
+            created_at: at,
+        };
+        let event = change_event(
+            "platform",
+            None,
+            "token.created",
+            "token",
+            token.token_id.as_str(),
+            0,
+            json!({ "token": token }),
+            at,
+        );
+        store
+            .create_token(&token, &secrets::hash(&secret), &event)
+            .await?;
+        generated = Some(secret);
+    }
+    let state = AppState {
+        store,
+        platform_token_hash: None,
+        metrics,
+    };
+    Ok((state, generated))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

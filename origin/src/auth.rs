@@ -1,0 +1,134 @@
+//! Who is calling: an admin token (platform, or an org's owner/admin/viewer) or an agent's API
+//! key. Missing or unknown credentials are `401 unauthorized`; an org token never learns whether
+//! another org's records exist (they are `404`).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::header;
+use vouch_core::{AgentId, OrgId, Passport, Status};
+
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::secrets;
+use crate::store::{Role, Scope};
+
+/// An authenticated admin.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The token id, or `platform` for the configured bootstrap token.
+    pub actor: String,
+    pub role: Role,
+    /// The org the token belongs to; `None` for the platform admin.
+    pub org_id: Option<OrgId>,
+}
+
+impl Caller {
+    pub fn is_platform(&self) -> bool {
+        self.role == Role::Platform
+    }
+
+    /// The agents this caller may see.
+    pub fn scope(&self) -> Scope {
+        match &self.org_id {
+            Some(org) if !self.is_platform() => Scope::Org(org.clone()),
+            _ => Scope::All,
+        }
+    }
+
+    /// Whether the caller may see records of `org`.
+    pub fn sees_org(&self, org: &OrgId) -> bool {
+        self.scope().allows(org)
+    }
+
+    pub fn require_platform(&self) -> Result<()> {
+        if self.is_platform() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "this needs the platform admin token".into(),
+            ))
+        }
+    }
+
+    /// Refuses read-only tokens.
+    pub fn require_writer(&self) -> Result<()> {
+        if self.role == Role::Viewer {
+            Err(Error::Forbidden("a viewer token cannot make changes".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Refuses a write to an agent: `404` if the caller cannot see it, `403` if it may only read.
+    pub async fn authorize_agent_write(&self, state: &AppState, agent_id: &AgentId) -> Result<()> {
+        if self.role == Role::Viewer {
+            state
+                .store
+                .get_agent(&self.scope(), agent_id)
+                .await?
+                .ok_or_else(Error::agent_not_found)?;
+        }
+        self.require_writer()
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = bearer(parts).ok_or(Error::Unauthorized)?;
+        if !token.starts_with(secrets::ADMIN_TOKEN_PREFIX) {
+            return Err(Error::Unauthorized);
+        }
+        let hash = secrets::hash(token);
+        if let Some(platform) = &state.platform_token_hash {
+            if secrets::hashes_equal(&hash, platform) {
+                return Ok(Caller {
+                    actor: "platform".into(),
+                    role: Role::Platform,
+                    org_id: None,
+                });
+            }
+        }
+        match state.store.token_by_hash(&hash).await? {
+            Some((token, stored)) if secrets::hashes_equal(&hash, &stored) => Ok(Caller {
+                actor: token.token_id.to_string(),
+                role: token.role,
+                org_id: token.org_id,
+            }),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+}
+
+/// An agent authenticated by its API key (`vk_agent_…`). Revoked agents' keys are dead.
+pub struct AgentCaller(pub Passport);
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let key = bearer(parts).ok_or(Error::Unauthorized)?;
+        if !key.starts_with(secrets::AGENT_KEY_PREFIX) {
+            return Err(Error::Unauthorized);
+        }
+        let hash = secrets::hash(key);
+        match state.store.agent_by_key_hash(&hash).await? {
+            Some((passport, stored))
+                if secrets::hashes_equal(&hash, &stored) && passport.status != Status::Revoked =>
+            {
+                Ok(AgentCaller(passport))
+            }
+            _ => Err(Error::Unauthorized),
+        }
+    }
+}

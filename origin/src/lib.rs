@@ -1,0 +1,12 @@
+//! The Vouch origin: the admin REST API (SPEC §4) over SQLite or PostgreSQL.
+//! Handlers are thin: parse → authorize → core (`vouch-core`) → store; errors map to HTTP once.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,185 @@
+//! Organizations and their admin tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+use vouch_core::validate;
+use vouch_core::{OrgId, Timestamp, TokenId};
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{Error, ErrorBody, Result};
+use crate::extract::JsonBody;
+use crate::routes::{change_event, now};
+use crate::secrets;
+use crate::store::{AdminToken, Org, Role};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    #[schema(example = "Acme Corp")]
+    pub name: String,
+    /// Lowercase letters, digits and dashes, 2 to 63 characters; fixed once created.
+    #[schema(example = "acme")]
+    pub slug: String,
+}
+
+fn valid_slug(slug: &str) -> bool {
+    (2..=63).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+}
+
+/// Create an organization (platform admin).
+#[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = NewOrg,
+    responses((status = 201, body = Org), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn create_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewOrg>,
+) -> Result<(StatusCode, Json<Org>)> {
+    caller.require_platform()?;
+    validate::required_text("name", &body.name, validate::MAX_NAME)?;
+    if !valid_slug(&body.slug) {
+        return Err(Error::field(
+            "slug",
+            "`slug` is 2 to 63 lowercase letters, digits or dashes, not starting or ending with a dash",
+        ));
+    }
+    let at = now();
+    let org = Org {
+        org_id: OrgId::from_uuid(Uuid::now_v7()),
+        name: body.name,
+        slug: body.slug,
+        created_at: at,
+    };
+    let event = change_event(
+        &caller.actor,
+        Some(&org.org_id),
+        "org.created",
+        "org",
+        org.org_id.as_str(),
+        0,
+        json!({ "org": org }),
+        at,
+    );
+    state.store.create_org(&org, &event).await?;
+    Ok((StatusCode::CREATED, Json(org)))
+}
+
+fn parse_org_id(raw: &str) -> Result<OrgId> {
+    OrgId::parse(raw).map_err(|e| Error::field("org_id", e.to_string()))
+}
+
+/// The org `raw` names, if the caller may see it.
+async fn visible_org(state: &AppState, caller: &Caller, raw: &str) -> Result<Org> {
+    let org_id = parse_org_id(raw)?;
+    if !caller.sees_org(&org_id) {
+        return Err(Error::org_not_found());
+    }
+    state
+        .store
+        .get_org(&org_id)
+        .await?
+        .ok_or_else(Error::org_not_found)
+}
+
+/// One organization.
+#[utoipa::path(get, path = "/v1/orgs/{org_id}", tag = "orgs",
+    params(("org_id" = String, Path, description = "`org_…`")),
+    responses((status = 200, body = Org), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn get_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<String>,
+) -> Result<Json<Org>> {
+    Ok(Json(visible_org(&state, &caller, &org_id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// `owner`, `admin` or `viewer`.
+    pub role: Role,
+    #[schema(example = "ci deploys")]
+    pub name: String,
+}
+
+/// A new token: its secret appears here once and is never shown again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    pub token_id: TokenId,
+    pub org_id: Option<OrgId>,
+    pub role: Role,
+    pub name: String,
+    pub created_at: Timestamp,
+    /// `vk_admin_…`, shown once.
+    pub token: String,
+}
+
+/// Create an admin token for an org (platform admin or the org's owner).
+#[utoipa::path(post, path = "/v1/orgs/{org_id}/tokens", tag = "orgs", request_body = NewToken,
+    params(("org_id" = String, Path, description = "`org_…`")),
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<String>,
+    JsonBody(body): JsonBody<NewToken>,
+) -> Result<(StatusCode, Json<CreatedToken>)> {
+    let org = visible_org(&state, &caller, &org_id).await?;
+    if !matches!(caller.role, Role::Platform | Role::Owner) {
+        return Err(Error::Forbidden(
+            "only the org's owner or the platform admin can create tokens".into(),
+        ));
+    }
+    if body.role == Role::Platform {
+        return Err(Error::field("role", "`role` is `owner`, `admin` or `viewer`"));
+    }
+    validate::required_text("name", &body.name, validate::MAX_NAME)?;
+    let at = now();
+    let token = AdminToken {
+        token_id: TokenId::from_uuid(Uuid::now_v7()),
+        org_id: Some(org.org_id.clone()),
+        role: body.role,
+        name: body.name,
+        created_at: at,
+    };
+    let secret = secrets::generate(secrets::ADMIN_TOKEN_PREFIX);
+    let event = change_event(
+        &caller.actor,
+        Some(&org.org_id),
+        "token.created",
+        "token",
+        token.token_id.as_str(),
+        0,
+        json!({ "token": token }),
+        at,
+    );
+    state
+        .store
+        .create_token(&token, &secrets::hash(&secret), &event)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token_id: token.token_id,
+            org_id: token.org_id,
+            role: token.role,
+            name: token.name,
+            created_at: token.created_at,
+            token: secret,
+        }),
+    ))
+}

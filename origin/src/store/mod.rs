@@ -1,0 +1,258 @@
+//! Storage behind narrow traits, one per kind of record, with a SQLite and a Postgres
+//! implementation (`sqlite.rs`, `postgres.rs`) generated from one body of SQL (`sql.rs`).
+//!
+//! Every write carries a [`ChangeEvent`]: the store commits the change, its audit event (on the
+//! org's hash chain) and its outbox row in one transaction, or none of them.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{json, Value};
+use vouch_core::audit::{AuditDraft, AuditEvent, ChainReport, PLATFORM_CHAIN};
+use vouch_core::{AgentId, CapabilityId, EventId, Health, OrgId, Passport, Region, Status, Timestamp, TokenId};
+
+use crate::error::{Error, Result};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// An organization.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Org {
+    pub org_id: OrgId,
+    pub name: String,
+    pub slug: String,
+    pub created_at: Timestamp,
+}
+
+/// What an admin token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every org (the bootstrap token).
+    Platform,
+    /// Its org, including creating tokens.
+    Owner,
+    /// Its org's agents.
+    Admin,
+    /// Read only.
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Platform => "platform",
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Platform, Role::Owner, Role::Admin, Role::Viewer]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// An admin token's public record (the secret itself is never stored).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AdminToken {
+    pub token_id: TokenId,
+    pub org_id: Option<OrgId>,
+    pub role: Role,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// Which agents a caller may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Org(OrgId),
+}
+
+impl Scope {
+    pub fn allows(&self, org: &OrgId) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Org(own) => own == org,
+        }
+    }
+}
+
+/// Filters of `GET /v1/agents`.
+#[derive(Clone, Debug, Default)]
+pub struct AgentFilter {
+    pub org_id: Option<OrgId>,
+    pub status: Option<Status>,
+    pub capability: Option<CapabilityId>,
+    /// Agents allowed in this region: listed exactly, through their country, or through `*`.
+    pub region: Option<Region>,
+    /// Case-insensitive substring of the name.
+    pub q: Option<String>,
+}
+
+/// A page request: at most `limit` rows strictly after the row id `after` in the list's order.
+#[derive(Clone, Debug)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub after: Option<String>,
+}
+
+/// A page of rows and the id to continue after, if there may be more.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_after: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Cuts `rows` (fetched with `limit + 1`) to a page.
+    pub fn from_rows(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_after = if more { rows.last().map(id) } else { None };
+        Page {
+            data: rows,
+            next_after,
+        }
+    }
+}
+
+/// One change, as recorded in the audit log and the outbox.
+#[derive(Clone, Debug)]
+pub struct ChangeEvent {
+    pub event_id: EventId,
+    /// The org whose chain records it; `None` for platform-wide changes.
+    pub org_id: Option<OrgId>,
+    pub actor: String,
+    /// `passport.created`, `passport.updated`, `passport.status_changed`, …
+    pub event_type: String,
+    pub target_type: &'static str,
+    pub target_id: String,
+    /// The version of the target after the change (KV ordering); 0 for unversioned targets.
+    pub version: i64,
+    pub data: Value,
+    pub created_at: Timestamp,
+}
+
+impl ChangeEvent {
+    pub fn chain_id(&self) -> &str {
+        self.org_id.as_ref().map_or(PLATFORM_CHAIN, |o| o.as_str())
+    }
+
+    pub fn audit_draft(&self) -> AuditDraft {
+        AuditDraft {
+            event_id: self.event_id.clone(),
+            actor: self.actor.clone(),
+            action: self.event_type.clone(),
+            target_type: self.target_type.to_owned(),
+            target_id: self.target_id.clone(),
+            data: self.data.to_string(),
+            created_at: self.created_at,
+        }
+    }
+
+    /// The outbox payload: a Stripe-like envelope the publishers and webhooks send on.
+    pub fn envelope(&self) -> String {
+        json!({
+            "id": self.event_id,
+            "type": self.event_type,
+            "created_at": self.created_at,
+            "org_id": self.org_id,
+            "data": self.data,
+        })
+        .to_string()
+    }
+}
+
+/// A stored outbox row.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub payload: String,
+}
+
+/// What a mutation of an agent produces.
+pub struct AgentChange {
+    pub passport: Passport,
+    /// A new API key hash, when the key is rotated.
+    pub api_key_hash: Option<String>,
+    pub event: ChangeEvent,
+}
+
+/// An agent before and after a mutation (the same when nothing changed).
+pub struct Mutated {
+    pub before: Passport,
+    pub after: Passport,
+}
+
+/// Decides, from the current passport, what to change. `Ok(None)` changes nothing.
+pub type AgentMutation =
+    Box<dyn FnOnce(&Passport) -> Result<Option<AgentChange>> + Send + 'static>;
+
+#[async_trait]
+pub trait OrgStore {
+    async fn create_org(&self, org: &Org, event: &ChangeEvent) -> Result<()>;
+    async fn get_org(&self, org_id: &OrgId) -> Result<Option<Org>>;
+}
+
+#[async_trait]
+pub trait TokenStore {
+    async fn create_token(&self, token: &AdminToken, hash: &str, event: &ChangeEvent) -> Result<()>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(AdminToken, String)>>;
+    async fn platform_token_exists(&self) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait AgentStore {
+    async fn insert_agent(&self, passport: &Passport, api_key_hash: &str, event: &ChangeEvent) -> Result<()>;
+    async fn get_agent(&self, scope: &Scope, agent_id: &AgentId) -> Result<Option<Passport>>;
+    async fn list_agents(&self, scope: &Scope, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Passport>>;
+    /// Loads the agent (locked for the transaction), lets `mutation` decide, writes the result.
+    async fn mutate_agent(&self, scope: &Scope, agent_id: &AgentId, mutation: AgentMutation) -> Result<Mutated>;
+    /// The agent whose API key hashes to `hash`, with its stored hash.
+    async fn agent_by_key_hash(&self, hash: &str) -> Result<Option<(Passport, String)>>;
+    async fn record_heartbeat(&self, agent_id: &AgentId, health: Health, at: Timestamp) -> Result<()>;
+}
+
+#[async_trait]
+pub trait AuditStore {
+    async fn list_events(&self, chain_id: &str, target_id: Option<&str>, page: &PageRequest) -> Result<Page<AuditEvent>>;
+    async fn verify_chain(&self, chain_id: &str) -> Result<ChainReport>;
+}
+
+#[async_trait]
+pub trait OutboxStore {
+    /// Outbox rows after `after_id`, oldest first.
+    async fn outbox_after(&self, after_id: i64, limit: u32) -> Result<Vec<OutboxRow>>;
+}
+
+/// Everything the HTTP layer needs from storage.
+#[async_trait]
+pub trait Store: OrgStore + TokenStore + AgentStore + AuditStore + OutboxStore + Send + Sync {
+    async fn ping(&self) -> Result<()>;
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens the database `url` names (`sqlite://…` or `postgres://…`) and runs its migrations.
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PgStore::connect(url).await?))
+    } else {
+        Err(Error::internal(anyhow::anyhow!(
+            "DATABASE_URL must start with sqlite: or postgres://"
+        )))
+    }
+}

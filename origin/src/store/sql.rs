@@ -1,0 +1,461 @@
+//! The SQL behind every store trait, written once and instantiated for SQLite and Postgres.
+//!
+//! Both databases take `$1`-style parameters, `ON CONFLICT … DO NOTHING` and `RETURNING`, so
+//! one text serves both. The one difference is row locking: Postgres locks the agent row with
+//! `FOR UPDATE`; SQLite has a single writer connection, so its transactions are serial anyway.
+
+/// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
+macro_rules! sql_store {
+    ($store:ty, $db:ty, for_update = $lock:literal) => {
+        use async_trait::async_trait;
+        use sqlx::Row;
+        use vouch_core::audit::{verify_chain, AuditEvent, ChainReport, GENESIS_HASH};
+        use vouch_core::{AgentId, EventId, Health, OrgId, Passport, Timestamp, TokenId};
+
+        use crate::error::{Error, Result};
+        use crate::store::{
+            AdminToken, AgentFilter, AgentMutation, AgentStore, AuditStore, ChangeEvent, Org,
+            Mutated, OrgStore, OutboxRow, OutboxStore, Page, PageRequest, Role, Scope, Store, TokenStore,
+        };
+
+        type Tx = sqlx::Transaction<'static, $db>;
+
+        /// Appends the event to its audit chain and to the outbox, inside `tx`.
+        async fn record_event(tx: &mut Tx, event: &ChangeEvent) -> Result<()> {
+            let chain = event.chain_id();
+            sqlx::query(
+                "INSERT INTO audit_chains (chain_id, head_seq, head_hash) VALUES ($1, 0, $2) \
+                 ON CONFLICT (chain_id) DO NOTHING",
+            )
+            .bind(chain)
+            .bind(GENESIS_HASH)
+            .execute(&mut **tx)
+            .await?;
+            // The UPDATE takes the chain's row lock (Postgres), so appends to one chain are serial.
+            let head = sqlx::query(
+                "UPDATE audit_chains SET head_seq = head_seq + 1 WHERE chain_id = $1 \
+                 RETURNING head_seq, head_hash",
+            )
+            .bind(chain)
+            .fetch_one(&mut **tx)
+            .await?;
+            let seq: i64 = head.try_get("head_seq")?;
+            let prev_hash: String = head.try_get("head_hash")?;
+            let sealed = event.audit_draft().seal(chain, seq - 1, &prev_hash);
+            sqlx::query(
+                "INSERT INTO audit_events (event_id, chain_id, seq, actor, action, target_type, \
+                 target_id, data, created_at, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(sealed.event_id.as_str())
+            .bind(&sealed.chain_id)
+            .bind(sealed.seq)
+            .bind(&sealed.actor)
+            .bind(&sealed.action)
+            .bind(&sealed.target_type)
+            .bind(&sealed.target_id)
+            .bind(&sealed.data)
+            .bind(sealed.created_at.unix_millis())
+            .bind(&sealed.prev_hash)
+            .bind(&sealed.hash)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("UPDATE audit_chains SET head_hash = $1 WHERE chain_id = $2")
+                .bind(&sealed.hash)
+                .bind(chain)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO outbox (event_id, org_id, event_type, aggregate_type, aggregate_id, \
+                 aggregate_version, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(event.event_id.as_str())
+            .bind(event.org_id.as_ref().map(|o| o.as_str().to_owned()))
+            .bind(&event.event_type)
+            .bind(event.target_type)
+            .bind(&event.target_id)
+            .bind(event.version)
+            .bind(event.envelope())
+            .bind(event.created_at.unix_millis())
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// Rewrites the capability and region index rows of an agent.
+        async fn index_agent(tx: &mut Tx, passport: &Passport) -> Result<()> {
+            let id = passport.agent_id.as_str();
+            sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM agent_regions WHERE agent_id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            for cap in &passport.fields.capabilities {
+                sqlx::query("INSERT INTO agent_capabilities (capability, agent_id) VALUES ($1, $2)")
+                    .bind(cap.id.as_str())
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            for region in &passport.fields.regions {
+                sqlx::query("INSERT INTO agent_regions (region, agent_id) VALUES ($1, $2)")
+                    .bind(region.as_str())
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        fn document(passport: &Passport) -> Result<String> {
+            serde_json::to_string(passport).map_err(Error::internal)
+        }
+
+        /// A passport from `document`, `last_seen_at` and `health` columns.
+        fn passport_from_row<R: Row>(row: &R) -> Result<Passport>
+        where
+            for<'c> &'c str: sqlx::ColumnIndex<R>,
+            String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            let doc: String = row.try_get("document")?;
+            let mut passport: Passport = serde_json::from_str(&doc).map_err(Error::internal)?;
+            let last_seen: Option<i64> = row.try_get("last_seen_at")?;
+            let health: String = row.try_get("health")?;
+            passport.last_seen_at = last_seen.map(Timestamp::from_unix_millis);
+            passport.health = Health::parse(&health).unwrap_or_default();
+            Ok(passport)
+        }
+
+        fn org_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Org> {
+            Ok(Org {
+                org_id: OrgId::parse(&row.try_get::<String, _>("org_id")?).map_err(Error::internal)?,
+                name: row.try_get("name")?,
+                slug: row.try_get("slug")?,
+                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+            })
+        }
+
+        fn event_from_row(row: &<$db as sqlx::Database>::Row) -> Result<AuditEvent> {
+            Ok(AuditEvent {
+                event_id: EventId::parse(&row.try_get::<String, _>("event_id")?)
+                    .map_err(Error::internal)?,
+                chain_id: row.try_get("chain_id")?,
+                seq: row.try_get("seq")?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                target_type: row.try_get("target_type")?,
+                target_id: row.try_get("target_id")?,
+                data: row.try_get("data")?,
+                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        }
+
+        const AGENT_COLUMNS: &str = "a.document, a.last_seen_at, a.health";
+
+        #[async_trait]
+        impl OrgStore for $store {
+            async fn create_org(&self, org: &Org, event: &ChangeEvent) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query("INSERT INTO orgs (org_id, name, slug, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(org.org_id.as_str())
+                    .bind(&org.name)
+                    .bind(&org.slug)
+                    .bind(org.created_at.unix_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_org(&self, org_id: &OrgId) -> Result<Option<Org>> {
+                let row = sqlx::query("SELECT org_id, name, slug, created_at FROM orgs WHERE org_id = $1")
+                    .bind(org_id.as_str())
+                    .fetch_optional(&self.read)
+                    .await?;
+                row.as_ref().map(org_from_row).transpose()
+            }
+        }
+
+        #[async_trait]
+        impl TokenStore for $store {
+            async fn create_token(&self, token: &AdminToken, hash: &str, event: &ChangeEvent) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "INSERT INTO admin_tokens (token_id, org_id, role, name, token_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(token.token_id.as_str())
+                .bind(token.org_id.as_ref().map(|o| o.as_str().to_owned()))
+                .bind(token.role.as_str())
+                .bind(&token.name)
+                .bind(hash)
+                .bind(token.created_at.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn token_by_hash(&self, hash: &str) -> Result<Option<(AdminToken, String)>> {
+                let row = sqlx::query(
+                    "SELECT token_id, org_id, role, name, token_hash, created_at FROM admin_tokens \
+                     WHERE token_hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&self.read)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let org_id: Option<String> = row.try_get("org_id")?;
+                let role: String = row.try_get("role")?;
+                let token = AdminToken {
+                    token_id: TokenId::parse(&row.try_get::<String, _>("token_id")?)
+                        .map_err(Error::internal)?,
+                    org_id: org_id
+                        .map(|o| OrgId::parse(&o))
+                        .transpose()
+                        .map_err(Error::internal)?,
+                    role: Role::parse(&role)
+                        .ok_or_else(|| Error::internal(anyhow::anyhow!("stored role {role:?}")))?,
+                    name: row.try_get("name")?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                };
+                Ok(Some((token, row.try_get("token_hash")?)))
+            }
+
+            async fn platform_token_exists(&self) -> Result<bool> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM admin_tokens WHERE role = 'platform'")
+                    .fetch_one(&self.write)
+                    .await?;
+                Ok(row.try_get::<i64, _>("n")? > 0)
+            }
+        }
+
+        #[async_trait]
+        impl AgentStore for $store {
+            async fn insert_agent(&self, passport: &Passport, api_key_hash: &str, event: &ChangeEvent) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "INSERT INTO agents (agent_id, org_id, name, status, version, document, \
+                     api_key_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(passport.agent_id.as_str())
+                .bind(passport.org_id.as_str())
+                .bind(&passport.name)
+                .bind(passport.status.as_str())
+                .bind(passport.version)
+                .bind(document(passport)?)
+                .bind(api_key_hash)
+                .bind(passport.created_at.unix_millis())
+                .bind(passport.updated_at.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                index_agent(&mut tx, passport).await?;
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_agent(&self, scope: &Scope, agent_id: &AgentId) -> Result<Option<Passport>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.agent_id = $1"
+                ))
+                .bind(agent_id.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+                let passport = row.as_ref().map(passport_from_row).transpose()?;
+                Ok(passport.filter(|p| scope.allows(&p.org_id)))
+            }
+
+            async fn list_agents(&self, scope: &Scope, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Passport>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents a WHERE 1 = 1"
+                ));
+                if let Scope::Org(org) = scope {
+                    qb.push(" AND a.org_id = ").push_bind(org.as_str().to_owned());
+                }
+                if let Some(org) = &filter.org_id {
+                    qb.push(" AND a.org_id = ").push_bind(org.as_str().to_owned());
+                }
+                if let Some(status) = filter.status {
+                    qb.push(" AND a.status = ").push_bind(status.as_str());
+                }
+                if let Some(cap) = &filter.capability {
+                    qb.push(" AND EXISTS (SELECT 1 FROM agent_capabilities c WHERE c.agent_id = a.agent_id AND c.capability = ")
+                        .push_bind(cap.as_str().to_owned())
+                        .push(")");
+                }
+                if let Some(region) = &filter.region {
+                    let country = region.as_str().split('-').next().unwrap_or_default().to_owned();
+                    qb.push(" AND EXISTS (SELECT 1 FROM agent_regions r WHERE r.agent_id = a.agent_id AND r.region IN (")
+                        .push_bind(region.as_str().to_owned())
+                        .push(", ")
+                        .push_bind(country)
+                        .push(", '*'))");
+                }
+                if let Some(q) = &filter.q {
+                    let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    qb.push(" AND lower(a.name) LIKE ")
+                        .push_bind(format!("%{escaped}%"))
+                        .push(" ESCAPE '\\'");
+                }
+                if let Some(after) = &page.after {
+                    qb.push(" AND a.agent_id < ").push_bind(after.clone());
+                }
+                qb.push(" ORDER BY a.agent_id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+                let rows = qb.build().fetch_all(&self.read).await?;
+                let passports = rows.iter().map(passport_from_row).collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(passports, page.limit, |p| p.agent_id.to_string()))
+            }
+
+            async fn mutate_agent(&self, scope: &Scope, agent_id: &AgentId, mutation: AgentMutation) -> Result<Mutated> {
+                let mut tx = self.write.begin().await?;
+                let row = sqlx::query(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.agent_id = $1{}", $lock
+                ))
+                .bind(agent_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let current = row.as_ref().map(passport_from_row).transpose()?;
+                let current = current
+                    .filter(|p| scope.allows(&p.org_id))
+                    .ok_or_else(Error::agent_not_found)?;
+                let Some(change) = mutation(&current)? else {
+                    return Ok(Mutated { before: current.clone(), after: current });
+                };
+                let next = change.passport;
+                sqlx::query(
+                    "UPDATE agents SET status = $1, version = $2, document = $3, updated_at = $4, \
+                     api_key_hash = COALESCE($5, api_key_hash) WHERE agent_id = $6",
+                )
+                .bind(next.status.as_str())
+                .bind(next.version)
+                .bind(document(&next)?)
+                .bind(next.updated_at.unix_millis())
+                .bind(change.api_key_hash)
+                .bind(next.agent_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if next.fields.capabilities != current.fields.capabilities
+                    || next.fields.regions != current.fields.regions
+                {
+                    index_agent(&mut tx, &next).await?;
+                }
+                record_event(&mut tx, &change.event).await?;
+                tx.commit().await?;
+                Ok(Mutated { before: current, after: next })
+            }
+
+            async fn agent_by_key_hash(&self, hash: &str) -> Result<Option<(Passport, String)>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {AGENT_COLUMNS}, a.api_key_hash FROM agents a WHERE a.api_key_hash = $1"
+                ))
+                .bind(hash)
+                .fetch_optional(&self.read)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some((passport_from_row(&row)?, row.try_get("api_key_hash")?)))
+            }
+
+            async fn record_heartbeat(&self, agent_id: &AgentId, health: Health, at: Timestamp) -> Result<()> {
+                sqlx::query("UPDATE agents SET last_seen_at = $1, health = $2 WHERE agent_id = $3")
+                    .bind(at.unix_millis())
+                    .bind(health.as_str())
+                    .bind(agent_id.as_str())
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        const EVENT_COLUMNS: &str = "event_id, chain_id, seq, actor, action, target_type, \
+             target_id, data, created_at, prev_hash, hash";
+
+        #[async_trait]
+        impl AuditStore for $store {
+            async fn list_events(&self, chain_id: &str, target_id: Option<&str>, page: &PageRequest) -> Result<Page<AuditEvent>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {EVENT_COLUMNS} FROM audit_events WHERE chain_id = "
+                ));
+                qb.push_bind(chain_id.to_owned());
+                if let Some(target) = target_id {
+                    qb.push(" AND target_id = ").push_bind(target.to_owned());
+                }
+                if let Some(after) = &page.after {
+                    let seq: i64 = after.parse().map_err(|_| Error::field("cursor", "invalid cursor"))?;
+                    qb.push(" AND seq < ").push_bind(seq);
+                }
+                qb.push(" ORDER BY seq DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+                let rows = qb.build().fetch_all(&self.read).await?;
+                let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(events, page.limit, |e| e.seq.to_string()))
+            }
+
+            async fn verify_chain(&self, chain_id: &str) -> Result<ChainReport> {
+                let head = sqlx::query("SELECT head_seq, head_hash FROM audit_chains WHERE chain_id = $1")
+                    .bind(chain_id)
+                    .fetch_optional(&self.read)
+                    .await?;
+                let (head_seq, head_hash) = match head {
+                    Some(row) => (row.try_get::<i64, _>("head_seq")?, row.try_get::<String, _>("head_hash")?),
+                    None => (0, GENESIS_HASH.to_owned()),
+                };
+                let rows = sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM audit_events WHERE chain_id = $1 ORDER BY seq"
+                ))
+                .bind(chain_id)
+                .fetch_all(&self.read)
+                .await?;
+                let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
+                Ok(verify_chain(&events, head_seq, &head_hash))
+            }
+        }
+
+        #[async_trait]
+        impl OutboxStore for $store {
+            async fn outbox_after(&self, after_id: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, event_id, event_type, aggregate_id, aggregate_version, payload \
+                     FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(OutboxRow {
+                            id: row.try_get("id")?,
+                            event_id: row.try_get("event_id")?,
+                            event_type: row.try_get("event_type")?,
+                            aggregate_id: row.try_get("aggregate_id")?,
+                            aggregate_version: row.try_get("aggregate_version")?,
+                            payload: row.try_get("payload")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.read).await?;
+                Ok(())
+            }
+
+            fn backend(&self) -> &'static str {
+                <$store>::BACKEND
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;

@@ -1,0 +1,22 @@
+//! Vouch core: everything the origin and the edge must agree on, as plain types and pure
+//! functions. No I/O, no clocks, no randomness: callers pass `now` and fresh ids in, so the
+//! same code runs natively and on `wasm32-unknown-unknown`.
+
+pub mod audit;
+pub mod edge_view;
+pub mod error;
+pub mod ids;
+pub mod kv;
+pub mod lifecycle;
+pub mod passport;
+pub mod patch;
+pub mod timestamp;
+pub mod validate;
+
+pub use error::CoreError;
+pub use ids::{AgentId, EventId, OrgId, TokenId};
+pub use passport::{
+    AssuranceLevel, Capability, CapabilityId, Health, NewAgent, Owner, Passport, Region, Status,
+    Tier,
+};
+pub use timestamp::Timestamp;

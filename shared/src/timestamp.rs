@@ -1,0 +1,98 @@
+//! Instants as Unix milliseconds, written as RFC 3339 UTC with a `Z` and three fraction digits.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// A point in time with millisecond precision. Ordering follows time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, format = DateTime, example = "2026-11-22T10:15:30.000Z"))]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// From milliseconds since 1970-01-01T00:00:00Z.
+    pub const fn from_unix_millis(ms: i64) -> Self {
+        Timestamp(ms)
+    }
+
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    pub const fn unix_millis(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch (rounded down).
+    pub const fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    /// Parses any RFC 3339 instant; sub-millisecond digits are dropped.
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let dt = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+        let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
+        i64::try_from(ms).ok().map(Timestamp)
+    }
+
+    /// `2026-11-22T10:15:30.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .ok()
+            .and_then(|dt| dt.format(&format).ok())
+            // Out of the representable range (years beyond ±9999): the epoch says "unknown"
+            // rather than failing a request.
+            .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_millis_and_z() {
+        let t = Timestamp::from_unix_millis(1_795_000_000_123);
+        assert_eq!(t.to_rfc3339(), "2026-11-18T11:06:40.123Z");
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
+    }
+
+    #[test]
+    fn parses_offsets_and_drops_sub_millis() {
+        let t = Timestamp::parse_rfc3339("2026-11-18T12:06:40.123999+01:00");
+        assert_eq!(t, Some(Timestamp::from_unix_millis(1_795_000_000_123)));
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let t = Timestamp::from_unix_millis(0);
+        let json = serde_json::to_string(&t).unwrap_or_default();
+        assert_eq!(json, "\"1970-01-01T00:00:00.000Z\"");
+        let back: Timestamp = serde_json::from_str(&json).unwrap_or(Timestamp(1));
+        assert_eq!(back, t);
+    }
+}
