@@ -3,8 +3,8 @@
 //! another org's records exist (they are `404`).
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use vouch_core::{AgentId, OrgId, Passport, Status};
 
 use crate::app::AppState;
@@ -53,7 +53,9 @@ impl Caller {
     /// Refuses read-only tokens.
     pub fn require_writer(&self) -> Result<()> {
         if self.role == Role::Viewer {
-            Err(Error::Forbidden("a viewer token cannot make changes".into()))
+            Err(Error::Forbidden(
+                "a viewer token cannot make changes".into(),
+            ))
         } else {
             Ok(())
         }

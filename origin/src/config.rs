@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "vouch-origin", version, about = "The Vouch origin: admin API over SQLite or PostgreSQL")]
+#[command(
+    name = "vouch-origin",
+    version,
+    about = "The Vouch origin: admin API over SQLite or PostgreSQL"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -17,17 +17,11 @@ pub enum Error {
     Forbidden(String),
     /// Something that does not exist, or that the caller may not know exists.
     #[error("{message}")]
-    NotFound {
-        code: &'static str,
-        message: String,
-    },
+    NotFound { code: &'static str, message: String },
     #[error("the agent is at version {current}, not {expected}")]
     VersionMismatch { expected: String, current: i64 },
     #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        message: String,
-    },
+    Conflict { code: &'static str, message: String },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]

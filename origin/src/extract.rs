@@ -119,7 +119,10 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Err
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::PayloadTooLarge { limit: BODY_LIMIT }
             } else {
-                Error::invalid(format!("could not read the body: {}", rejection.body_text()))
+                Error::invalid(format!(
+                    "could not read the body: {}",
+                    rejection.body_text()
+                ))
             }
         })
 }
@@ -166,7 +169,12 @@ pub fn decode_cursor(cursor: &str) -> Result<String, Error> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| Error::field("cursor", "invalid cursor; pass back `next_cursor` unchanged"))
+        .ok_or_else(|| {
+            Error::field(
+                "cursor",
+                "invalid cursor; pass back `next_cursor` unchanged",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -190,15 +198,24 @@ mod tests {
 
     #[test]
     fn names_the_field() {
-        assert_eq!(field_of(r#"{"name":"a","slug":"b","colour":1}"#).as_deref(), Some("colour"));
+        assert_eq!(
+            field_of(r#"{"name":"a","slug":"b","colour":1}"#).as_deref(),
+            Some("colour")
+        );
         assert_eq!(field_of(r#"{"name":"a"}"#).as_deref(), Some("slug"));
-        assert_eq!(field_of(r#"{"name":1,"slug":"b"}"#).as_deref(), Some("name"));
+        assert_eq!(
+            field_of(r#"{"name":1,"slug":"b"}"#).as_deref(),
+            Some("name")
+        );
         assert!(matches!(parse_json::<Org>(b"{nope"), Err(Error::Core(_))));
     }
 
     #[test]
     fn cursors_round_trip() {
-        assert_eq!(decode_cursor(&encode_cursor("ap_1")).ok().as_deref(), Some("ap_1"));
+        assert_eq!(
+            decode_cursor(&encode_cursor("ap_1")).ok().as_deref(),
+            Some("ap_1")
+        );
         assert!(decode_cursor("!!").is_err());
     }
 }

@@ -27,14 +27,14 @@ pub fn change_status(
     reason: Option<String>,
     now: Timestamp,
 ) -> Result<Passport, CoreError> {
+    if let Some(reason) = &reason {
+        validate::optional_text("reason", reason, validate::MAX_REASON)?;
+    }
     if !allowed(current.status, to) {
         return Err(CoreError::InvalidTransition {
             from: current.status,
             to,
         });
-    }
-    if let Some(reason) = &reason {
-        validate::optional_text("reason", reason, validate::MAX_REASON)?;
     }
     let mut next = current.clone();
     next.status = to;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -314,51 +314,77 @@ pub struct NewAgent {
     pub fields: MutableFields,
 }
 
+impl NewAgent {
+    /// Reads a registration request, naming the field at fault in every error.
+    pub fn from_json(value: Value) -> Result<NewAgent, CoreError> {
+        let Value::Object(mut object) = value else {
+            return Err(CoreError::invalid("a passport must be a JSON object"));
+        };
+        let mut take = |key: &str| object.remove(key).unwrap_or(Value::Null);
+        let org_id: Option<OrgId> = deserialize_field(take("org_id"), "org_id")?;
+        let name: Option<String> = deserialize_field(take("name"), "name")?;
+        let owner: Option<Owner> = deserialize_field(take("owner"), "owner")?;
+        let status: Option<Status> = deserialize_field(take("status"), "status")?;
+        let fields: MutableFields = deserialize_field(Value::Object(object), "")?;
+        Ok(NewAgent {
+            org_id,
+            name: name.ok_or_else(|| CoreError::field("name", "`name` is required"))?,
+            owner: owner.ok_or_else(|| CoreError::field("owner", "`owner` is required"))?,
+            status,
+            fields,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for NewAgent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct NewAgentVisitor;
+        NewAgent::from_json(Value::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
 
-        impl<'de> Visitor<'de> for NewAgentVisitor {
-            type Value = NewAgent;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a passport object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NewAgent, A::Error> {
-                let mut org_id = None;
-                let mut name = None;
-                let mut owner = None;
-                let mut status = None;
-                let mut rest = Map::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "org_id" => org_id = map.next_value::<Option<OrgId>>()?,
-                        "name" => name = Some(map.next_value::<String>()?),
-                        "owner" => owner = Some(map.next_value::<Owner>()?),
-                        "status" => status = map.next_value::<Option<Status>>()?,
-                        _ => {
-                            let value: Value = map.next_value()?;
-                            if rest.insert(key.clone(), value).is_some() {
-                                return Err(de::Error::custom(format!("duplicate field `{key}`")));
-                            }
-                        }
-                    }
+/// Deserializes `value` (found at `prefix`, `""` for the top level) into `T`; an error names
+/// the field by its path (`regions[0]`, `owner.contact`, or the unknown field itself).
+pub fn deserialize_field<T: serde::de::DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+) -> Result<T, CoreError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.inner().to_string();
+        let path = e.path().to_string();
+        let mut field = match path.as_str() {
+            "." => String::new(),
+            p => p.to_owned(),
+        };
+        for pattern in ["unknown field `", "missing field `"] {
+            if let Some(name) = inner
+                .strip_prefix(pattern)
+                .and_then(|r| r.split('`').next())
+            {
+                if !field.ends_with(name) {
+                    field = if field.is_empty() {
+                        name.to_owned()
+                    } else {
+                        format!("{field}.{name}")
+                    };
                 }
-                let fields =
-                    MutableFields::deserialize(Value::Object(rest)).map_err(de::Error::custom)?;
-                Ok(NewAgent {
-                    org_id,
-                    name: name.ok_or_else(|| de::Error::missing_field("name"))?,
-                    owner: owner.ok_or_else(|| de::Error::missing_field("owner"))?,
-                    status,
-                    fields,
-                })
             }
         }
-
-        d.deserialize_map(NewAgentVisitor)
-    }
+        let field = match (prefix, field.as_str()) {
+            ("", f) => f.to_owned(),
+            (p, "") => p.to_owned(),
+            (p, f) if f.starts_with('[') => format!("{p}{f}"),
+            (p, f) => format!("{p}.{f}"),
+        };
+        let message = if field.is_empty() {
+            inner
+        } else {
+            format!("`{field}`: {inner}")
+        };
+        CoreError::InvalidRequest {
+            field: Some(field).filter(|f| !f.is_empty()),
+            message,
+        }
+    })
 }
 
 /// A passport as the origin stores and serves it.
@@ -550,30 +576,39 @@ pub(crate) mod tests {
     fn unknown_and_bad_fields_are_named() {
         let cases = [
             (json!({"colour": "red"}), "colour"),
-            (json!({"regions": ["usa"]}), "usa"),
-            (json!({"capabilities": [{"id": "Pay!"}]}), "Pay!"),
-            (json!({"assurance_level": "L9"}), "L9"),
+            (json!({"regions": ["US", "usa"]}), "regions[1]"),
+            (
+                json!({"capabilities": [{"id": "Pay!"}]}),
+                "capabilities[0].id",
+            ),
+            (
+                json!({"capabilities": [{"id": "a", "limit": 1}]}),
+                "capabilities[0].limit",
+            ),
+            (json!({"assurance_level": "L9"}), "assurance_level"),
             (
                 json!({"owner": {"display_name": "x", "contact": "y", "phone": "z"}}),
-                "phone",
+                "owner.phone",
             ),
+            (json!({"owner": {"display_name": "x"}}), "owner.contact"),
+            (json!({"name": 5}), "name"),
+            (json!({"status": "asleep"}), "status"),
+            (json!({"org_id": "org_x"}), "org_id"),
         ];
-        for (extra, needle) in cases {
+        for (extra, field) in cases {
             let mut req = seed_request();
             for (k, v) in extra.as_object().unwrap() {
                 req[k] = v.clone();
             }
-            let err = serde_json::from_value::<NewAgent>(req)
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(needle), "{err} should name {needle}");
+            let err = NewAgent::from_json(req.clone()).unwrap_err();
+            assert_eq!(err.field_name(), Some(field), "{extra}: {err}");
+            assert!(serde_json::from_value::<NewAgent>(req).is_err());
         }
         let mut req = seed_request();
         req.as_object_mut().unwrap().remove("owner");
-        let err = serde_json::from_value::<NewAgent>(req)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("owner"), "{err}");
+        let err = NewAgent::from_json(req).unwrap_err();
+        assert_eq!(err.field_name(), Some("owner"));
+        assert!(NewAgent::from_json(json!([1])).is_err());
     }
 
     #[test]

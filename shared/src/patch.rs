@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::CoreError;
-use crate::passport::{MutableFields, Passport};
+use crate::passport::{deserialize_field, MutableFields, Passport};
 use crate::timestamp::Timestamp;
 
 const IMMUTABLE: [&str; 4] = ["name", "org_id", "owner", "created_at"];
@@ -79,13 +79,7 @@ pub fn apply_merge_patch(
         .map_err(|e| CoreError::invalid(format!("cannot read the passport: {e}")))?;
     let mut merged = old_fields.clone();
     json_patch::merge(&mut merged, &Value::Object(mutable_patch));
-    let fields: MutableFields = serde_path_to_error::deserialize(&merged).map_err(|e| {
-        let field = e.path().to_string();
-        CoreError::InvalidRequest {
-            message: format!("`{field}`: {}", e.inner()),
-            field: Some(field),
-        }
-    })?;
+    let fields: MutableFields = deserialize_field(merged, "")?;
     fields.validate()?;
     let new_fields = serde_json::to_value(&fields)
         .map_err(|e| CoreError::invalid(format!("cannot write the passport: {e}")))?;

@@ -10,7 +10,9 @@ use uuid::Uuid;
 use vouch_core::audit::AuditEvent;
 use vouch_core::lifecycle;
 use vouch_core::patch::apply_merge_patch;
-use vouch_core::{AgentId, CapabilityId, Health, NewAgent, OrgId, Passport, Region, Status, Timestamp};
+use vouch_core::{
+    AgentId, CapabilityId, Health, NewAgent, OrgId, Passport, Region, Status, Timestamp,
+};
 
 use crate::app::AppState;
 use crate::auth::{AgentCaller, Caller};
@@ -77,9 +79,10 @@ pub struct Registered {
 pub async fn register_agent(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<NewAgent>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response> {
     caller.require_writer()?;
+    let body = NewAgent::from_json(body)?;
     let org_id = match (&caller.org_id, &body.org_id) {
         (Some(own), None) => own.clone(),
         (Some(own), Some(named)) if own == named => own.clone(),
@@ -169,11 +172,7 @@ pub async fn list_agents(
         .as_deref()
         .map(CapabilityId::parse)
         .transpose()?;
-    let region = query
-        .region
-        .as_deref()
-        .map(Region::parse)
-        .transpose()?;
+    let region = query.region.as_deref().map(Region::parse).transpose()?;
     if let Some(q) = &query.q {
         vouch_core::validate::optional_text("q", q, vouch_core::validate::MAX_NAME)?;
     }

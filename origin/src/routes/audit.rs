@@ -49,7 +49,9 @@ pub async fn list_audit(
         cursor: query.cursor,
     }
     .request()?;
-    Ok(Json(state.store.list_events(&chain, None, &page).await?.into()))
+    Ok(Json(
+        state.store.list_events(&chain, None, &page).await?.into(),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

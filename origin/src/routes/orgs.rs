@@ -145,7 +145,10 @@ pub async fn create_token(
         ));
     }
     if body.role == Role::Platform {
-        return Err(Error::field("role", "`role` is `owner`, `admin` or `viewer`"));
+        return Err(Error::field(
+            "role",
+            "`role` is `owner`, `admin` or `viewer`",
+        ));
     }
     validate::required_text("name", &body.name, validate::MAX_NAME)?;
     let at = now();

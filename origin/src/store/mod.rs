@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{json, Value};
 use vouch_core::audit::{AuditDraft, AuditEvent, ChainReport, PLATFORM_CHAIN};
-use vouch_core::{AgentId, CapabilityId, EventId, Health, OrgId, Passport, Region, Status, Timestamp, TokenId};
+use vouch_core::{
+    AgentId, CapabilityId, EventId, Health, OrgId, Passport, Region, Status, Timestamp, TokenId,
+};
 
 use crate::error::{Error, Result};
 
@@ -197,8 +199,7 @@ pub struct Mutated {
 }
 
 /// Decides, from the current passport, what to change. `Ok(None)` changes nothing.
-pub type AgentMutation =
-    Box<dyn FnOnce(&Passport) -> Result<Option<AgentChange>> + Send + 'static>;
+pub type AgentMutation = Box<dyn FnOnce(&Passport) -> Result<Option<AgentChange>> + Send + 'static>;
 
 #[async_trait]
 pub trait OrgStore {
@@ -208,26 +209,52 @@ pub trait OrgStore {
 
 #[async_trait]
 pub trait TokenStore {
-    async fn create_token(&self, token: &AdminToken, hash: &str, event: &ChangeEvent) -> Result<()>;
+    async fn create_token(&self, token: &AdminToken, hash: &str, event: &ChangeEvent)
+        -> Result<()>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(AdminToken, String)>>;
     async fn platform_token_exists(&self) -> Result<bool>;
 }
 
 #[async_trait]
 pub trait AgentStore {
-    async fn insert_agent(&self, passport: &Passport, api_key_hash: &str, event: &ChangeEvent) -> Result<()>;
+    async fn insert_agent(
+        &self,
+        passport: &Passport,
+        api_key_hash: &str,
+        event: &ChangeEvent,
+    ) -> Result<()>;
     async fn get_agent(&self, scope: &Scope, agent_id: &AgentId) -> Result<Option<Passport>>;
-    async fn list_agents(&self, scope: &Scope, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Passport>>;
+    async fn list_agents(
+        &self,
+        scope: &Scope,
+        filter: &AgentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Passport>>;
     /// Loads the agent (locked for the transaction), lets `mutation` decide, writes the result.
-    async fn mutate_agent(&self, scope: &Scope, agent_id: &AgentId, mutation: AgentMutation) -> Result<Mutated>;
+    async fn mutate_agent(
+        &self,
+        scope: &Scope,
+        agent_id: &AgentId,
+        mutation: AgentMutation,
+    ) -> Result<Mutated>;
     /// The agent whose API key hashes to `hash`, with its stored hash.
     async fn agent_by_key_hash(&self, hash: &str) -> Result<Option<(Passport, String)>>;
-    async fn record_heartbeat(&self, agent_id: &AgentId, health: Health, at: Timestamp) -> Result<()>;
+    async fn record_heartbeat(
+        &self,
+        agent_id: &AgentId,
+        health: Health,
+        at: Timestamp,
+    ) -> Result<()>;
 }
 
 #[async_trait]
 pub trait AuditStore {
-    async fn list_events(&self, chain_id: &str, target_id: Option<&str>, page: &PageRequest) -> Result<Page<AuditEvent>>;
+    async fn list_events(
+        &self,
+        chain_id: &str,
+        target_id: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>>;
     async fn verify_chain(&self, chain_id: &str) -> Result<ChainReport>;
 }
 
@@ -239,7 +266,9 @@ pub trait OutboxStore {
 
 /// Everything the HTTP layer needs from storage.
 #[async_trait]
-pub trait Store: OrgStore + TokenStore + AgentStore + AuditStore + OutboxStore + Send + Sync {
+pub trait Store:
+    OrgStore + TokenStore + AgentStore + AuditStore + OutboxStore + Send + Sync
+{
     async fn ping(&self) -> Result<()>;
     fn backend(&self) -> &'static str;
 }

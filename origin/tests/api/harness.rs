@@ -1,0 +1,315 @@
+//! A real origin on a real database, reached over real HTTP on loopback.
+//!
+//! SQLite: a fresh file in a temp dir. Postgres: a fresh database on the server that
+//! `VOUCH_TEST_POSTGRES_URL` names, dropped (`WITH (FORCE)`) when the app goes away.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use vouch_origin::{app, store};
+
+pub const ADMIN: &str = "vk_admin_platform-test-token-0123456789abcdef";
+
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+enum Database {
+    Sqlite {
+        url: String,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: String,
+        admin_url: String,
+        name: String,
+    },
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    db: Database,
+    store: std::sync::Arc<dyn store::Store>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// A response: status, headers and JSON body (`Value::Null` when empty).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// Asserts a JSON error with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status.as_u16(), self.body["error"].as_str()),
+            (status, Some(code)),
+            "body: {}",
+            self.body
+        );
+        assert!(self.body["message"].is_string(), "body: {}", self.body);
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        &self.body
+    }
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Option<TestApp> {
+        let db = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("vouch.db").display());
+                Database::Sqlite { url, _dir: dir }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("VOUCH_TEST_POSTGRES_URL").ok()?;
+                let name = format!("vouch_test_{}", uuid::Uuid::now_v7().simple());
+                let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let mut url = url::Url::parse(&admin_url).unwrap();
+                url.set_path(&name);
+                Database::Postgres {
+                    url: url.to_string(),
+                    admin_url,
+                    name,
+                }
+            }
+        };
+        let store = store::connect(db.url()).await.unwrap();
+        let (state, _) = app::bootstrap(store.clone(), Some(ADMIN)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app::router(state)).await;
+        });
+        Some(TestApp {
+            base,
+            client: reqwest::Client::new(),
+            db,
+            store,
+            server,
+        })
+    }
+
+    /// Sends `body` (JSON, or nothing) with `token` as the bearer.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        let req = self
+            .client
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string());
+        self.send(req).await
+    }
+
+    /// A new org; returns its id.
+    pub async fn org(&self, slug: &str) -> String {
+        let reply = self
+            .post("/v1/orgs", ADMIN, json!({ "name": slug, "slug": slug }))
+            .await;
+        reply.assert_status(201)["org_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A new token of `role` in `org`; returns the secret.
+    pub async fn token(&self, org: &str, role: &str) -> String {
+        let reply = self
+            .post(
+                &format!("/v1/orgs/{org}/tokens"),
+                ADMIN,
+                json!({ "role": role, "name": role }),
+            )
+            .await;
+        reply.assert_status(201)["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers an agent named `name` in `org`; returns `(agent_id, api_key)`.
+    pub async fn agent(&self, org: &str, name: &str) -> (String, String) {
+        let reply = self.post("/v1/agents", ADMIN, passport(org, name)).await;
+        let body = reply.assert_status(201);
+        (
+            body["agent"]["agent_id"].as_str().unwrap().to_owned(),
+            body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn set_status(&self, agent: &str, status: &str) -> Reply {
+        self.put(
+            &format!("/v1/agents/{agent}/status"),
+            ADMIN,
+            json!({ "status": status }),
+        )
+        .await
+    }
+
+    /// Runs SQL straight on the database, behind the origin's back.
+    pub async fn sql(&self, statement: &str) {
+        match &self.db {
+            Database::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                sqlx::raw_sql(statement).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Database::Postgres { url, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::raw_sql(statement).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
+    /// `SELECT COUNT(*) …` straight from the database.
+    pub async fn count(&self, query: &str) -> i64 {
+        match &self.db {
+            Database::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(query).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+            Database::Postgres { url, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(query).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+        }
+    }
+
+    /// The outbox as the origin's own reader returns it.
+    pub async fn outbox(&self) -> Vec<store::OutboxRow> {
+        self.store.outbox_after(0, 1000).await.unwrap()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Database::Postgres { .. })
+    }
+}
+
+impl Database {
+    fn url(&self) -> &str {
+        match self {
+            Database::Sqlite { url, .. } | Database::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Database::Postgres {
+            admin_url, name, ..
+        } = &self.db
+        {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // A runtime of its own: Drop may run inside (or outside) the test's runtime.
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&admin)
+                        .await
+                        .unwrap();
+                    admin.close().await;
+                });
+            })
+            .join();
+            if dropped.is_err() && !std::thread::panicking() {
+                panic!("could not drop the test database");
+            }
+        }
+    }
+}
+
+/// The seed passport of SPEC §3, registered into `org` under `name`.
+pub fn passport(org: &str, name: &str) -> Value {
+    json!({
+        "org_id": org,
+        "name": name,
+        "owner": { "display_name": "Acme Support Team", "contact": "security@acme.com" },
+        "role": "Tier-2 Support",
+        "capabilities": [
+            { "id": "payments.refund", "params": { "max_amount": 100, "currency": "USD" } },
+            { "id": "data.export", "params": { "max_rows": 1000 } }
+        ],
+        "limits": { "refund_usd_max_per_tx": 100, "refund_usd_daily_cap": 1000, "max_export_rows": 1000, "allow_pii": false },
+        "regions": ["US-NY", "US-CA"],
+        "assurance_level": "L2",
+        "metadata": { "environment": "production" }
+    })
+}

@@ -1,0 +1,69 @@
+//! The origin's HTTP-level suite, run against SQLite always and against Postgres when
+//! `VOUCH_TEST_POSTGRES_URL` is set (each test in a fresh database, dropped afterwards).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod agents;
+mod audit;
+mod harness;
+mod input;
+mod isolation;
+mod lifecycle;
+mod ops;
+mod outbox;
+
+/// Generates one test per case and backend: `sqlite::case` and `postgres::case`.
+macro_rules! on_both_databases {
+    ($($case:ident => $path:path),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let app = crate::harness::TestApp::start(crate::harness::Backend::Sqlite)
+                        .await
+                        .expect("sqlite always runs");
+                    $path(&app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(app) = crate::harness::TestApp::start(crate::harness::Backend::Postgres).await else {
+                        eprintln!("skipped: set VOUCH_TEST_POSTGRES_URL to run the Postgres suite");
+                        return;
+                    };
+                    $path(&app).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases! {
+    lifecycle_table => crate::lifecycle::every_pair,
+    revoked_key_stops_working => crate::lifecycle::revoked_key_stops_working,
+    status_response_and_reason => crate::lifecycle::status_response_and_reason,
+    tenant_isolation_matrix => crate::isolation::matrix,
+    viewer_cannot_write => crate::isolation::viewer_cannot_write,
+    token_rules => crate::isolation::token_rules,
+    authentication => crate::isolation::authentication,
+    register_and_read => crate::agents::register_and_read,
+    immutable_fields => crate::agents::immutable_fields,
+    if_match_conflicts => crate::agents::if_match_conflicts,
+    list_filters => crate::agents::list_filters,
+    pagination_under_concurrent_inserts => crate::agents::pagination_under_concurrent_inserts,
+    key_rotation_and_heartbeat => crate::agents::key_rotation_and_heartbeat,
+    concurrent_status_changes => crate::agents::concurrent_status_changes,
+    bad_input_orgs => crate::input::orgs,
+    bad_input_agents => crate::input::agents,
+    bad_input_patch_and_status => crate::input::patch_and_status,
+    bad_input_queries => crate::input::queries,
+    audit_chain_verifies => crate::audit::verifies,
+    audit_edit_detected => crate::audit::edit_detected,
+    audit_delete_detected => crate::audit::delete_detected,
+    audit_truncation_detected => crate::audit::truncation_detected,
+    outbox_row_per_change => crate::outbox::row_per_change,
+    forced_failure_rolls_back => crate::outbox::forced_failure_rolls_back,
+    operations => crate::ops::operations,
+}

@@ -1,0 +1,70 @@
+use crate::harness::{TestApp, ADMIN};
+
+pub async fn operations(app: &TestApp) {
+    let health = app.call(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(health.assert_status(200)["status"], "ok");
+    assert!(
+        health.header("x-request-id").is_some(),
+        "every response carries a request id"
+    );
+    let ready = app.call(reqwest::Method::GET, "/readyz", None, None).await;
+    let expected = if app.is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(ready.assert_status(200)["database"], expected);
+    // A caller's request id is echoed back.
+    let echoed = app
+        .send(
+            app.client
+                .get(format!("{}/healthz", app.base))
+                .header("x-request-id", "trace-me-123"),
+        )
+        .await;
+    assert_eq!(
+        echoed.header("x-request-id").as_deref(),
+        Some("trace-me-123")
+    );
+
+    app.get("/v1/agents", ADMIN).await.assert_status(200);
+    let metrics = app.call(reqwest::Method::GET, "/metrics", None, None).await;
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("vouch_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/v1/agents\""), "{text}");
+    assert!(
+        text.contains("vouch_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+
+    let openapi = app
+        .call(reqwest::Method::GET, "/openapi.json", None, None)
+        .await;
+    let doc = openapi.assert_status(200);
+    for path in [
+        "/v1/orgs",
+        "/v1/orgs/{org_id}",
+        "/v1/orgs/{org_id}/tokens",
+        "/v1/agents",
+        "/v1/agents/{agent_id}",
+        "/v1/agents/{agent_id}/status",
+        "/v1/agents/{agent_id}/keys",
+        "/v1/agents/{agent_id}/events",
+        "/v1/agents/{agent_id}/heartbeat",
+        "/v1/audit",
+        "/v1/audit/verify",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+    assert!(doc["components"]["schemas"].get("Passport").is_some());
+
+    app.call(reqwest::Method::GET, "/v2/nothing", None, None)
+        .await
+        .assert_error(404, "not_found");
+    app.call(reqwest::Method::DELETE, "/v1/agents", Some(ADMIN), None)
+        .await
+        .assert_error(405, "method_not_allowed");
+}

@@ -1,0 +1,165 @@
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::{passport, TestApp, ADMIN};
+
+async fn counts(app: &TestApp) -> (i64, i64) {
+    (
+        app.count("SELECT COUNT(*) FROM outbox").await,
+        app.count("SELECT COUNT(*) FROM audit_events").await,
+    )
+}
+
+pub async fn row_per_change(app: &TestApp) {
+    let (mut outbox, mut audit) = counts(app).await;
+    let mut expect_one_more = |label: &str, now: (i64, i64)| {
+        assert_eq!(
+            now,
+            (outbox + 1, audit + 1),
+            "{label} writes one outbox row and one audit event"
+        );
+        (outbox, audit) = now;
+    };
+    let org = app.org("outbox").await;
+    expect_one_more("org", counts(app).await);
+    let owner = app.token(&org, "owner").await;
+    expect_one_more("token", counts(app).await);
+    let (id, key) = app.agent(&org, "published").await;
+    expect_one_more("register", counts(app).await);
+    app.patch(
+        &format!("/v1/agents/{id}"),
+        &owner,
+        json!({ "role": "new" }),
+    )
+    .await
+    .assert_status(200);
+    expect_one_more("patch", counts(app).await);
+    app.set_status(&id, "active").await.assert_status(200);
+    expect_one_more("status", counts(app).await);
+    app.call(
+        Method::POST,
+        &format!("/v1/agents/{id}/keys"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_status(201);
+    expect_one_more("key rotation", counts(app).await);
+    // No change, no event: a no-op patch, a refused transition, a heartbeat (telemetry).
+    app.patch(
+        &format!("/v1/agents/{id}"),
+        &owner,
+        json!({ "role": "new" }),
+    )
+    .await
+    .assert_status(200);
+    app.set_status(&id, "draft")
+        .await
+        .assert_error(409, "invalid_transition");
+    let _ = key;
+    assert_eq!(counts(app).await, (outbox, audit));
+
+    // Every outbox row pairs with the audit event of the same id, and carries the version.
+    let paired = app
+        .count("SELECT COUNT(*) FROM outbox o JOIN audit_events a ON a.event_id = o.event_id AND a.action = o.event_type")
+        .await;
+    assert_eq!(paired, outbox);
+    let versions = app
+        .count(&format!("SELECT COUNT(*) FROM outbox WHERE aggregate_id = '{id}' AND aggregate_version IN (1, 2, 3)"))
+        .await;
+    assert_eq!(
+        versions, 4,
+        "created v1, updated v2, activated v3, key rotated at v3"
+    );
+    let rows = app.outbox().await;
+    assert_eq!(rows.len() as i64, outbox);
+    assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    let last: Value = serde_json::from_str(&rows.last().unwrap().payload).unwrap();
+    assert_eq!(last["type"], "agent.api_key_rotated");
+    assert_eq!(last["org_id"], org.as_str());
+    assert!(last["id"].as_str().unwrap().starts_with("evt_"));
+    let created: Value = serde_json::from_str(&rows[2].payload).unwrap();
+    assert_eq!(created["type"], "passport.created");
+    assert_eq!(created["data"]["passport"]["agent_id"], id.as_str());
+}
+
+pub async fn forced_failure_rolls_back(app: &TestApp) {
+    let org = app.org("rollback").await;
+    let (id, _) = app.agent(&org, "steady").await;
+    let before_agent = app
+        .get(&format!("/v1/agents/{id}"), ADMIN)
+        .await
+        .body
+        .clone();
+    let before = counts(app).await;
+    let before_agents = app.count("SELECT COUNT(*) FROM agents").await;
+    // Make the outbox insert (the last write of every transaction) fail.
+    if app.is_postgres() {
+        app.sql(
+            "CREATE FUNCTION fail_outbox() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'forced failure'; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox();",
+        )
+        .await;
+    } else {
+        app.sql("CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'forced failure'); END;")
+            .await;
+    }
+    let reply = app.set_status(&id, "active").await;
+    reply.assert_error(500, "internal_error");
+    assert!(
+        !reply.body["message"].as_str().unwrap().contains("forced"),
+        "no internals leak"
+    );
+    app.patch(
+        &format!("/v1/agents/{id}"),
+        ADMIN,
+        json!({ "role": "lost" }),
+    )
+    .await
+    .assert_error(500, "internal_error");
+    app.post("/v1/agents", ADMIN, passport(&org, "never born"))
+        .await
+        .assert_error(500, "internal_error");
+    app.post("/v1/orgs", ADMIN, json!({ "name": "n", "slug": "never" }))
+        .await
+        .assert_error(500, "internal_error");
+    let after_agent: Value = app
+        .get(&format!("/v1/agents/{id}"), ADMIN)
+        .await
+        .body
+        .clone();
+    assert_eq!(
+        after_agent, before_agent,
+        "the change rolled back with its events"
+    );
+    assert_eq!(
+        counts(app).await,
+        before,
+        "no audit event or outbox row without its change"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM agents").await,
+        before_agents
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM orgs WHERE slug = 'never'")
+            .await,
+        0
+    );
+    let report = app
+        .get(&format!("/v1/audit/verify?org_id={org}"), ADMIN)
+        .await;
+    assert_eq!(
+        report.body["ok"], true,
+        "the chain head rolled back too: {}",
+        report.body
+    );
+    // Once the fault is gone, the same change goes through.
+    if app.is_postgres() {
+        app.sql("DROP TRIGGER fail_outbox ON outbox").await;
+    } else {
+        app.sql("DROP TRIGGER fail_outbox").await;
+    }
+    app.set_status(&id, "active").await.assert_status(200);
+    assert_eq!(counts(app).await, (before.0 + 1, before.1 + 1));
+}
