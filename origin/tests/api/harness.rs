@@ -30,7 +30,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     db: Database,
-    store: std::sync::Arc<dyn store::Store>,
+    pub store: std::sync::Arc<dyn store::Store>,
     server: tokio::task::JoinHandle<()>,
 }
 

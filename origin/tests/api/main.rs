@@ -66,4 +66,5 @@ on_both_databases! {
     outbox_row_per_change => crate::outbox::row_per_change,
     forced_failure_rolls_back => crate::outbox::forced_failure_rolls_back,
     operations => crate::ops::operations,
+    generated_platform_token => crate::ops::generated_platform_token,
 }

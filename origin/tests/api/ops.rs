@@ -68,3 +68,42 @@ pub async fn operations(app: &TestApp) {
         .await
         .assert_error(405, "method_not_allowed");
 }
+
+/// Without `VOUCH_ADMIN_TOKEN`, the first start generates a platform token (printed once) and
+/// later starts do not; the token works and only its hash is stored.
+pub async fn generated_platform_token(app: &TestApp) {
+    let (_, first) = vouch_origin::app::bootstrap(app.store.clone(), None)
+        .await
+        .unwrap();
+    let token = first.expect("the first start generates a token");
+    assert!(token.starts_with("vk_admin_"));
+    let (_, second) = vouch_origin::app::bootstrap(app.store.clone(), None)
+        .await
+        .unwrap();
+    assert!(second.is_none(), "shown once");
+    let org = app
+        .post(
+            "/v1/orgs",
+            &token,
+            serde_json::json!({ "name": "Boot", "slug": "boot" }),
+        )
+        .await;
+    org.assert_status(201);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM admin_tokens WHERE token_hash = '{token}'"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM admin_tokens WHERE role = 'platform'")
+            .await,
+        1
+    );
+    assert!(
+        vouch_origin::app::bootstrap(app.store.clone(), Some("too short"))
+            .await
+            .is_err()
+    );
+}

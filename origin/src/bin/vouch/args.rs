@@ -1,0 +1,340 @@
+//! The command line of `vouch`: global flags and every subcommand.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vouch_core::Status;
+
+/// Admin CLI for the Vouch agent registry.
+///
+/// Talks to a Vouch origin (`vouch-origin serve`) over its REST API with an admin token:
+/// the platform token or an org token (`vk_admin_…`).
+///
+/// Exit codes: 0 success, 1 the API refused the request, 2 usage error (bad flags, unreadable
+/// input file, no token), 3 the origin cannot be reached, 4 `audit verify` found a broken chain.
+#[derive(Debug, Parser)]
+#[command(name = "vouch", version, propagate_version = true)]
+pub struct Cli {
+    /// Base URL of the Vouch origin.
+    #[arg(
+        long,
+        global = true,
+        env = "VOUCH_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub url: String,
+
+    /// Admin token (`vk_admin_…`): the platform admin token or an org token.
+    #[arg(
+        long,
+        global = true,
+        env = "VOUCH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
+    /// Print the raw JSON response body (pretty-printed) instead of tables, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Organizations (platform admin).
+    #[command(subcommand)]
+    Orgs(OrgsCommand),
+    /// An organization's admin tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Agent passports and their lifecycle.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgsCommand {
+    /// Create an organization (needs the platform admin token).
+    Create {
+        /// Display name, e.g. "Acme Corp".
+        #[arg(long)]
+        name: String,
+        /// Lowercase letters, digits and dashes, 2 to 63 characters; fixed once created.
+        #[arg(long)]
+        slug: String,
+    },
+    /// Show one organization.
+    Show {
+        /// `org_…`
+        #[arg(value_name = "ORG_ID")]
+        org_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create an admin token for an organization; its secret is shown once.
+    Create {
+        /// The organization (`org_…`).
+        #[arg(long, value_name = "ORG_ID")]
+        org: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// A label for the token, e.g. "ci deploys".
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// The role of a new org token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    /// Everything in the org, including creating tokens.
+    Owner,
+    /// The org's agents.
+    Admin,
+    /// Read only.
+    Viewer,
+}
+
+impl TokenRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Owner => "owner",
+            TokenRole::Admin => "admin",
+            TokenRole::Viewer => "viewer",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Register an agent from a passport file or from flags; its API key is shown once.
+    Register(RegisterArgs),
+    /// List agents, newest first.
+    List(ListArgs),
+    /// Show one passport.
+    Show {
+        /// `ap_…`
+        #[arg(value_name = "AGENT_ID")]
+        agent_id: String,
+    },
+    /// Change mutable fields with a JSON merge patch (RFC 7396).
+    Update {
+        /// `ap_…`
+        #[arg(value_name = "AGENT_ID")]
+        agent_id: String,
+        /// The merge patch (`-` reads standard input).
+        #[arg(long, value_name = "PATH")]
+        file: String,
+        /// Apply only if the agent is still at this version (sends `If-Match: "VERSION"`).
+        #[arg(long, value_name = "VERSION")]
+        if_match: Option<String>,
+    },
+    /// Activate an agent (draft or suspended → active).
+    Activate(StatusArgs),
+    /// Suspend an active agent: every edge refuses it within seconds.
+    Suspend(StatusArgs),
+    /// Revoke an agent for good (terminal; its keys, tokens and delegations stop working).
+    Revoke(StatusArgs),
+    /// Rotate the agent's API key: the new one is shown once, the old one dies at once.
+    RotateKey {
+        /// `ap_…`
+        #[arg(value_name = "AGENT_ID")]
+        agent_id: String,
+    },
+    /// The agent's audit events, newest first.
+    Events {
+        /// `ap_…`
+        #[arg(value_name = "AGENT_ID")]
+        agent_id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+/// `agents register`: a passport file, or the passport built from flags.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Read the passport JSON from this file (`-` reads standard input). `--org` and
+    /// `--status` may be given with it and override the file's values.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with_all = [
+            "name", "owner_name", "owner_contact", "role", "description", "capabilities",
+            "regions", "assurance_level", "tier",
+        ]
+    )]
+    pub file: Option<String>,
+    /// The organization (`org_…`); required with the platform token, implied by an org token.
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: Option<String>,
+    /// The agent's name, unique in its org (immutable).
+    #[arg(long, required_unless_present = "file")]
+    pub name: Option<String>,
+    /// Who answers for the agent (immutable), e.g. "Acme Support Team".
+    #[arg(long, value_name = "NAME", required_unless_present = "file")]
+    pub owner_name: Option<String>,
+    /// How to reach the owner (immutable): an email address or URL.
+    #[arg(long, value_name = "CONTACT", required_unless_present = "file")]
+    pub owner_contact: Option<String>,
+    /// The agent's job, e.g. "Tier-2 Support".
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Free text.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A capability id such as `payments.refund` (repeat for several).
+    #[arg(long = "capability", value_name = "ID")]
+    pub capabilities: Vec<String>,
+    /// A region: ISO 3166-1 alpha-2 or 3166-2 code, or `*` (repeat for several).
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// How strongly the operator was verified.
+    #[arg(long, value_name = "LEVEL", value_parser = ["L0", "L1", "L2", "L3"])]
+    pub assurance_level: Option<String>,
+    /// Service tier.
+    #[arg(long, value_parser = ["sandbox", "standard", "privileged"])]
+    pub tier: Option<String>,
+    /// Starting status: `draft` (the API's default) or `active`.
+    #[arg(long, value_parser = parse_initial_status)]
+    pub status: Option<Status>,
+}
+
+/// `agents list` filters.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only agents in this status.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Only agents holding this capability id.
+    #[arg(long, value_name = "ID")]
+    pub capability: Option<String>,
+    /// Only agents allowed in this region.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Only agents whose name contains this text (case-insensitive).
+    #[arg(long)]
+    pub q: Option<String>,
+    /// Only this organization's agents (platform admin).
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// `?limit=` and `?cursor=` of a list.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Page size, 1 to 500 (the API's default is 50).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+/// `agents activate|suspend|revoke`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// `ap_…`
+    #[arg(value_name = "AGENT_ID")]
+    pub agent_id: String,
+    /// Why (kept as `status_reason`, shown by the edge to partners).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit hash chain; exits 4 when it is broken.
+    Verify {
+        /// The org whose chain to check (platform admin; absent: the platform's own chain,
+        /// or the token's org for an org token).
+        #[arg(long, value_name = "ORG_ID")]
+        org: Option<String>,
+    },
+    /// Audit events, newest first.
+    List {
+        /// The org whose log to read (platform admin; absent: the platform's own log, or the
+        /// token's org for an org token).
+        #[arg(long, value_name = "ORG_ID")]
+        org: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+fn parse_status(raw: &str) -> Result<Status, String> {
+    Status::parse(raw).ok_or_else(|| {
+        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        format!("`{raw}` is not a status; use one of {}", all.join(", "))
+    })
+}
+
+fn parse_initial_status(raw: &str) -> Result<Status, String> {
+    match Status::parse(raw) {
+        Some(status @ (Status::Draft | Status::Active)) => Ok(status),
+        _ => Err(format!(
+            "a new agent starts as `draft` or `active`, not `{raw}`"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn register_needs_a_file_or_the_identity_flags() {
+        assert!(Cli::try_parse_from(["vouch", "agents", "register", "--name", "x"]).is_err());
+        assert!(Cli::try_parse_from(["vouch", "agents", "register", "--file", "-"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["vouch", "agents", "register", "--file", "-", "--name", "x"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from([
+            "vouch", "agents", "register", "--file", "-", "--status", "active", "--org", "o"
+        ])
+        .is_ok());
+        assert!(Cli::try_parse_from([
+            "vouch",
+            "agents",
+            "register",
+            "--name",
+            "x",
+            "--owner-name",
+            "y",
+            "--owner-contact",
+            "z",
+            "--status",
+            "suspended"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "vouch", "agents", "show", "ap_1", "--json", "--url", "http://x",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.url, "http://x");
+    }
+}

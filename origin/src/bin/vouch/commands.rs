@@ -1,0 +1,578 @@
+//! One function per subcommand: build the call, send it, print the answer.
+
+use std::io::{self, Read, Write};
+
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+use vouch_core::audit::{BreakKind, ChainReport};
+use vouch_core::Status;
+
+use crate::args::{
+    AgentsCommand, AuditCommand, Cli, Command, ListArgs, OrgsCommand, PageArgs, RegisterArgs,
+    StatusArgs, TokensCommand,
+};
+use crate::client::{Call, Client, MERGE_PATCH};
+use crate::error::{CliError, Result};
+use crate::render;
+
+/// Where a command's output goes: human tables, or the raw JSON body with `--json`.
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    pub fn new(json: bool) -> Output {
+        Output { json }
+    }
+
+    /// Prints `text` on standard output (a closed pipe is not an error worth reporting).
+    pub fn text(&self, text: &str) {
+        let mut stdout = io::stdout().lock();
+        let _ = writeln!(stdout, "{}", text.trim_end_matches('\n'));
+    }
+
+    /// Prints `value` as pretty JSON on standard output.
+    pub fn json(&self, value: &Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+        self.text(&text);
+    }
+
+    /// The raw body with `--json`, else what `human` makes of it.
+    fn show(&self, body: &Value, human: impl FnOnce(&Value) -> String) {
+        if self.json {
+            self.json(body);
+        } else {
+            self.text(&human(body));
+        }
+    }
+}
+
+pub fn run(cli: &Cli, out: &Output) -> Result<()> {
+    let client = Client::new(&cli.url, cli.token.clone())?;
+    match &cli.command {
+        Command::Orgs(cmd) => orgs(&client, out, cmd),
+        Command::Tokens(cmd) => tokens(&client, out, cmd),
+        Command::Agents(cmd) => agents(&client, out, cmd),
+        Command::Audit(cmd) => audit(&client, out, cmd),
+    }
+}
+
+const ORG_FIELDS: [&str; 4] = ["org_id", "name", "slug", "created_at"];
+
+fn orgs(client: &Client, out: &Output, cmd: &OrgsCommand) -> Result<()> {
+    match cmd {
+        OrgsCommand::Create { name, slug } => {
+            let org = client
+                .send(Call::post(&["v1", "orgs"]).json(json!({ "name": name, "slug": slug })))?;
+            out.show(&org, |org| {
+                format!(
+                    "Created organization {}.\n{}",
+                    str_field(org, "org_id"),
+                    render::object(org, &ORG_FIELDS)
+                )
+            });
+        }
+        OrgsCommand::Show { org_id } => {
+            let org = client.send(Call::get(&["v1", "orgs", org_id]))?;
+            out.show(&org, |org| render::object(org, &ORG_FIELDS));
+        }
+    }
+    Ok(())
+}
+
+fn tokens(client: &Client, out: &Output, cmd: &TokensCommand) -> Result<()> {
+    let TokensCommand::Create { org, role, name } = cmd;
+    let created = client.send(
+        Call::post(&["v1", "orgs", org, "tokens"])
+            .json(json!({ "role": role.as_str(), "name": name })),
+    )?;
+    out.show(&created, |created| {
+        let (public, secret) = split_secret(created, "token");
+        format!(
+            "Created {} token {}.\n{}\n\n{}",
+            str_field(created, "role"),
+            str_field(created, "token_id"),
+            render::object(
+                &public,
+                &["token_id", "org_id", "role", "name", "created_at"]
+            ),
+            render::secret("Admin token", &secret)
+        )
+    });
+    Ok(())
+}
+
+fn agents(client: &Client, out: &Output, cmd: &AgentsCommand) -> Result<()> {
+    match cmd {
+        AgentsCommand::Register(args) => register(client, out, args),
+        AgentsCommand::List(args) => list_agents(client, out, args),
+        AgentsCommand::Show { agent_id } => {
+            let passport = client.send(Call::get(&["v1", "agents", agent_id]))?;
+            out.show(&passport, render::passport);
+            Ok(())
+        }
+        AgentsCommand::Update {
+            agent_id,
+            file,
+            if_match,
+        } => {
+            let patch = read_json(file)?;
+            let etag = if_match.as_deref().map(etag_of).transpose()?;
+            let passport = client.send(
+                Call::new(Method::PATCH, &["v1", "agents", agent_id])
+                    .body_as(MERGE_PATCH, patch)
+                    .if_match(etag),
+            )?;
+            out.show(&passport, |p| {
+                format!(
+                    "Updated agent {} (now version {}).\n{}",
+                    str_field(p, "agent_id"),
+                    str_field(p, "version"),
+                    render::passport(p)
+                )
+            });
+            Ok(())
+        }
+        AgentsCommand::Activate(args) => set_status(client, out, args, Status::Active),
+        AgentsCommand::Suspend(args) => set_status(client, out, args, Status::Suspended),
+        AgentsCommand::Revoke(args) => set_status(client, out, args, Status::Revoked),
+        AgentsCommand::RotateKey { agent_id } => {
+            let rotated = client.send(Call::post(&["v1", "agents", agent_id, "keys"]))?;
+            out.show(&rotated, |rotated| {
+                let (public, secret) = split_secret(rotated, "api_key");
+                format!(
+                    "Rotated the API key of agent {}; the previous key no longer works.\n{}\n\n{}",
+                    str_field(rotated, "agent_id"),
+                    render::object(&public, &["agent_id", "rotated_at"]),
+                    render::secret("New API key", &secret)
+                )
+            });
+            Ok(())
+        }
+        AgentsCommand::Events { agent_id, page } => {
+            let list = client.send(paged(
+                Call::get(&["v1", "agents", agent_id, "events"]),
+                page,
+            ))?;
+            out.show(&list, |list| {
+                let base = format!("vouch agents events {}", shell_word(agent_id));
+                list_text(list, "No events.", render::events, &base, page)
+            });
+            Ok(())
+        }
+    }
+}
+
+fn register(client: &Client, out: &Output, args: &RegisterArgs) -> Result<()> {
+    let body = registration(args)?;
+    let registered = client.send(Call::post(&["v1", "agents"]).json(body))?;
+    out.show(&registered, |registered| {
+        let agent = registered.get("agent").cloned().unwrap_or(Value::Null);
+        let key = str_field(registered, "api_key");
+        format!(
+            "Registered agent {} ({}).\n{}\n\n{}",
+            str_field(&agent, "agent_id"),
+            str_field(&agent, "status"),
+            render::passport(&agent),
+            render::secret("API key", &key)
+        )
+    });
+    Ok(())
+}
+
+/// The registration body: the file (with `--org` / `--status` overriding it), or the flags.
+fn registration(args: &RegisterArgs) -> Result<Value> {
+    let mut body = match &args.file {
+        Some(path) => match read_json(path)? {
+            Value::Object(map) => map,
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "{} must hold a JSON object (a passport)",
+                    describe_path(path)
+                )))
+            }
+        },
+        None => from_flags(args),
+    };
+    if let Some(org) = &args.org {
+        body.insert("org_id".into(), json!(org));
+    }
+    if let Some(status) = args.status {
+        body.insert("status".into(), json!(status.as_str()));
+    }
+    Ok(Value::Object(body))
+}
+
+fn from_flags(args: &RegisterArgs) -> Map<String, Value> {
+    let mut body = Map::new();
+    let mut put = |key: &str, value: Option<&String>| {
+        if let Some(value) = value {
+            body.insert(key.to_owned(), json!(value));
+        }
+    };
+    put("name", args.name.as_ref());
+    put("role", args.role.as_ref());
+    put("description", args.description.as_ref());
+    put("assurance_level", args.assurance_level.as_ref());
+    put("tier", args.tier.as_ref());
+    if args.owner_name.is_some() || args.owner_contact.is_some() {
+        body.insert(
+            "owner".into(),
+            json!({
+                "display_name": args.owner_name.clone().unwrap_or_default(),
+                "contact": args.owner_contact.clone().unwrap_or_default(),
+            }),
+        );
+    }
+    if !args.capabilities.is_empty() {
+        let caps: Vec<Value> = args
+            .capabilities
+            .iter()
+            .map(|id| json!({ "id": id }))
+            .collect();
+        body.insert("capabilities".into(), Value::Array(caps));
+    }
+    if !args.regions.is_empty() {
+        body.insert("regions".into(), json!(args.regions));
+    }
+    body
+}
+
+fn list_agents(client: &Client, out: &Output, args: &ListArgs) -> Result<()> {
+    let call = Call::get(&["v1", "agents"])
+        .query("status", args.status.map(Status::as_str))
+        .query("capability", args.capability.as_ref())
+        .query("region", args.region.as_ref())
+        .query("q", args.q.as_ref())
+        .query("org_id", args.org.as_ref());
+    let list = client.send(paged(call, &args.page))?;
+    out.show(&list, |list| {
+        let mut base = "vouch agents list".to_owned();
+        let filters = [
+            ("--status", args.status.map(|s| s.as_str().to_owned())),
+            ("--capability", args.capability.clone()),
+            ("--region", args.region.clone()),
+            ("--q", args.q.clone()),
+            ("--org", args.org.clone()),
+        ];
+        for (flag, value) in filters {
+            if let Some(value) = value {
+                base.push_str(&format!(" {flag} {}", shell_word(&value)));
+            }
+        }
+        list_text(list, "No agents match.", render::agents, &base, &args.page)
+    });
+    Ok(())
+}
+
+fn set_status(client: &Client, out: &Output, args: &StatusArgs, status: Status) -> Result<()> {
+    let mut body = json!({ "status": status.as_str() });
+    if let Some(reason) = &args.reason {
+        body["reason"] = json!(reason);
+    }
+    let changed = client
+        .send(Call::new(Method::PUT, &["v1", "agents", &args.agent_id, "status"]).json(body))?;
+    out.show(&changed, |changed| {
+        format!(
+            "Agent {}: {} → {} (version {}).\n{}",
+            str_field(changed, "agent_id"),
+            str_field(changed, "previous_status"),
+            str_field(changed, "new_status"),
+            str_field(changed, "version"),
+            render::object(
+                changed,
+                &[
+                    "agent_id",
+                    "previous_status",
+                    "new_status",
+                    "changed_at",
+                    "version"
+                ]
+            )
+        )
+    });
+    Ok(())
+}
+
+fn audit(client: &Client, out: &Output, cmd: &AuditCommand) -> Result<()> {
+    match cmd {
+        AuditCommand::Verify { org } => {
+            let answer =
+                client.send(Call::get(&["v1", "audit", "verify"]).query("org_id", org.as_ref()))?;
+            let report: ChainReport = serde_json::from_value(answer.clone()).map_err(|e| {
+                CliError::Protocol(format!(
+                    "the origin's audit report is not what this CLI understands ({e})"
+                ))
+            })?;
+            let chain = answer
+                .get("chain_id")
+                .and_then(Value::as_str)
+                .unwrap_or("(unnamed)");
+            out.show(&answer, |answer| {
+                let summary = if report.ok {
+                    format!(
+                        "The audit chain {chain} is intact: {} events verified.",
+                        report.events_checked
+                    )
+                } else {
+                    format!("The audit chain {chain} is BROKEN.")
+                };
+                let mut rows = answer.clone();
+                if let (Some(map), Some(brk)) = (rows.as_object_mut(), &report.first_break) {
+                    map.remove("first_break");
+                    map.insert("break_seq".into(), json!(brk.seq));
+                    map.insert("break_event_id".into(), json!(brk.event_id));
+                    map.insert("break_kind".into(), json!(brk.kind));
+                }
+                format!(
+                    "{summary}\n{}",
+                    render::object(
+                        &rows,
+                        &[
+                            "chain_id",
+                            "ok",
+                            "events_checked",
+                            "break_seq",
+                            "break_event_id",
+                            "break_kind"
+                        ]
+                    )
+                )
+            });
+            if report.ok {
+                Ok(())
+            } else {
+                Err(CliError::ChainBroken(broken_message(chain, &report)))
+            }
+        }
+        AuditCommand::List { org, page } => {
+            let list = client.send(paged(
+                Call::get(&["v1", "audit"]).query("org_id", org.as_ref()),
+                page,
+            ))?;
+            out.show(&list, |list| {
+                let mut base = "vouch audit list".to_owned();
+                if let Some(org) = org {
+                    base.push_str(&format!(" --org {}", shell_word(org)));
+                }
+                list_text(list, "No events.", render::events, &base, page)
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Where and how the chain breaks, as one sentence.
+fn broken_message(chain: &str, report: &ChainReport) -> String {
+    let Some(brk) = &report.first_break else {
+        return format!(
+            "the audit chain {chain} does not verify ({} events checked) and the origin did not say where it breaks",
+            report.events_checked
+        );
+    };
+    let how = match brk.kind {
+        BreakKind::HashMismatch => "the event's contents do not match its hash (it was edited)",
+        BreakKind::PrevHashMismatch => {
+            "the event does not point at the hash of the event before it"
+        }
+        BreakKind::MissingEvent => {
+            "a sequence number is missing (an event was deleted or inserted out of order)"
+        }
+        BreakKind::HeadMismatch => {
+            "the chain ends before its recorded head, or the head's hash differs (the newest events were deleted or the head was altered)"
+        }
+    };
+    let event = brk
+        .event_id
+        .as_ref()
+        .map(|id| format!(" (event {id})"))
+        .unwrap_or_default();
+    format!(
+        "the audit chain {chain} is broken at seq {}{event}: {how}; {} events verified before it",
+        brk.seq, report.events_checked
+    )
+}
+
+fn paged(call: Call, page: &PageArgs) -> Call {
+    call.query("limit", page.limit)
+        .query("cursor", page.cursor.as_ref())
+}
+
+/// A list page as a table (or `empty`), with a hint for the next page.
+fn list_text(
+    list: &Value,
+    empty: &str,
+    table: fn(&[Value]) -> String,
+    command: &str,
+    page: &PageArgs,
+) -> String {
+    let items = list
+        .get("data")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut text = if items.is_empty() {
+        empty.to_owned()
+    } else {
+        table(items)
+    };
+    if let Some(cursor) = list.get("next_cursor").and_then(Value::as_str) {
+        let limit = page
+            .limit
+            .map(|l| format!(" --limit {l}"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "\nMore results (next cursor {cursor}); next page:\n  {command}{limit} --cursor {}",
+            shell_word(cursor)
+        ));
+    }
+    text
+}
+
+/// A copy of `object` without its secret `key`, and that secret.
+fn split_secret(object: &Value, key: &str) -> (Value, String) {
+    let mut public = object.clone();
+    let secret = public
+        .as_object_mut()
+        .and_then(|map| map.remove(key))
+        .map(|v| render::cell(&v))
+        .unwrap_or_else(|| "(missing from the answer)".to_owned());
+    (public, secret)
+}
+
+/// A field of an object as display text.
+fn str_field(object: &Value, key: &str) -> String {
+    object
+        .get(key)
+        .map(render::cell)
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// `"7"` from `7`, `"7"` or `*` for any version.
+fn etag_of(raw: &str) -> Result<String> {
+    let bare = raw.trim().trim_start_matches("W/").trim_matches('"');
+    if bare == "*" {
+        return Ok("*".to_owned());
+    }
+    if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CliError::Usage(format!(
+            "--if-match takes the agent's version number (e.g. 7), not `{raw}`"
+        )));
+    }
+    Ok(format!("\"{bare}\""))
+}
+
+fn describe_path(path: &str) -> String {
+    if path == "-" {
+        "standard input".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+/// JSON from a file, or from standard input for `-`.
+fn read_json(path: &str) -> Result<Value> {
+    let text = if path == "-" {
+        let mut text = String::new();
+        io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+        text
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("cannot read {path}: {e}")))?
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{} is not valid JSON: {e}", describe_path(path))))
+}
+
+/// `value` as one shell word (quoted when it needs to be).
+fn shell_word(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.,:/=@+".contains(&b));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_takes_a_version() {
+        assert_eq!(etag_of("7").unwrap(), "\"7\"");
+        assert_eq!(etag_of("\"12\"").unwrap(), "\"12\"");
+        assert_eq!(etag_of("*").unwrap(), "*");
+        assert!(etag_of("seven").is_err());
+        assert!(etag_of("").is_err());
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_word("US-CA"), "US-CA");
+        assert_eq!(shell_word("Acme bot"), "'Acme bot'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn breaks_are_explained() {
+        let report: ChainReport = serde_json::from_value(json!({
+            "ok": false, "events_checked": 3,
+            "first_break": { "seq": 4, "event_id": null, "kind": "missing_event" }
+        }))
+        .unwrap();
+        let message = broken_message("org_1", &report);
+        assert!(message.contains("seq 4"), "{message}");
+        assert!(message.contains("missing"), "{message}");
+        assert!(message.contains("3 events verified"), "{message}");
+    }
+
+    #[test]
+    fn flags_make_a_passport() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "vouch",
+            "agents",
+            "register",
+            "--org",
+            "org_1",
+            "--name",
+            "Bot",
+            "--owner-name",
+            "Team",
+            "--owner-contact",
+            "a@b.c",
+            "--capability",
+            "payments.refund",
+            "--capability",
+            "data.export",
+            "--region",
+            "US-NY",
+            "--region",
+            "US-CA",
+            "--status",
+            "active",
+        ])
+        .unwrap();
+        let Command::Agents(AgentsCommand::Register(args)) = cli.command else {
+            panic!("not a registration");
+        };
+        let body = registration(&args).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "org_id": "org_1",
+                "name": "Bot",
+                "owner": { "display_name": "Team", "contact": "a@b.c" },
+                "capabilities": [{ "id": "payments.refund" }, { "id": "data.export" }],
+                "regions": ["US-NY", "US-CA"],
+                "status": "active",
+            })
+        );
+    }
+}

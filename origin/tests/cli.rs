@@ -1,0 +1,686 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! End-to-end tests of the `vouch` admin CLI against a real `vouch-origin serve` over a temporary
+//! SQLite database: the seed flow of the README, then the error paths and their exit codes.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+use vouch_core::{Passport, Status};
+
+const ADMIN_TOKEN: &str = "vk_admin_cli_test_platform_token_0123456789";
+
+/// The origin under test; killed when dropped, even when an assertion fails.
+struct Server {
+    child: Child,
+    url: String,
+    dir: TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("vouch.db");
+        let log = std::fs::File::create(dir.path().join("origin.log")).unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_vouch-origin"))
+            .args(["serve", "--listen", &addr])
+            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("VOUCH_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env_remove("VOUCH_LISTEN")
+            .env_remove("VOUCH_KV_API_TOKEN")
+            .env_remove("VOUCH_EDGE_URL")
+            .env("RUST_LOG", "warn")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start vouch-origin");
+        let mut server = Server {
+            child,
+            url: format!("http://{addr}"),
+            dir,
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("origin.log")).unwrap_or_default()
+    }
+
+    fn wait_healthy(&mut self) {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("vouch-origin exited early ({status}):\n{}", self.log());
+            }
+            let healthy = http
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .is_ok_and(|r| r.status().is_success());
+            if healthy {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vouch-origin did not answer /healthz within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `vouch --url <server> [--token <token>] <args…>`.
+    fn vouch(&self, token: Option<&str>, args: &[&str]) -> Run {
+        let mut full = vec!["--url", self.url.as_str()];
+        if let Some(token) = token {
+            full.extend(["--token", token]);
+        }
+        full.extend(args);
+        vouch(&full, None, &[])
+    }
+}
+
+/// A port nobody listens on (right now).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The outcome of one `vouch` run.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    args: String,
+}
+
+impl Run {
+    fn ok(self) -> Run {
+        assert_eq!(
+            self.code,
+            0,
+            "`vouch {}` failed:\n{}",
+            self.args,
+            self.describe()
+        );
+        self
+    }
+
+    fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code,
+            code,
+            "`vouch {}` should exit {code}:\n{}",
+            self.args,
+            self.describe()
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`vouch {}` printed no JSON ({e}):\n{}",
+                self.args,
+                self.describe()
+            )
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the real `vouch` binary with a clean environment (no VOUCH_URL / VOUCH_TOKEN leaking
+/// in from the caller), `env` added, and `stdin` fed in.
+fn vouch(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vouch"));
+    command
+        .args(args)
+        .env_remove("VOUCH_URL")
+        .env_remove("VOUCH_TOKEN")
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start vouch");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        args: args.join(" "),
+    }
+}
+
+/// The first `ap_` + 32 hex id in `text`.
+fn agent_id_in(text: &str) -> String {
+    text.match_indices("ap_")
+        .map(|(i, _)| &text[i..])
+        .find_map(|rest| {
+            let id: String = rest.chars().take(35).collect();
+            (id.len() == 35 && id[3..].chars().all(|c| c.is_ascii_hexdigit())).then_some(id)
+        })
+        .unwrap_or_else(|| panic!("no agent id in:\n{text}"))
+}
+
+fn str_of<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {pointer} in {value:#}"))
+}
+
+#[test]
+fn seed_flow_and_error_paths() {
+    let server = Server::start();
+    let admin = Some(ADMIN_TOKEN);
+
+    // orgs create (platform admin) → org id.
+    let org = server
+        .vouch(
+            admin,
+            &[
+                "orgs",
+                "create",
+                "--name",
+                "Acme Corp",
+                "--slug",
+                "acme",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let org_id = str_of(&org, "/org_id").to_owned();
+    assert!(org_id.starts_with("org_"), "{org}");
+    assert_eq!(str_of(&org, "/slug"), "acme");
+
+    let shown = server.vouch(admin, &["orgs", "show", &org_id]).ok();
+    assert!(shown.stdout.contains(&org_id) && shown.stdout.contains("Acme Corp"));
+
+    // tokens create (owner): the secret, shown once.
+    let created = server
+        .vouch(
+            admin,
+            &[
+                "tokens", "create", "--org", &org_id, "--role", "owner", "--name", "seed",
+            ],
+        )
+        .ok();
+    assert!(created.stdout.contains("shown once"), "{}", created.stdout);
+    let owner_token = created
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("vk_admin_"))
+        .unwrap_or_else(|| panic!("no token in:\n{}", created.stdout))
+        .to_owned();
+    let owner = Some(owner_token.as_str());
+
+    // agents register with the org token (from VOUCH_TOKEN this time).
+    let registered = vouch(
+        &[
+            "--url",
+            &server.url,
+            "agents",
+            "register",
+            "--name",
+            "Acme Support Bot",
+            "--owner-name",
+            "Acme Support Team",
+            "--owner-contact",
+            "security@acme.com",
+            "--role",
+            "Tier-2 Support",
+            "--capability",
+            "payments.refund",
+            "--capability",
+            "data.export",
+            "--region",
+            "US-NY",
+            "--region",
+            "US-CA",
+            "--assurance-level",
+            "L2",
+        ],
+        None,
+        &[("VOUCH_TOKEN", owner_token.as_str())],
+    )
+    .ok();
+    assert!(
+        registered.stdout.contains("shown once"),
+        "{}",
+        registered.stdout
+    );
+    assert!(
+        registered.stdout.contains("vk_agent_"),
+        "{}",
+        registered.stdout
+    );
+    assert!(registered.stdout.contains("draft"), "{}", registered.stdout);
+    let agent_id = agent_id_in(&registered.stdout);
+
+    // activate, then suspend with a reason.
+    let activated = server.vouch(owner, &["agents", "activate", &agent_id]).ok();
+    assert!(
+        activated.stdout.contains("draft → active"),
+        "{}",
+        activated.stdout
+    );
+    let suspended = server
+        .vouch(
+            owner,
+            &[
+                "agents",
+                "suspend",
+                &agent_id,
+                "--reason",
+                "fraud investigation",
+            ],
+        )
+        .ok();
+    assert!(
+        suspended.stdout.contains("active → suspended"),
+        "{}",
+        suspended.stdout
+    );
+
+    // show --json: the passport, suspended, with the reason.
+    let shown = server
+        .vouch(owner, &["agents", "show", &agent_id, "--json"])
+        .ok()
+        .json();
+    let passport: Passport = serde_json::from_value(shown.clone()).unwrap();
+    assert_eq!(passport.status, Status::Suspended);
+    assert_eq!(
+        passport.status_reason.as_deref(),
+        Some("fraud investigation")
+    );
+    assert!(passport.has_capability("payments.refund") && passport.has_capability("data.export"));
+    let regions: Vec<&str> = passport.fields.regions.iter().map(|r| r.as_str()).collect();
+    assert_eq!(regions, ["US-NY", "US-CA"]);
+    assert_eq!(passport.version, 3);
+
+    let human = server.vouch(owner, &["agents", "show", &agent_id]).ok();
+    for needle in [
+        "suspended",
+        "payments.refund",
+        "Acme Support Team <security@acme.com>",
+    ] {
+        assert!(human.stdout.contains(needle), "{needle}:\n{}", human.stdout);
+    }
+
+    // agents list: a table, and filters.
+    let listed = server.vouch(owner, &["agents", "list"]).ok();
+    for needle in [
+        agent_id.as_str(),
+        "Acme Support Bot",
+        "suspended",
+        "AGENT ID",
+    ] {
+        assert!(
+            listed.stdout.contains(needle),
+            "{needle}:\n{}",
+            listed.stdout
+        );
+    }
+    let filtered = server
+        .vouch(
+            owner,
+            &[
+                "agents",
+                "list",
+                "--status",
+                "suspended",
+                "--capability",
+                "data.export",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(filtered["data"].as_array().unwrap().len(), 1, "{filtered}");
+    let none = server
+        .vouch(owner, &["agents", "list", "--status", "active", "--json"])
+        .ok()
+        .json();
+    assert_eq!(none["data"].as_array().unwrap().len(), 0, "{none}");
+
+    // A second agent from a passport on stdin, to page through.
+    let second = vouch(
+        &[
+            "--url",
+            &server.url,
+            "--token",
+            &owner_token,
+            "--json",
+            "agents",
+            "register",
+            "--file",
+            "-",
+            "--status",
+            "active",
+        ],
+        Some(r#"{ "name": "Acme Billing Bot", "owner": { "display_name": "Billing", "contact": "billing@acme.com" },
+                 "capabilities": [ { "id": "payments.refund", "params": { "max_amount": 100, "currency": "USD" } } ],
+                 "limits": { "refund_usd_max_per_tx": 100 }, "regions": ["US"] }"#),
+        &[],
+    )
+    .ok()
+    .json();
+    assert_eq!(str_of(&second, "/agent/status"), "active");
+    assert!(str_of(&second, "/api_key").starts_with("vk_agent_"));
+    let paged = server
+        .vouch(owner, &["agents", "list", "--limit", "1"])
+        .ok();
+    assert!(paged.stdout.contains("--cursor"), "{}", paged.stdout);
+
+    // update with a merge patch and If-Match: a stale version is refused, the current one applies.
+    let patch = server.dir.path().join("patch.json");
+    std::fs::write(
+        &patch,
+        r#"{ "description": "Handles refunds", "tier": "privileged" }"#,
+    )
+    .unwrap();
+    let patch = patch.to_str().unwrap();
+    let stale = server
+        .vouch(
+            owner,
+            &[
+                "agents",
+                "update",
+                &agent_id,
+                "--file",
+                patch,
+                "--if-match",
+                "1",
+            ],
+        )
+        .code(1);
+    assert!(
+        stale.stderr.contains("version_mismatch"),
+        "{}",
+        stale.stderr
+    );
+    let updated = server
+        .vouch(
+            owner,
+            &[
+                "agents",
+                "update",
+                &agent_id,
+                "--file",
+                patch,
+                "--if-match",
+                "3",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(str_of(&updated, "/description"), "Handles refunds");
+    assert_eq!(updated["version"], 4);
+
+    // events and audit.
+    let events = server.vouch(owner, &["agents", "events", &agent_id]).ok();
+    assert!(
+        events.stdout.contains("passport.status_changed"),
+        "{}",
+        events.stdout
+    );
+    let verified = server.vouch(owner, &["audit", "verify"]).ok();
+    assert!(verified.stdout.contains("intact"), "{}", verified.stdout);
+    let report = server
+        .vouch(admin, &["audit", "verify", "--org", &org_id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(report["ok"], true, "{report}");
+    let audit = server
+        .vouch(admin, &["audit", "list", "--org", &org_id])
+        .ok();
+    assert!(
+        audit.stdout.contains("passport.created"),
+        "{}",
+        audit.stdout
+    );
+
+    // rotate-key: a new key, shown once.
+    let rotated = server
+        .vouch(owner, &["agents", "rotate-key", &agent_id])
+        .ok();
+    assert!(rotated.stdout.contains("shown once") && rotated.stdout.contains("vk_agent_"));
+
+    // A wrong token: exit 1 with the API's message and code.
+    let wrong = server
+        .vouch(
+            Some("vk_admin_not_a_real_token_000000000000000000"),
+            &["orgs", "show", &org_id],
+        )
+        .code(1);
+    assert!(
+        wrong
+            .stderr
+            .contains("error: missing or invalid credentials (unauthorized)"),
+        "{}",
+        wrong.stderr
+    );
+
+    // No token at all: a usage error that says how to pass one.
+    let missing = server.vouch(None, &["agents", "list"]).code(2);
+    assert!(
+        missing.stderr.contains("--token") && missing.stderr.contains("VOUCH_TOKEN"),
+        "{}",
+        missing.stderr
+    );
+
+    // A field error names the field.
+    let bad_slug = server
+        .vouch(
+            admin,
+            &["orgs", "create", "--name", "X", "--slug", "Not A Slug"],
+        )
+        .code(1);
+    assert!(
+        bad_slug.stderr.contains("field slug"),
+        "{}",
+        bad_slug.stderr
+    );
+
+    // An invalid transition: a revoked agent cannot be activated.
+    server
+        .vouch(
+            owner,
+            &["agents", "revoke", &agent_id, "--reason", "retired"],
+        )
+        .ok();
+    let invalid = server
+        .vouch(owner, &["agents", "activate", &agent_id])
+        .code(1);
+    assert!(
+        invalid.stderr.contains("invalid_transition"),
+        "{}",
+        invalid.stderr
+    );
+    let invalid_json = server
+        .vouch(owner, &["agents", "activate", &agent_id, "--json"])
+        .code(1)
+        .json();
+    assert_eq!(invalid_json["error"], "invalid_transition");
+
+    // The chain still verifies after all of that.
+    server.vouch(owner, &["audit", "verify"]).ok();
+    drop(server);
+}
+
+#[test]
+fn an_unreachable_origin_exits_3_and_names_the_url() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let run = vouch(
+        &["--url", &url, "--token", ADMIN_TOKEN, "agents", "list"],
+        None,
+        &[],
+    )
+    .code(3);
+    assert!(run.stderr.contains(&url), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot reach"), "{}", run.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    vouch(&["agents", "register", "--name", "only a name"], None, &[]).code(2);
+    let bad_file = vouch(
+        &[
+            "--token",
+            ADMIN_TOKEN,
+            "agents",
+            "update",
+            "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70",
+            "--file",
+            "-",
+        ],
+        Some("{ not json"),
+        &[],
+    )
+    .code(2);
+    assert!(
+        bad_file.stderr.contains("not valid JSON"),
+        "{}",
+        bad_file.stderr
+    );
+    let missing = vouch(
+        &[
+            "--token",
+            ADMIN_TOKEN,
+            "agents",
+            "register",
+            "--file",
+            "/nonexistent/passport.json",
+        ],
+        None,
+        &[],
+    )
+    .code(2);
+    assert!(
+        missing.stderr.contains("/nonexistent/passport.json"),
+        "{}",
+        missing.stderr
+    );
+}
+
+/// Edits the audit event at `seq` of `chain` behind the origin's back.
+fn tamper(server: &Server, chain: &str, seq: i64) {
+    let url = format!("sqlite://{}", server.dir.path().join("vouch.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let done = sqlx::query(
+            "UPDATE audit_events SET data = '{\"tampered\":true}' WHERE chain_id = ? AND seq = ?",
+        )
+        .bind(chain)
+        .bind(seq)
+        .execute(&pool)
+        .await
+        .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        pool.close().await;
+    });
+}
+
+#[test]
+fn a_broken_audit_chain_exits_4_and_says_where() {
+    let server = Server::start();
+    let admin = Some(ADMIN_TOKEN);
+    let org = server
+        .vouch(
+            admin,
+            &[
+                "orgs",
+                "create",
+                "--name",
+                "Tamper Inc",
+                "--slug",
+                "tamper",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let org_id = str_of(&org, "/org_id").to_owned();
+    server
+        .vouch(
+            admin,
+            &[
+                "agents",
+                "register",
+                "--org",
+                &org_id,
+                "--name",
+                "Victim",
+                "--owner-name",
+                "Ops",
+                "--owner-contact",
+                "ops@tamper.example",
+            ],
+        )
+        .ok();
+    server
+        .vouch(admin, &["audit", "verify", "--org", &org_id])
+        .ok();
+
+    tamper(&server, &org_id, 1);
+
+    let broken = server
+        .vouch(admin, &["audit", "verify", "--org", &org_id])
+        .code(4);
+    assert!(broken.stdout.contains("BROKEN"), "{}", broken.stdout);
+    assert!(
+        broken.stderr.contains("broken at seq 1") && broken.stderr.contains("hash"),
+        "{}",
+        broken.stderr
+    );
+    let report = server
+        .vouch(admin, &["audit", "verify", "--org", &org_id, "--json"])
+        .code(4)
+        .json();
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["first_break"]["seq"], 1, "{report}");
+}
