@@ -21,6 +21,49 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),
+    /// Workers KV maintenance.
+    #[command(subcommand)]
+    Kv(KvCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Rewrite every key in KV from the database, then exit.
+    Resync {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        kv: KvArgs,
+    },
+}
+
+/// Where the KV publisher writes (the Cloudflare KV REST API, or the local edge's).
+#[derive(Debug, Clone, Args)]
+pub struct KvArgs {
+    #[arg(
+        long,
+        env = "VOUCH_KV_API_BASE",
+        default_value = "https://api.cloudflare.com/client/v4"
+    )]
+    pub kv_api_base: String,
+    #[arg(long, env = "VOUCH_KV_ACCOUNT_ID")]
+    pub kv_account_id: Option<String>,
+    #[arg(long, env = "VOUCH_KV_NAMESPACE_ID")]
+    pub kv_namespace_id: Option<String>,
+    #[arg(long, env = "VOUCH_KV_API_TOKEN", hide_env_values = true)]
+    pub kv_api_token: Option<String>,
+}
+
+impl KvArgs {
+    /// The target, when account, namespace and token are all set.
+    pub fn target(&self) -> Option<crate::kv::KvTarget> {
+        Some(crate::kv::KvTarget {
+            api_base: self.kv_api_base.clone(),
+            account_id: self.kv_account_id.clone()?,
+            namespace_id: self.kv_namespace_id.clone()?,
+            api_token: self.kv_api_token.clone()?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -41,6 +84,8 @@ pub struct ServeArgs {
     /// and prints it once.
     #[arg(long, env = "VOUCH_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub kv: KvArgs,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "VOUCH_LOG_JSON", default_value_t = false)]
     pub log_json: bool,

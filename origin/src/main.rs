@@ -1,7 +1,8 @@
-//! `vouch-origin serve | migrate`.
+//! `vouch-origin serve | migrate | kv resync`.
 
 use clap::Parser;
-use vouch_origin::config::{Cli, Command};
+use vouch_origin::config::{Cli, Command, KvCommand};
+use vouch_origin::kv::{KvClient, Publisher};
 use vouch_origin::{app, store, telemetry};
 
 #[tokio::main]
@@ -14,6 +15,24 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(backend = store.backend(), "database schema is up to date");
             Ok(())
         }
+        Command::Kv(KvCommand::Resync { database, kv }) => {
+            telemetry::init_tracing(false);
+            let target = kv.target().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "set VOUCH_KV_ACCOUNT_ID, VOUCH_KV_NAMESPACE_ID and VOUCH_KV_API_TOKEN"
+                )
+            })?;
+            let store = store::connect(&database.database_url).await?;
+            let started = std::time::Instant::now();
+            let marked = store.mark_all_kv_dirty(vouch_origin::routes::now()).await?;
+            let publisher = Publisher::new(store, KvClient::new(&target)?);
+            let written = publisher.drain().await?;
+            println!(
+                "resynced {marked} keys ({written} written) in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Serve(args) => {
             telemetry::init_tracing(args.log_json);
             let store = store::connect(&args.database.database_url).await?;
@@ -22,6 +41,16 @@ async fn main() -> anyhow::Result<()> {
                 println!("Platform admin token (shown once, store it now): {token}");
             } else if args.admin_token.is_none() {
                 tracing::info!("platform admin token exists (it was printed at first start); set VOUCH_ADMIN_TOKEN to use your own");
+            }
+            match args.kv.target() {
+                Some(target) => {
+                    tracing::info!(api = %target.api_base, namespace = %target.namespace_id, "KV publisher on");
+                    let publisher = Publisher::new(state.store.clone(), KvClient::new(&target)?);
+                    tokio::spawn(publisher.run());
+                }
+                None => tracing::warn!(
+                    "KV publisher off: set VOUCH_KV_ACCOUNT_ID, VOUCH_KV_NAMESPACE_ID and VOUCH_KV_API_TOKEN; changes wait in the outbox"
+                ),
             }
             let listener = tokio::net::TcpListener::bind(args.listen).await?;
             let addr = listener.local_addr()?;

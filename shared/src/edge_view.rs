@@ -2,7 +2,7 @@
 //! internal bookkeeping. The origin writes it to KV as `passport:{agent_id}`; `/verify` reads it.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::ids::{AgentId, OrgId};
 use crate::passport::{AssuranceLevel, Capability, Passport, Region, Status, Tier};
@@ -58,6 +58,122 @@ impl From<&Passport> for EdgePassport {
     }
 }
 
+/// Bumped whenever the edge changes the shape of a body it derives from a stored view, so that
+/// an ETag never names two different bodies across deploys.
+pub const BODY_REVISION: u32 = 1;
+
+/// The strong ETag of everything the edge derives from one stored version of a KV value.
+pub fn etag(kind: &str, version: i64) -> String {
+    format!("\"{kind}-r{BODY_REVISION}-v{version}\"")
+}
+
+/// The answer of `GET /verify` for this agent: `200` with the public view when active, `403`
+/// with the reason otherwise (SPEC §8).
+pub struct VerifyAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl EdgePassport {
+    /// The ETag of every body derived from this version of the passport.
+    pub fn etag(&self) -> String {
+        etag("passport", self.version)
+    }
+
+    /// SPEC §8 `GET /verify`.
+    pub fn verify_answer(&self) -> VerifyAnswer {
+        match self.status {
+            Status::Active => VerifyAnswer {
+                status: 200,
+                body: json!({
+                    "agent_id": self.agent_id,
+                    "status": self.status,
+                    "name": self.name,
+                    "owner_display": self.owner_display,
+                    "role": self.role,
+                    "capabilities": self.capabilities,
+                    "limits": self.limits,
+                    "regions": self.regions,
+                    "assurance_level": self.assurance_level,
+                    "tier": self.tier,
+                    "version": self.version,
+                    "updated_at": self.updated_at,
+                }),
+            },
+            Status::Suspended => VerifyAnswer {
+                status: 403,
+                body: json!({
+                    "error": "agent_suspended",
+                    "message": format!("agent {} is suspended", self.agent_id),
+                    "agent_id": self.agent_id,
+                    "status": self.status,
+                    "suspended_at": self.suspended_at,
+                    "reason": self.status_reason,
+                    "contact": self.contact,
+                    "version": self.version,
+                }),
+            },
+            Status::Revoked => VerifyAnswer {
+                status: 403,
+                body: json!({
+                    "error": "agent_revoked",
+                    "message": format!("agent {} has been revoked", self.agent_id),
+                    "agent_id": self.agent_id,
+                    "status": self.status,
+                    "revoked_at": self.revoked_at,
+                    "reason": self.status_reason,
+                    "contact": self.contact,
+                    "version": self.version,
+                }),
+            },
+            Status::Draft => VerifyAnswer {
+                status: 403,
+                body: json!({
+                    "error": "agent_not_active",
+                    "message": format!("agent {} has not been activated", self.agent_id),
+                    "agent_id": self.agent_id,
+                    "status": self.status,
+                    "contact": self.contact,
+                    "version": self.version,
+                }),
+            },
+        }
+    }
+
+    /// A `did:web` DID document for the agent, served at `https://{host}/agents/{id}/did.json`.
+    /// `host` is the edge's host (with its port, if any). The agent's `public_jwk`, if any, is its
+    /// verification method; the registry's `/verify` is a service.
+    pub fn did_document(&self, host: &str) -> Value {
+        let did = format!(
+            "did:web:{}:agents:{}",
+            host.replace(':', "%3A"),
+            self.agent_id
+        );
+        let mut doc = json!({
+            "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"],
+            "id": did,
+            "alsoKnownAs": [format!("urn:vouch:agent:{}", self.agent_id)],
+            "service": [{
+                "id": format!("{did}#vouch-verify"),
+                "type": "VouchVerification",
+                "serviceEndpoint": format!("https://{host}/verify?agent_id={}", self.agent_id),
+            }],
+        });
+        if let Some(jwk) = &self.public_jwk {
+            let method = format!("{did}#key-1");
+            doc["verificationMethod"] = json!([{
+                "id": method,
+                "type": "JsonWebKey2020",
+                "controller": did,
+                "publicKeyJwk": jwk,
+            }]);
+            doc["authentication"] = json!([method]);
+            doc["assertionMethod"] = json!([method]);
+        }
+        doc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +205,98 @@ mod tests {
         }
         let back: EdgePassport = serde_json::from_value(json).unwrap();
         assert_eq!(back, view);
+    }
+
+    fn view_in(status: Status) -> EdgePassport {
+        let mut view = EdgePassport::from(&seed_passport());
+        view.status = status;
+        view.status_reason = Some("fraud review".into());
+        view.suspended_at = Some(Timestamp::from_unix_millis(5));
+        view
+    }
+
+    #[test]
+    fn verify_answers_per_status() {
+        let ok = view_in(Status::Active).verify_answer();
+        assert_eq!(ok.status, 200);
+        let keys: Vec<&str> = ok
+            .body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for key in [
+            "agent_id",
+            "status",
+            "name",
+            "owner_display",
+            "role",
+            "capabilities",
+            "limits",
+            "regions",
+            "assurance_level",
+            "tier",
+            "version",
+            "updated_at",
+        ] {
+            assert!(keys.contains(&key), "{key}");
+        }
+        assert!(
+            ok.body.get("contact").is_none(),
+            "an active agent's answer carries no contact"
+        );
+        let suspended = view_in(Status::Suspended).verify_answer();
+        assert_eq!(
+            (suspended.status, suspended.body["error"].as_str()),
+            (403, Some("agent_suspended"))
+        );
+        assert_eq!(suspended.body["reason"], "fraud review");
+        assert_eq!(suspended.body["contact"], "security@acme.com");
+        assert_eq!(suspended.body["suspended_at"], "1970-01-01T00:00:00.005Z");
+        let revoked = view_in(Status::Revoked).verify_answer();
+        assert_eq!(revoked.body["error"], "agent_revoked");
+        assert!(revoked.body.get("revoked_at").is_some());
+        let draft = view_in(Status::Draft).verify_answer();
+        assert_eq!(
+            (draft.status, draft.body["error"].as_str()),
+            (403, Some("agent_not_active"))
+        );
+    }
+
+    #[test]
+    fn etags_are_stable_per_version_and_change_with_it() {
+        let a = view_in(Status::Active);
+        let mut b = a.clone();
+        assert_eq!(a.etag(), b.etag());
+        assert_eq!(a.etag(), "\"passport-r1-v1\"");
+        b.version += 1;
+        assert_ne!(a.etag(), b.etag());
+        assert_ne!(etag("jwks", 1), etag("passport", 1));
+    }
+
+    #[test]
+    fn did_documents() {
+        let mut view = view_in(Status::Active);
+        let doc = view.did_document("edge.example.com");
+        assert_eq!(
+            doc["id"],
+            "did:web:edge.example.com:agents:ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70"
+        );
+        assert!(doc.get("verificationMethod").is_none());
+        view.public_jwk = serde_json::from_str(
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .unwrap();
+        let doc = view.did_document("127.0.0.1:8787");
+        assert_eq!(
+            doc["id"],
+            "did:web:127.0.0.1%3A8787:agents:ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70"
+        );
+        assert_eq!(
+            doc["verificationMethod"][0]["publicKeyJwk"]["crv"],
+            "Ed25519"
+        );
+        assert_eq!(doc["authentication"][0], doc["verificationMethod"][0]["id"]);
     }
 }

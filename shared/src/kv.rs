@@ -1,5 +1,8 @@
 //! Workers KV key names (SPEC §9). The origin writes these keys; the edge reads them.
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
 use crate::ids::AgentId;
 
 /// The signing keys as a JWK Set.
@@ -11,6 +14,17 @@ pub const DISCOVERY_KEY: &str = "discovery";
 pub fn passport_key(agent_id: &AgentId) -> String {
     format!("passport:{agent_id}")
 }
+
+/// The KV value of a document the edge serves as-is (`jwks`, `discovery`), with the version
+/// that orders its writes and names its ETag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionedDocument {
+    pub version: i64,
+    pub document: Value,
+}
+
+/// The largest number of pairs one bulk write to the Cloudflare KV REST API may carry.
+pub const BULK_WRITE_MAX: usize = 10_000;
 
 #[cfg(test)]
 mod tests {

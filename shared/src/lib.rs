@@ -3,6 +3,7 @@
 //! same code runs natively and on `wasm32-unknown-unknown`.
 
 pub mod audit;
+pub mod decision;
 pub mod edge_view;
 pub mod error;
 pub mod ids;
@@ -10,6 +11,7 @@ pub mod kv;
 pub mod lifecycle;
 pub mod passport;
 pub mod patch;
+pub mod policy;
 pub mod timestamp;
 pub mod validate;
 

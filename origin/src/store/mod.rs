@@ -144,6 +144,14 @@ pub struct ChangeEvent {
 }
 
 impl ChangeEvent {
+    /// The KV key this change must be published to, if any.
+    pub fn kv_key(&self) -> Option<String> {
+        (self.target_type == "agent")
+            .then(|| AgentId::parse(&self.target_id).ok())
+            .flatten()
+            .map(|id| vouch_core::kv::passport_key(&id))
+    }
+
     pub fn chain_id(&self) -> &str {
         self.org_id.as_ref().map_or(PLATFORM_CHAIN, |o| o.as_str())
     }
@@ -258,6 +266,48 @@ pub trait AuditStore {
     async fn verify_chain(&self, chain_id: &str) -> Result<ChainReport>;
 }
 
+/// A KV key whose stored version is behind the database, leased to one publisher.
+#[derive(Clone, Debug)]
+pub struct KvWork {
+    pub key: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub target_version: i64,
+    /// When the oldest change not yet in KV was committed.
+    pub dirty_since: Timestamp,
+    /// Failed writes so far (drives the backoff).
+    pub attempts: i64,
+}
+
+/// The KV publisher's queue (`kv_outbox`), filled in the same transaction as each change.
+#[async_trait]
+pub trait KvOutboxStore {
+    /// Leases up to `limit` keys that are behind and due, for `lease_ms`, to `owner`.
+    async fn claim_kv(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<KvWork>>;
+    /// Records that `version` of `key` is in KV and releases the lease.
+    async fn complete_kv(&self, owner: &str, key: &str, version: i64) -> Result<()>;
+    /// Releases the lease and schedules another attempt.
+    async fn retry_kv(
+        &self,
+        owner: &str,
+        key: &str,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> Result<()>;
+    /// Keys behind KV, and when the oldest of their changes was committed.
+    async fn kv_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
+    /// Marks every agent's key for publishing again (`kv resync`); returns how many.
+    async fn mark_all_kv_dirty(&self, now: Timestamp) -> Result<i64>;
+    /// The passports of these agents (any org), in no particular order.
+    async fn agents_by_ids(&self, ids: &[String]) -> Result<Vec<Passport>>;
+}
+
 #[async_trait]
 pub trait OutboxStore {
     /// Outbox rows after `after_id`, oldest first.
@@ -267,10 +317,12 @@ pub trait OutboxStore {
 /// Everything the HTTP layer needs from storage.
 #[async_trait]
 pub trait Store:
-    OrgStore + TokenStore + AgentStore + AuditStore + OutboxStore + Send + Sync
+    OrgStore + TokenStore + AgentStore + AuditStore + OutboxStore + KvOutboxStore + Send + Sync
 {
     async fn ping(&self) -> Result<()>;
     fn backend(&self) -> &'static str;
+    /// Signalled after every commit that may leave work for the KV publisher.
+    fn kv_changes(&self) -> &tokio::sync::Notify;
 }
 
 /// Opens the database `url` names (`sqlite://…` or `postgres://…`) and runs its migrations.

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 pub struct PgStore {
     write: PgPool,
     read: PgPool,
+    kv_changes: tokio::sync::Notify,
 }
 
 impl PgStore {
@@ -25,8 +26,14 @@ impl PgStore {
         Ok(PgStore {
             write: pool.clone(),
             read: pool,
+            kv_changes: tokio::sync::Notify::new(),
         })
     }
 }
 
-crate::store::sql::sql_store!(PgStore, sqlx::Postgres, for_update = " FOR UPDATE");
+crate::store::sql::sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    for_update = " FOR UPDATE",
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+);

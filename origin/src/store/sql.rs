@@ -6,7 +6,7 @@
 
 /// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, for_update = $lock:literal) => {
+    ($store:ty, $db:ty, for_update = $lock:literal, skip_locked = $skip:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
         use vouch_core::audit::{verify_chain, AuditEvent, ChainReport, GENESIS_HASH};
@@ -14,8 +14,8 @@ macro_rules! sql_store {
 
         use crate::error::{Error, Result};
         use crate::store::{
-            AdminToken, AgentFilter, AgentMutation, AgentStore, AuditStore, ChangeEvent, Org,
-            Mutated, OrgStore, OutboxRow, OutboxStore, Page, PageRequest, Role, Scope, Store, TokenStore,
+            AdminToken, AgentFilter, AgentMutation, AgentStore, AuditStore, ChangeEvent, KvOutboxStore,
+            KvWork, Mutated, Org, OrgStore, OutboxRow, OutboxStore, Page, PageRequest, Role, Scope, Store, TokenStore,
         };
 
         type Tx = sqlx::Transaction<'static, $db>;
@@ -79,6 +79,24 @@ macro_rules! sql_store {
             .bind(event.created_at.unix_millis())
             .execute(&mut **tx)
             .await?;
+            if let Some(key) = event.kv_key() {
+                sqlx::query(
+                    "INSERT INTO kv_outbox (kv_key, aggregate_type, aggregate_id, target_version, dirty_since) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (kv_key) DO UPDATE SET \
+                       dirty_since = CASE WHEN kv_outbox.published_version >= kv_outbox.target_version \
+                                     THEN excluded.dirty_since ELSE kv_outbox.dirty_since END, \
+                       target_version = CASE WHEN excluded.target_version > kv_outbox.target_version \
+                                        THEN excluded.target_version ELSE kv_outbox.target_version END",
+                )
+                .bind(&key)
+                .bind(event.target_type)
+                .bind(&event.target_id)
+                .bind(event.version)
+                .bind(event.created_at.unix_millis())
+                .execute(&mut **tx)
+                .await?;
+            }
             Ok(())
         }
 
@@ -171,6 +189,7 @@ macro_rules! sql_store {
                     .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
+                self.kv_changes.notify_one();
                 Ok(())
             }
 
@@ -201,6 +220,7 @@ macro_rules! sql_store {
                 .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
+                self.kv_changes.notify_one();
                 Ok(())
             }
 
@@ -260,6 +280,7 @@ macro_rules! sql_store {
                 index_agent(&mut tx, passport).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
+                self.kv_changes.notify_one();
                 Ok(())
             }
 
@@ -350,6 +371,7 @@ macro_rules! sql_store {
                 }
                 record_event(&mut tx, &change.event).await?;
                 tx.commit().await?;
+                self.kv_changes.notify_one();
                 Ok(Mutated { before: current, after: next })
             }
 
@@ -453,6 +475,116 @@ macro_rules! sql_store {
 
             fn backend(&self) -> &'static str {
                 <$store>::BACKEND
+            }
+
+            fn kv_changes(&self) -> &tokio::sync::Notify {
+                &self.kv_changes
+            }
+        }
+
+        #[async_trait]
+        impl KvOutboxStore for $store {
+            async fn claim_kv(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<KvWork>> {
+                let rows = sqlx::query(&format!(
+                    "UPDATE kv_outbox SET lease_owner = $1, lease_until = $2 WHERE kv_key IN ( \
+                       SELECT kv_key FROM kv_outbox \
+                       WHERE published_version < target_version AND next_attempt_at <= $3 \
+                         AND (lease_until IS NULL OR lease_until < $3) \
+                       ORDER BY dirty_since LIMIT $4{}) \
+                     RETURNING kv_key, aggregate_type, aggregate_id, target_version, dirty_since, attempts",
+                    $skip
+                ))
+                .bind(owner)
+                .bind(now.unix_millis() + lease_ms)
+                .bind(now.unix_millis())
+                .bind(i64::from(limit))
+                .fetch_all(&self.write)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(KvWork {
+                            key: row.try_get("kv_key")?,
+                            aggregate_type: row.try_get("aggregate_type")?,
+                            aggregate_id: row.try_get("aggregate_id")?,
+                            target_version: row.try_get("target_version")?,
+                            dirty_since: Timestamp::from_unix_millis(row.try_get("dirty_since")?),
+                            attempts: i64::from(row.try_get::<i32, _>("attempts")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn complete_kv(&self, owner: &str, key: &str, version: i64) -> Result<()> {
+                sqlx::query(
+                    "UPDATE kv_outbox SET \
+                       published_version = CASE WHEN $1 > published_version THEN $1 ELSE published_version END, \
+                       attempts = 0, next_attempt_at = 0, last_error = NULL, lease_owner = NULL, lease_until = NULL \
+                     WHERE kv_key = $2 AND lease_owner = $3",
+                )
+                .bind(version)
+                .bind(key)
+                .bind(owner)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn retry_kv(&self, owner: &str, key: &str, next_attempt_at: Timestamp, error: &str) -> Result<()> {
+                sqlx::query(
+                    "UPDATE kv_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
+                       lease_owner = NULL, lease_until = NULL \
+                     WHERE kv_key = $3 AND lease_owner = $4",
+                )
+                .bind(next_attempt_at.unix_millis())
+                .bind(error)
+                .bind(key)
+                .bind(owner)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn kv_backlog(&self) -> Result<(i64, Option<Timestamp>)> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n, MIN(dirty_since) AS oldest FROM kv_outbox \
+                     WHERE published_version < target_version",
+                )
+                .fetch_one(&self.read)
+                .await?;
+                let oldest: Option<i64> = row.try_get("oldest")?;
+                Ok((row.try_get("n")?, oldest.map(Timestamp::from_unix_millis)))
+            }
+
+            async fn mark_all_kv_dirty(&self, now: Timestamp) -> Result<i64> {
+                let mut tx = self.write.begin().await?;
+                let done = sqlx::query(
+                    "INSERT INTO kv_outbox (kv_key, aggregate_type, aggregate_id, target_version, dirty_since) \
+                     SELECT 'passport:' || agent_id, 'agent', agent_id, version, $1 FROM agents \
+                     ON CONFLICT (kv_key) DO UPDATE SET target_version = excluded.target_version, \
+                       published_version = 0, dirty_since = excluded.dirty_since, attempts = 0, next_attempt_at = 0",
+                )
+                .bind(now.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                self.kv_changes.notify_one();
+                Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+            }
+
+            async fn agents_by_ids(&self, ids: &[String]) -> Result<Vec<Passport>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.agent_id IN ("
+                ));
+                let mut list = qb.separated(", ");
+                for id in ids {
+                    list.push_bind(id.clone());
+                }
+                qb.push(")");
+                let rows = qb.build().fetch_all(&self.read).await?;
+                rows.iter().map(passport_from_row).collect()
             }
         }
     };

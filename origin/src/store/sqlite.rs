@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    kv_changes: tokio::sync::Notify,
 }
 
 impl SqliteStore {
@@ -35,8 +36,12 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore {
+            write,
+            read,
+            kv_changes: tokio::sync::Notify::new(),
+        })
     }
 }
 
-crate::store::sql::sql_store!(SqliteStore, sqlx::Sqlite, for_update = "");
+crate::store::sql::sql_store!(SqliteStore, sqlx::Sqlite, for_update = "", skip_locked = "");

@@ -1,0 +1,148 @@
+//! Workers KV behind a bounded per-isolate cache.
+//!
+//! A warm `/verify` (and its `304`) must not read KV on every request, and a suspension must
+//! still reach the edge quickly: every entry, found or missing, lives at most [`TTL_MS`], and the
+//! map holds at most [`MAX_ENTRIES`]. Isolate globals survive between requests without
+//! guarantee, which is fine for a cache whose every entry expires.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use vouch_core::edge_view::EdgePassport;
+use vouch_core::kv::VersionedDocument;
+use worker::{Date, Env};
+
+use crate::respond::EdgeError;
+
+/// How long an isolate reuses what it read from KV.
+pub const TTL_MS: u64 = 250;
+/// The bound on cached keys per isolate.
+pub const MAX_ENTRIES: usize = 10_000;
+/// The KV edge cache TTL passed on every read (Workers KV's minimum is 30 s).
+pub const KV_CACHE_TTL_SECONDS: u64 = 30;
+/// The binding name of the namespace the origin publishes to.
+pub const BINDING: &str = "VOUCH_KV";
+
+/// A passport read from KV, with its `/verify` answer rendered once per read.
+pub struct PassportEntry {
+    pub view: EdgePassport,
+    pub etag: String,
+    pub verify_status: u16,
+    pub verify_body: String,
+}
+
+/// A served-as-is document (`jwks`, `discovery`) rendered once per read.
+pub struct DocumentEntry {
+    pub etag: String,
+    pub body: String,
+}
+
+#[derive(Clone)]
+enum Cached {
+    Passport(Rc<PassportEntry>),
+    Document(Rc<DocumentEntry>),
+    Missing,
+}
+
+struct Slot {
+    value: Cached,
+    expires_at: u64,
+}
+
+thread_local! {
+    static CACHE: RefCell<HashMap<String, Slot>> = RefCell::new(HashMap::new());
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+fn lookup(key: &str) -> Option<Cached> {
+    let now = now_ms();
+    CACHE.with(|cache| {
+        cache
+            .borrow()
+            .get(key)
+            .filter(|slot| slot.expires_at > now)
+            .map(|slot| slot.value.clone())
+    })
+}
+
+fn store(key: &str, value: Cached) {
+    let now = now_ms();
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= MAX_ENTRIES {
+            cache.retain(|_, slot| slot.expires_at > now);
+            if cache.len() >= MAX_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key.to_owned(),
+            Slot {
+                value,
+                expires_at: now + TTL_MS,
+            },
+        );
+    });
+}
+
+async fn read_kv(env: &Env, key: &str) -> Result<Option<String>, EdgeError> {
+    let kv = env.kv(BINDING)?;
+    kv.get(key)
+        .cache_ttl(KV_CACHE_TTL_SECONDS)
+        .text()
+        .await
+        .map_err(|e| EdgeError::Internal(format!("KV read of {key}: {e}")))
+}
+
+/// The passport stored under `key`, if any.
+pub async fn passport(env: &Env, key: &str) -> Result<Option<Rc<PassportEntry>>, EdgeError> {
+    match lookup(key) {
+        Some(Cached::Passport(entry)) => return Ok(Some(entry)),
+        Some(Cached::Missing) => return Ok(None),
+        _ => {}
+    }
+    let Some(text) = read_kv(env, key).await? else {
+        store(key, Cached::Missing);
+        return Ok(None);
+    };
+    let view: EdgePassport = serde_json::from_str(&text)
+        .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not a passport: {e}")))?;
+    let answer = view.verify_answer();
+    let entry = Rc::new(PassportEntry {
+        etag: view.etag(),
+        verify_status: answer.status,
+        verify_body: answer.body.to_string(),
+        view,
+    });
+    store(key, Cached::Passport(entry.clone()));
+    Ok(Some(entry))
+}
+
+/// The document stored under `key` (`jwks`, `discovery`), if any; `kind` names its ETag.
+pub async fn document(
+    env: &Env,
+    key: &str,
+    kind: &str,
+) -> Result<Option<Rc<DocumentEntry>>, EdgeError> {
+    match lookup(key) {
+        Some(Cached::Document(entry)) => return Ok(Some(entry)),
+        Some(Cached::Missing) => return Ok(None),
+        _ => {}
+    }
+    let Some(text) = read_kv(env, key).await? else {
+        store(key, Cached::Missing);
+        return Ok(None);
+    };
+    let doc: VersionedDocument = serde_json::from_str(&text)
+        .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not a document: {e}")))?;
+    let entry = Rc::new(DocumentEntry {
+        etag: vouch_core::edge_view::etag(kind, doc.version),
+        body: doc.document.to_string(),
+    });
+    store(key, Cached::Document(entry.clone()));
+    Ok(Some(entry))
+}

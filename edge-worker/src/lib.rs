@@ -1,0 +1,17 @@
+//! The Vouch edge: a thin workers-rs shell over `vouch-core`. It routes, reads Workers KV
+//! through a bounded per-isolate cache, and turns core answers into JSON responses with strong
+//! ETags. Every decision comes from the core, the same code the origin runs.
+
+mod kv_cache;
+mod respond;
+mod routes;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    Ok(match routes::handle(req, &env).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    })
+}

@@ -1,0 +1,135 @@
+//! Responses: JSON with the right status, strong ETags with `If-None-Match` → `304`, bounded
+//! `Cache-Control`, and the one error type of the edge mapped to SPEC §2 bodies.
+
+use serde_json::json;
+use worker::{Headers, Request, Response, ResponseBuilder};
+
+/// How long a partner's HTTP cache may reuse a GET answer. Kept well inside the propagation
+/// bound (SPEC §10: 1 s locally at p95, 15 s deployed), since a cached `200` is a `200` a
+/// suspension cannot reach.
+pub const MAX_AGE_SECONDS: u32 = 1;
+
+/// A failure the edge answers with a JSON error.
+#[derive(Debug)]
+pub enum EdgeError {
+    BadRequest {
+        message: String,
+        field: Option<String>,
+    },
+    NotFound {
+        code: &'static str,
+        message: String,
+    },
+    MethodNotAllowed,
+    PayloadTooLarge(usize),
+    UnsupportedMediaType,
+    /// The runtime or KV failed; the message is logged, not shown.
+    Internal(String),
+}
+
+impl EdgeError {
+    pub fn bad(message: impl Into<String>, field: Option<&str>) -> Self {
+        EdgeError::BadRequest {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let (status, body) = match self {
+            EdgeError::BadRequest { message, field } => (
+                400,
+                match field {
+                    Some(field) => {
+                        json!({ "error": "invalid_request", "message": message, "field": field })
+                    }
+                    None => json!({ "error": "invalid_request", "message": message }),
+                },
+            ),
+            EdgeError::NotFound { code, message } => {
+                (404, json!({ "error": code, "message": message }))
+            }
+            EdgeError::MethodNotAllowed => (
+                405,
+                json!({ "error": "method_not_allowed", "message": "this method is not allowed on this path" }),
+            ),
+            EdgeError::PayloadTooLarge(limit) => (
+                413,
+                json!({ "error": "payload_too_large", "message": format!("the request body is larger than {limit} bytes") }),
+            ),
+            EdgeError::UnsupportedMediaType => (
+                415,
+                json!({ "error": "unsupported_media_type", "message": "send the body as application/json" }),
+            ),
+            EdgeError::Internal(detail) => {
+                worker::console_error!("internal error: {detail}");
+                (
+                    500,
+                    json!({ "error": "internal_error", "message": "an internal error occurred" }),
+                )
+            }
+        };
+        json_response(status, &body.to_string(), &[])
+    }
+}
+
+impl From<vouch_core::CoreError> for EdgeError {
+    fn from(err: vouch_core::CoreError) -> Self {
+        EdgeError::BadRequest {
+            field: err.field_name().map(str::to_owned),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl From<worker::Error> for EdgeError {
+    fn from(err: worker::Error) -> Self {
+        EdgeError::Internal(err.to_string())
+    }
+}
+
+/// A JSON response from already-serialized text, with extra headers.
+pub fn json_response(status: u16, body: &str, extra: &[(&str, &str)]) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    for (name, value) in extra {
+        let _ = headers.set(name, value);
+    }
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body.as_bytes().to_vec())
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`).
+fn not_modified(req: &Request, etag: &str) -> bool {
+    req.headers()
+        .get("if-none-match")
+        .ok()
+        .flatten()
+        .is_some_and(|value| {
+            value.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag)
+            })
+        })
+}
+
+/// A cacheable GET answer: `304` without a body when the client has it, else the body.
+pub fn cacheable(req: &Request, status: u16, body: &str, etag: &str) -> Response {
+    let cache_control = format!("public, max-age={MAX_AGE_SECONDS}");
+    if not_modified(req, etag) {
+        let headers = Headers::new();
+        let _ = headers.set("etag", etag);
+        let _ = headers.set("cache-control", &cache_control);
+        return ResponseBuilder::new()
+            .with_status(304)
+            .with_headers(headers)
+            .empty();
+    }
+    json_response(
+        status,
+        body,
+        &[("etag", etag), ("cache-control", &cache_control)],
+    )
+}

@@ -1,0 +1,223 @@
+//! Routing and the handlers: parse → core → respond.
+
+use serde_json::Value;
+use vouch_core::decision::{Decision, Subject, VerifyRequest};
+use vouch_core::{kv, AgentId, Timestamp};
+use worker::{Date, Env, Method, Request, Response, Url};
+
+use crate::kv_cache;
+use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
+
+/// The largest body `POST /verify` reads; a batch may be 100 times larger.
+const BODY_LIMIT: usize = 16 * 1024;
+
+pub async fn handle(req: Request, env: &Env) -> Result<Response, EdgeError> {
+    let url = req.url()?;
+    let method = req.method();
+    let path = url.path().to_owned();
+    match path.as_str() {
+        "/verify" => match method {
+            Method::Get | Method::Head => verify_get(&req, &url, env).await,
+            Method::Post => verify_post(req, env).await,
+            _ => Err(EdgeError::MethodNotAllowed),
+        },
+        "/verify/batch" => match method {
+            Method::Post => verify_batch(req, env).await,
+            _ => Err(EdgeError::MethodNotAllowed),
+        },
+        "/.well-known/jwks.json" => {
+            require_get(&method)?;
+            document(&req, env, kv::JWKS_KEY, "jwks").await
+        }
+        "/.well-known/openid-configuration" => {
+            require_get(&method)?;
+            document(&req, env, kv::DISCOVERY_KEY, "discovery").await
+        }
+        _ => match path
+            .strip_prefix("/agents/")
+            .and_then(|rest| rest.strip_suffix("/did.json"))
+        {
+            Some(id) => {
+                require_get(&method)?;
+                did_document(&req, &url, env, id).await
+            }
+            None => Err(EdgeError::NotFound {
+                code: "not_found",
+                message: "no such endpoint".into(),
+            }),
+        },
+    }
+}
+
+fn require_get(method: &Method) -> Result<(), EdgeError> {
+    match method {
+        Method::Get | Method::Head => Ok(()),
+        _ => Err(EdgeError::MethodNotAllowed),
+    }
+}
+
+fn parse_agent_id(raw: &str) -> Result<AgentId, EdgeError> {
+    AgentId::parse(raw).map_err(|e| EdgeError::bad(e.to_string(), Some("agent_id")))
+}
+
+fn agent_not_found() -> EdgeError {
+    EdgeError::NotFound {
+        code: "agent_not_found",
+        message: "no such agent".into(),
+    }
+}
+
+/// `GET /verify?agent_id=ap_…` (SPEC §8).
+async fn verify_get(req: &Request, url: &Url, env: &Env) -> Result<Response, EdgeError> {
+    let raw = url
+        .query_pairs()
+        .find(|(k, _)| k == "agent_id")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| EdgeError::bad("`agent_id` is required", Some("agent_id")))?;
+    let agent_id = parse_agent_id(&raw)?;
+    let entry = kv_cache::passport(env, &kv::passport_key(&agent_id))
+        .await?
+        .ok_or_else(agent_not_found)?;
+    Ok(cacheable(
+        req,
+        entry.verify_status,
+        &entry.verify_body,
+        &entry.etag,
+    ))
+}
+
+/// A document the origin published as-is (`jwks`, `discovery`).
+async fn document(req: &Request, env: &Env, key: &str, kind: &str) -> Result<Response, EdgeError> {
+    let entry = kv_cache::document(env, key, kind)
+        .await?
+        .ok_or_else(|| EdgeError::NotFound {
+            code: "not_found",
+            message: format!("the {kind} document has not been published yet"),
+        })?;
+    Ok(cacheable(req, 200, &entry.body, &entry.etag))
+}
+
+/// `GET /agents/{id}/did.json`: a `did:web` document. A revoked agent's DID is gone (`410`).
+async fn did_document(
+    req: &Request,
+    url: &Url,
+    env: &Env,
+    raw: &str,
+) -> Result<Response, EdgeError> {
+    let agent_id = parse_agent_id(raw)?;
+    let entry = kv_cache::passport(env, &kv::passport_key(&agent_id))
+        .await?
+        .ok_or_else(agent_not_found)?;
+    if entry.view.status == vouch_core::Status::Revoked {
+        return Ok(crate::respond::json_response(410, &entry.verify_body, &[]));
+    }
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let body = entry.view.did_document(&host).to_string();
+    Ok(cacheable(req, 200, &body, &entry.etag))
+}
+
+/// Reads a JSON body of at most `limit` bytes.
+async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeError> {
+    let content_type = req.headers().get("content-type").ok().flatten();
+    let is_json = content_type
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(EdgeError::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(EdgeError::PayloadTooLarge(limit));
+    }
+    let bytes = req.bytes().await?;
+    if bytes.len() > limit {
+        return Err(EdgeError::PayloadTooLarge(limit));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| EdgeError::bad(format!("the body is not valid JSON: {e}"), None))
+}
+
+/// A fresh decision id from the runtime's CSPRNG (`crypto.randomUUID()`).
+fn decision_id() -> String {
+    use worker::js_sys::{Function, Reflect};
+    use worker::wasm_bindgen::JsCast;
+    let global = worker::js_sys::global();
+    let uuid = Reflect::get(&global, &"crypto".into())
+        .ok()
+        .and_then(|crypto| {
+            let f: Function = Reflect::get(&crypto, &"randomUUID".into())
+                .ok()?
+                .dyn_into()
+                .ok()?;
+            f.call0(&crypto).ok()?.as_string()
+        })
+        .unwrap_or_default();
+    format!("dec_{}", uuid.replace('-', ""))
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_unix_millis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
+}
+
+/// One decision (SPEC §11) from KV and the core.
+async fn decide(env: &Env, request: &VerifyRequest) -> Result<Decision, EdgeError> {
+    let agent_id = match &request.subject {
+        Subject::Agent(id) => id,
+        Subject::Token(_) => {
+            return Err(EdgeError::bad(
+                "token verification is not available on this edge yet; send `agent_id`",
+                Some("token"),
+            ))
+        }
+    };
+    if request.commit {
+        return Err(EdgeError::bad(
+            "`commit` needs the daily-cap ledger, which this edge does not run yet",
+            Some("commit"),
+        ));
+    }
+    let entry = kv_cache::passport(env, &kv::passport_key(agent_id)).await?;
+    let view = entry.as_ref().map(|e| &e.view);
+    let evaluation = request.evaluate(view);
+    Ok(Decision::new(
+        decision_id(),
+        request,
+        Some(agent_id),
+        view,
+        evaluation,
+        now(),
+        MAX_AGE_SECONDS,
+    ))
+}
+
+fn decision_response<T: serde::Serialize>(body: &T) -> Result<Response, EdgeError> {
+    let text = serde_json::to_string(body).map_err(|e| EdgeError::Internal(e.to_string()))?;
+    Ok(json_response(200, &text, &[("cache-control", "no-store")]))
+}
+
+/// `POST /verify`: one decision.
+async fn verify_post(req: Request, env: &Env) -> Result<Response, EdgeError> {
+    let body = json_body(req, BODY_LIMIT).await?;
+    let request = VerifyRequest::from_json(body, "")?;
+    decision_response(&decide(env, &request).await?)
+}
+
+/// `POST /verify/batch`: up to 100 decisions, in order.
+async fn verify_batch(req: Request, env: &Env) -> Result<Response, EdgeError> {
+    let body = json_body(req, BODY_LIMIT * vouch_core::decision::BATCH_MAX).await?;
+    let requests = VerifyRequest::batch_from_json(body)?;
+    let mut decisions = Vec::with_capacity(requests.len());
+    for request in &requests {
+        decisions.push(decide(env, request).await?);
+    }
+    decision_response(&serde_json::json!({ "decisions": decisions }))
+}

@@ -1,0 +1,200 @@
+//! The KV publisher: leases keys that are behind (`kv_outbox`), writes each key's *current* edge
+//! view in bulk, and records the version written. Because it always writes the current state
+//! and a key is leased to one publisher at a time, writes coalesce per key and a newer version
+//! is never overwritten by an older one, with one origin or several. Failures are retried with
+//! exponential backoff (honouring `retry-after` on 429) until they land; nothing is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+use vouch_core::edge_view::EdgePassport;
+use vouch_core::kv::BULK_WRITE_MAX;
+
+use crate::error::Result;
+use crate::kv::client::{KvClient, KvWriteError, Pair};
+use crate::routes::now;
+use crate::store::{KvWork, Store};
+
+/// How long a publisher holds the keys it claimed; far longer than one write may take (the
+/// client gives up after 15 s), so a lease never runs out under a write in flight.
+const LEASE_MS: i64 = 60_000;
+/// Keys per bulk write.
+const BATCH: u32 = 1_000;
+/// How often to look for work when nothing wakes the publisher.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const BACKOFF_BASE_MS: i64 = 200;
+const BACKOFF_MAX_MS: i64 = 60_000;
+
+pub struct Publisher {
+    store: Arc<dyn Store>,
+    client: KvClient,
+    owner: String,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub written: usize,
+    pub failed: usize,
+}
+
+impl Publisher {
+    pub fn new(store: Arc<dyn Store>, client: KvClient) -> Self {
+        Publisher {
+            store,
+            client,
+            owner: format!("publisher-{}", Uuid::now_v7().simple()),
+        }
+    }
+
+    /// Publishes until the process stops: one pass whenever a change commits, or every
+    /// [`IDLE_POLL`] otherwise (another replica's changes, retries that came due).
+    pub async fn run(self) {
+        loop {
+            match self.pass().await {
+                Ok(pass) if pass.written + pass.failed > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "KV publisher pass failed"),
+            }
+            self.report_backlog().await;
+            let _ = tokio::time::timeout(IDLE_POLL, self.store.kv_changes().notified()).await;
+        }
+    }
+
+    /// Publishes everything due now; returns when no claimable work is left (used by `kv resync`).
+    pub async fn drain(&self) -> Result<usize> {
+        let mut written = 0;
+        loop {
+            let pass = self.pass().await?;
+            written += pass.written;
+            if pass.written + pass.failed == 0 {
+                let (behind, _) = self.store.kv_backlog().await?;
+                if behind == 0 {
+                    return Ok(written);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Claims one batch and writes it.
+    pub async fn pass(&self) -> Result<Pass> {
+        let work = self
+            .store
+            .claim_kv(
+                &self.owner,
+                now(),
+                LEASE_MS,
+                BATCH.min(BULK_WRITE_MAX as u32),
+            )
+            .await?;
+        if work.is_empty() {
+            return Ok(Pass::default());
+        }
+        let ids: Vec<String> = work.iter().map(|w| w.aggregate_id.clone()).collect();
+        let passports = self.store.agents_by_ids(&ids).await?;
+        let mut values = Vec::with_capacity(passports.len());
+        for passport in &passports {
+            let view = EdgePassport::from(passport);
+            let text = serde_json::to_string(&view).map_err(crate::error::Error::internal)?;
+            values.push((
+                vouch_core::kv::passport_key(&passport.agent_id),
+                passport.version,
+                text,
+            ));
+        }
+        let pairs: Vec<Pair<'_>> = values
+            .iter()
+            .map(|(key, _, value)| Pair { key, value })
+            .collect();
+        let started = std::time::Instant::now();
+        let result = self.client.bulk_put(&pairs).await;
+        metrics::histogram!("vouch_kv_write_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                let at = now();
+                for (key, version, _) in &values {
+                    self.store.complete_kv(&self.owner, key, *version).await?;
+                }
+                for item in &work {
+                    let lag =
+                        (at.unix_millis() - item.dirty_since.unix_millis()).max(0) as f64 / 1000.0;
+                    metrics::histogram!("vouch_kv_publish_lag_seconds").record(lag);
+                }
+                metrics::counter!("vouch_kv_keys_written_total").increment(values.len() as u64);
+                Ok(Pass {
+                    written: values.len(),
+                    failed: 0,
+                })
+            }
+            Err(error) => {
+                let kind = match &error {
+                    KvWriteError::RateLimited(_) => "rate_limited",
+                    KvWriteError::Refused { .. } => "refused",
+                    KvWriteError::Unreachable(_) => "unreachable",
+                };
+                metrics::counter!("vouch_kv_write_errors_total", "kind" => kind).increment(1);
+                tracing::warn!(error = %error, keys = work.len(), "KV write failed; will retry");
+                self.schedule_retry(&work, &error).await?;
+                Ok(Pass {
+                    written: 0,
+                    failed: work.len(),
+                })
+            }
+        }
+    }
+
+    async fn schedule_retry(&self, work: &[KvWork], error: &KvWriteError) -> Result<()> {
+        let message = error.to_string();
+        for item in work {
+            let delay = match error {
+                KvWriteError::RateLimited(Some(after)) => {
+                    i64::try_from(after.as_millis()).unwrap_or(BACKOFF_MAX_MS)
+                }
+                _ => backoff_ms(item.attempts),
+            };
+            let at = vouch_core::Timestamp::from_unix_millis(now().unix_millis() + delay);
+            self.store
+                .retry_kv(&self.owner, &item.key, at, &message)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn report_backlog(&self) {
+        if let Ok((behind, oldest)) = self.store.kv_backlog().await {
+            metrics::gauge!("vouch_kv_backlog_keys").set(behind as f64);
+            let lag = oldest.map_or(0.0, |t| {
+                (now().unix_millis() - t.unix_millis()).max(0) as f64 / 1000.0
+            });
+            metrics::gauge!("vouch_kv_oldest_unpublished_seconds").set(lag);
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: up to `base · 2^attempts`, capped at [`BACKOFF_MAX_MS`].
+fn backoff_ms(attempts: i64) -> i64 {
+    use rand::Rng;
+    let ceiling = BACKOFF_BASE_MS
+        .saturating_mul(1_i64 << attempts.clamp(0, 20))
+        .min(BACKOFF_MAX_MS);
+    rand::thread_rng().gen_range(ceiling / 2..=ceiling)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempts in 0..40 {
+            let ceiling = (BACKOFF_BASE_MS << attempts.min(20)).min(BACKOFF_MAX_MS);
+            let d = backoff_ms(attempts);
+            assert!(d >= ceiling / 2 && d <= ceiling, "{attempts}: {d}");
+        }
+        assert!(backoff_ms(0) <= BACKOFF_BASE_MS);
+        assert!(backoff_ms(30) >= BACKOFF_MAX_MS / 2);
+    }
+}

