@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
-# Runs every test Vouch has: formatting, lints, the core's wasm build, unit tests and the
-# HTTP-level suite against SQLite (always) and PostgreSQL (when VOUCH_TEST_POSTGRES_URL is set,
-# e.g. postgres://postgres@127.0.0.1:5432/test; each test gets a fresh database, dropped after).
-# Installs what it needs (the wasm32 target) on first run.
+# Runs every test Vouch has: formatting, lints (native and wasm32), the worker build and a
+# `wrangler deploy --dry-run`, unit tests, the origin's HTTP suite against SQLite (always) and
+# PostgreSQL (when VOUCH_TEST_POSTGRES_URL is set, e.g. postgres://postgres@127.0.0.1:5432/test;
+# each test gets a fresh database, dropped after), and the end-to-end tests of the origin with
+# the built worker in real workerd.
+# The first run installs the pinned edge tools into ~/.cache/vouch (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/edge-toolchain.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "toolchain: wasm32-unknown-unknown target"
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  rustup target add wasm32-unknown-unknown
-fi
+step "toolchain (wasm32 target, worker-build, wasm-bindgen, Node 22, workerd)"
+ensure_edge_toolchain
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (warnings are errors)"
+step "cargo clippy (native and wasm32; warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p vouch-edge -p vouch-core --target wasm32-unknown-unknown --locked -- -D warnings
 
-step "core builds for wasm32-unknown-unknown"
-cargo build -p vouch-core --target wasm32-unknown-unknown --locked
+step "edge worker build and wrangler deploy --dry-run"
+build_edge_worker
+DRY_RUN_OUT="$(mktemp -d)"
+trap 'rm -rf "$DRY_RUN_OUT"' EXIT
+"$VOUCH_NODE" scripts/edge/node_modules/wrangler/bin/wrangler.js deploy --dry-run --outdir "$DRY_RUN_OUT" \
+  > "$DRY_RUN_OUT/wrangler.log" 2>&1 || { cat "$DRY_RUN_OUT/wrangler.log"; exit 1; }
+grep -E "Total Upload|--dry-run: exiting now" "$DRY_RUN_OUT/wrangler.log" || true
 
 step "tests"
 if [ -z "${VOUCH_TEST_POSTGRES_URL:-}" ]; then
   echo "note: VOUCH_TEST_POSTGRES_URL is not set, so the PostgreSQL half of the suite is skipped"
 fi
-cargo test --workspace --locked
+VOUCH_REQUIRE_EDGE=1 cargo test --workspace --locked

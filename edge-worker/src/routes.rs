@@ -120,7 +120,12 @@ async fn did_document(
 }
 
 /// Reads a JSON body of at most `limit` bytes.
+///
+/// The body is read before anything is checked: answering while the client still has body
+/// bytes in flight makes workerd close the connection, and a client reusing it would see a
+/// reset instead of the JSON error. The platform caps request bodies, so the read is bounded.
 async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeError> {
+    let bytes = req.bytes().await?;
     let content_type = req.headers().get("content-type").ok().flatten();
     let is_json = content_type
         .as_deref()
@@ -129,16 +134,6 @@ async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeError> {
     if !is_json {
         return Err(EdgeError::UnsupportedMediaType);
     }
-    let declared = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(EdgeError::PayloadTooLarge(limit));
-    }
-    let bytes = req.bytes().await?;
     if bytes.len() > limit {
         return Err(EdgeError::PayloadTooLarge(limit));
     }

@@ -27,8 +27,8 @@ _ensure_cargo_tool() {
   shift 3
   local root="$VOUCH_CACHE/$crate-$version"
   if [ ! -x "$root/bin/$bin" ]; then
-    echo "==> installing $crate $version into $root (once; a few minutes)"
-    cargo install --quiet --root "$root" "$@" "$crate" --version "$version"
+    echo "==> installing $crate $version into $root (once; a few minutes)" >&2
+    cargo install --quiet --root "$root" "$@" "$crate" --version "$version" >&2 || return 1
   fi
   printf '%s\n' "$root/bin/$bin"
 }
@@ -44,18 +44,23 @@ ensure_node_modules() {
     cp "$edge/package.json" "$edge/package-lock.json" "$dir/"
     # `npm ci` trips over the lock entries of other platforms' optional workerd binaries; `npm install`
     # with the lock present installs the same tree.
-    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error) || { rm -rf "$dir"; return 1; }
   fi
   ln -sfn "$dir/node_modules" "$edge/node_modules"
 }
 
 # Exports WORKER_BUILD, WASM_BINDGEN_BIN, WASM_OPT_BIN, ESBUILD_BIN, VOUCH_NODE.
+# Installs under a lock, so two scripts started at once do not install twice.
 ensure_edge_toolchain() {
-  ensure_wasm_target
-  ensure_node_modules
-  WORKER_BUILD="$(_ensure_cargo_tool worker-build "$WORKER_BUILD_VERSION" worker-build --locked)"
+  mkdir -p "$VOUCH_CACHE"
+  exec {_vouch_lock}>"$VOUCH_CACHE/.install.lock"
+  flock "$_vouch_lock"
+  ensure_wasm_target || return 1
+  ensure_node_modules || return 1
+  WORKER_BUILD="$(_ensure_cargo_tool worker-build "$WORKER_BUILD_VERSION" worker-build --locked)" || return 1
   # Without --locked: one of its locked dependencies is missing from the registry mirror.
-  WASM_BINDGEN_BIN="$(_ensure_cargo_tool wasm-bindgen-cli "$(_lock_version wasm-bindgen)" wasm-bindgen)"
+  WASM_BINDGEN_BIN="$(_ensure_cargo_tool wasm-bindgen-cli "$(_lock_version wasm-bindgen)" wasm-bindgen)" || return 1
+  flock -u "$_vouch_lock"
   local modules="$VOUCH_REPO/scripts/edge/node_modules"
   WASM_OPT_BIN="$modules/binaryen/bin/wasm-opt"
   ESBUILD_BIN="$modules/@esbuild/linux-x64/bin/esbuild"

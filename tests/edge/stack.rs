@@ -1,0 +1,297 @@
+//! The whole system on loopback: the origin (SQLite) with its KV publisher, and the local edge
+//! (scripts/edge/serve.mjs: the built worker in workerd, KV, and the KV REST-shaped endpoint).
+//!
+//! Needs `VOUCH_NODE` (Node 22) and a built `edge-worker/build/`, which `scripts/test.sh`
+//! provides. Without them the tests say so and skip, unless `VOUCH_REQUIRE_EDGE=1` (set by
+//! scripts/test.sh), where that is a failure.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use vouch_origin::kv::{KvClient, KvTarget, Publisher};
+use vouch_origin::{app, store};
+
+pub const ADMIN: &str = "vk_admin_edge-test-platform-token-0123456789";
+const KV_TOKEN: &str = "kv-test-token";
+
+pub struct Stack {
+    pub origin: String,
+    pub edge: String,
+    /// The KV REST-shaped endpoint's base (`…/client/v4`).
+    pub kv_api: String,
+    /// Its test controls (`/__control/…`).
+    pub kv_control: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn store::Store>,
+    node: Option<Child>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `Some(node)` when the edge can run here; `None` to skip (only when not required).
+fn edge_prerequisites() -> Option<PathBuf> {
+    let required = std::env::var("VOUCH_REQUIRE_EDGE").is_ok_and(|v| v == "1");
+    let node = std::env::var_os("VOUCH_NODE").map(PathBuf::from);
+    let built = repo().join("edge-worker/build/index.js").exists();
+    match node {
+        Some(node) if built && node.exists() => Some(node),
+        _ if required => panic!(
+            "VOUCH_REQUIRE_EDGE=1 but the local edge cannot run: VOUCH_NODE={:?}, edge-worker/build built: {built}",
+            std::env::var_os("VOUCH_NODE")
+        ),
+        _ => {
+            eprintln!("skipped: run scripts/test.sh (it builds the worker and sets VOUCH_NODE)");
+            None
+        }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Option<Stack> {
+        let node = edge_prerequisites()?;
+        let mut child = Command::new(node)
+            .arg(repo().join("scripts/edge/serve.mjs"))
+            .env("VOUCH_EDGE_PORT", "0")
+            .env("VOUCH_KV_API_PORT", "0")
+            .env("VOUCH_KV_API_TOKEN", KV_TOKEN)
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the local edge");
+        let stdout = child.stdout.take().expect("edge stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the local edge did not start within 60 s")
+            .expect("read the edge's first line")
+            .expect("the local edge exited before it was ready");
+        let ready: Value = serde_json::from_str(&ready).expect("the edge's ready line is JSON");
+        let edge = ready["edge"].as_str().expect("edge url").to_owned();
+        let kv_api = ready["kv_api_base"].as_str().expect("kv api").to_owned();
+        let kv_control = kv_api.trim_end_matches("/client/v4").to_owned();
+        // Keep reading the edge's stdout so it never blocks on a full pipe.
+        let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("vouch.db").display());
+        let store = store::connect(&url).await.expect("open SQLite");
+        let (state, _) = app::bootstrap(store.clone(), Some(ADMIN))
+            .await
+            .expect("bootstrap");
+        let target = KvTarget {
+            api_base: kv_api.clone(),
+            account_id: ready["account_id"].as_str().expect("account").to_owned(),
+            namespace_id: ready["namespace_id"]
+                .as_str()
+                .expect("namespace")
+                .to_owned(),
+            api_token: KV_TOKEN.to_owned(),
+        };
+        let publisher = Publisher::new(store.clone(), KvClient::new(&target).expect("kv client"));
+        let publishing = tokio::spawn(publisher.run());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let origin = format!("http://{}", listener.local_addr().expect("addr"));
+        let serving = tokio::spawn(async move {
+            let _ = app::serve(listener, state).await;
+        });
+        Some(Stack {
+            origin,
+            edge,
+            kv_api,
+            kv_control,
+            client: reqwest::Client::new(),
+            store,
+            node: Some(child),
+            tasks: vec![drain, publishing, serving],
+            _dir: dir,
+        })
+    }
+
+    /// `(status, etag, body)` of a request.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Option<String>, Value) {
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, etag, body)
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.origin))
+            .bearer_auth(ADMIN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let (status, _, body) = self.send(req).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    /// A new org and an agent registered in it with the seed passport; returns the agent id.
+    pub async fn seed_agent(&self, name: &str) -> String {
+        let slug: String = name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_lowercase();
+        let org = self
+            .admin(
+                reqwest::Method::POST,
+                "/v1/orgs",
+                Some(json!({ "name": name, "slug": format!("o{slug}") })),
+            )
+            .await;
+        let body = self
+            .admin(
+                reqwest::Method::POST,
+                "/v1/agents",
+                Some(json!({
+                    "org_id": org["org_id"],
+                    "name": name,
+                    "owner": { "display_name": "Acme Support Team", "contact": "security@acme.com" },
+                    "role": "Tier-2 Support",
+                    "capabilities": [
+                        { "id": "payments.refund", "params": { "max_amount": 100, "currency": "USD" } },
+                        { "id": "data.export", "params": { "max_rows": 1000 } }
+                    ],
+                    "limits": { "refund_usd_max_per_tx": 100, "refund_usd_daily_cap": 1000, "max_export_rows": 1000, "allow_pii": false },
+                    "regions": ["US-NY", "US-CA"],
+                    "assurance_level": "L2",
+                    "public_jwk": { "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" }
+                })),
+            )
+            .await;
+        body["agent"]["agent_id"]
+            .as_str()
+            .expect("agent id")
+            .to_owned()
+    }
+
+    pub async fn set_status(&self, agent: &str, status: &str) -> Value {
+        self.admin(
+            reqwest::Method::PUT,
+            &format!("/v1/agents/{agent}/status"),
+            Some(json!({ "status": status, "reason": format!("test: {status}") })),
+        )
+        .await
+    }
+
+    pub async fn verify(&self, agent: &str) -> (StatusCode, Option<String>, Value) {
+        self.send(
+            self.client
+                .get(format!("{}/verify?agent_id={agent}", self.edge)),
+        )
+        .await
+    }
+
+    /// Polls `GET /verify` until `done` holds (at most `within`); returns the last answer.
+    pub async fn verify_until(
+        &self,
+        agent: &str,
+        within: Duration,
+        done: impl Fn(StatusCode, &Value) -> bool,
+    ) -> (StatusCode, Option<String>, Value) {
+        let started = Instant::now();
+        loop {
+            let answer = self.verify(agent).await;
+            if done(answer.0, &answer.2) || started.elapsed() > within {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Queues a fault on the KV REST-shaped endpoint.
+    pub async fn kv_fault(&self, fault: Value) {
+        let resp = self
+            .client
+            .post(format!("{}/__control/faults", self.kv_control))
+            .json(&fault)
+            .send()
+            .await
+            .expect("queue a fault");
+        assert!(resp.status().is_success());
+    }
+
+    pub async fn kv_stats(&self) -> Value {
+        self.client
+            .get(format!("{}/__control/stats", self.kv_control))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json")
+    }
+
+    /// Writes a raw value into KV through the REST-shaped endpoint.
+    pub async fn kv_put(&self, key: &str, value: &Value) {
+        let resp = self
+            .client
+            .put(format!(
+                "{}/accounts/local/storage/kv/namespaces/vouch-local/values/{key}",
+                self.kv_api
+            ))
+            .bearer_auth(KV_TOKEN)
+            .body(value.to_string())
+            .send()
+            .await
+            .expect("kv put");
+        assert!(
+            resp.status().is_success(),
+            "kv put {key}: {}",
+            resp.status()
+        );
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(child) = self.node.as_mut() {
+            // SIGTERM lets Miniflare stop its workerd child; kill_on_drop is the fallback.
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline {
+                    if matches!(child.try_wait(), Ok(Some(_))) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            let _ = child.start_kill();
+        }
+    }
+}
