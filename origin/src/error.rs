@@ -90,6 +90,9 @@ impl From<sqlx::Error> for Error {
                 code: "already_exists",
                 message: unique_message(db.constraint().unwrap_or_default(), db.message()),
             },
+            // The only foreign keys name an org (agents, tokens): a write into an org that does
+            // not exist.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Error::org_not_found(),
             sqlx::Error::PoolTimedOut => Error::Unavailable("the database is busy".into()),
             _ => Error::Internal(err.into()),
         }

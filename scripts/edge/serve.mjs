@@ -10,6 +10,8 @@
 // For tests, POST /__control/faults on the KV API port queues failures:
 //   {"status": 500 | 429, "count": 3, "retry_after": 1}  or  {"delay_ms": 200, "count": 5}
 // and GET /__control/stats reports the writes it accepted.
+// For benchmarks, VOUCH_EDGE_CONSTANT=1 adds, in the same workerd, a worker that answers every
+// request with a constant JSON body; requests with `Host: constant.bench` reach it.
 import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,10 +31,8 @@ if (!token) {
   process.exit(2);
 }
 
-const mf = new Miniflare({
-  host: "127.0.0.1",
-  port: edgePort,
-  cf: false,
+const vouchWorker = {
+  name: "vouch-edge",
   modules: true,
   scriptPath: script,
   modulesRoot: path.dirname(script),
@@ -42,10 +42,25 @@ const mf = new Miniflare({
   ],
   compatibilityDate: "2026-05-01",
   kvNamespaces: { VOUCH_KV: namespace },
+};
+// The body size of a typical /verify answer, so both workers send alike.
+const constantBody = JSON.stringify({ agent_id: "ap_" + "0".repeat(32), status: "active", pad: "x".repeat(420) });
+const constantWorker = {
+  name: "constant",
+  modules: true,
+  script: `export default { fetch() { return new Response(${JSON.stringify(constantBody)}, { headers: { "content-type": "application/json", "etag": "\\"c\\"" } }); } };`,
+  compatibilityDate: "2026-05-01",
+  routes: ["constant.bench/*"],
+};
+const mf = new Miniflare({
+  host: "127.0.0.1",
+  port: edgePort,
+  cf: false,
   kvPersist: env.VOUCH_EDGE_PERSIST ? path.resolve(env.VOUCH_EDGE_PERSIST) : false,
+  workers: env.VOUCH_EDGE_CONSTANT === "1" ? [vouchWorker, constantWorker] : [vouchWorker],
 });
 const edgeUrl = await mf.ready;
-const kv = await mf.getKVNamespace("VOUCH_KV");
+const kv = await mf.getKVNamespace("VOUCH_KV", "vouch-edge");
 
 // ---- the KV REST API shape (https://developers.cloudflare.com/api/resources/kv/) ----
 const faults = [];

@@ -95,9 +95,7 @@ pub async fn register_agent(
             ))
         }
     };
-    if state.store.get_org(&org_id).await?.is_none() {
-        return Err(Error::org_not_found());
-    }
+    // An org that does not exist fails the insert's foreign key: `404 org_not_found`.
     let at = now();
     let passport = Passport::register(body, AgentId::from_uuid(Uuid::now_v7()), org_id, at)?;
     let api_key = secrets::generate(secrets::AGENT_KEY_PREFIX);

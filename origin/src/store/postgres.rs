@@ -35,5 +35,6 @@ crate::store::sql::sql_store!(
     PgStore,
     sqlx::Postgres,
     for_update = " FOR UPDATE",
-    skip_locked = " FOR UPDATE SKIP LOCKED"
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    one_trip_append = true
 );

@@ -6,7 +6,7 @@
 
 /// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, for_update = $lock:literal, skip_locked = $skip:literal) => {
+    ($store:ty, $db:ty, for_update = $lock:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
         use vouch_core::audit::{verify_chain, AuditEvent, ChainReport, GENESIS_HASH};
@@ -20,51 +20,10 @@ macro_rules! sql_store {
 
         type Tx = sqlx::Transaction<'static, $db>;
 
-        /// Appends the event to its audit chain and to the outbox, inside `tx`.
+        /// Appends the event to the outbox (and the KV outbox), then to its audit chain, inside
+        /// `tx`. The chain comes last: its row lock (Postgres) serializes appends to one org's
+        /// chain, so it is held for as few statements as possible, up to the commit.
         async fn record_event(tx: &mut Tx, event: &ChangeEvent) -> Result<()> {
-            let chain = event.chain_id();
-            sqlx::query(
-                "INSERT INTO audit_chains (chain_id, head_seq, head_hash) VALUES ($1, 0, $2) \
-                 ON CONFLICT (chain_id) DO NOTHING",
-            )
-            .bind(chain)
-            .bind(GENESIS_HASH)
-            .execute(&mut **tx)
-            .await?;
-            // The UPDATE takes the chain's row lock (Postgres), so appends to one chain are serial.
-            let head = sqlx::query(
-                "UPDATE audit_chains SET head_seq = head_seq + 1 WHERE chain_id = $1 \
-                 RETURNING head_seq, head_hash",
-            )
-            .bind(chain)
-            .fetch_one(&mut **tx)
-            .await?;
-            let seq: i64 = head.try_get("head_seq")?;
-            let prev_hash: String = head.try_get("head_hash")?;
-            let sealed = event.audit_draft().seal(chain, seq - 1, &prev_hash);
-            sqlx::query(
-                "INSERT INTO audit_events (event_id, chain_id, seq, actor, action, target_type, \
-                 target_id, data, created_at, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(sealed.event_id.as_str())
-            .bind(&sealed.chain_id)
-            .bind(sealed.seq)
-            .bind(&sealed.actor)
-            .bind(&sealed.action)
-            .bind(&sealed.target_type)
-            .bind(&sealed.target_id)
-            .bind(&sealed.data)
-            .bind(sealed.created_at.unix_millis())
-            .bind(&sealed.prev_hash)
-            .bind(&sealed.hash)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("UPDATE audit_chains SET head_hash = $1 WHERE chain_id = $2")
-                .bind(&sealed.hash)
-                .bind(chain)
-                .execute(&mut **tx)
-                .await?;
             sqlx::query(
                 "INSERT INTO outbox (event_id, org_id, event_type, aggregate_type, aggregate_id, \
                  aggregate_version, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -97,33 +56,79 @@ macro_rules! sql_store {
                 .execute(&mut **tx)
                 .await?;
             }
-            Ok(())
-        }
-
-        /// Rewrites the capability and region index rows of an agent.
-        async fn index_agent(tx: &mut Tx, passport: &Passport) -> Result<()> {
-            let id = passport.agent_id.as_str();
-            sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1")
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("DELETE FROM agent_regions WHERE agent_id = $1")
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-            for cap in &passport.fields.capabilities {
-                sqlx::query("INSERT INTO agent_capabilities (capability, agent_id) VALUES ($1, $2)")
-                    .bind(cap.id.as_str())
-                    .bind(id)
+            // One statement creates the chain or takes its next sequence number, and returns the
+            // hash to link to (a new chain links to the genesis hash).
+            let chain = event.chain_id();
+            let head = sqlx::query(
+                "INSERT INTO audit_chains (chain_id, head_seq, head_hash) VALUES ($1, 1, $2) \
+                 ON CONFLICT (chain_id) DO UPDATE SET head_seq = audit_chains.head_seq + 1 \
+                 RETURNING head_seq, head_hash",
+            )
+            .bind(chain)
+            .bind(GENESIS_HASH)
+            .fetch_one(&mut **tx)
+            .await?;
+            let seq: i64 = head.try_get("head_seq")?;
+            let prev_hash: String = head.try_get("head_hash")?;
+            let sealed = event.audit_draft().seal(chain, seq - 1, &prev_hash);
+            // The event and the new head in one round trip where the database allows it
+            // (a data-modifying CTE on Postgres), so the chain lock spans as little as possible.
+            const INSERT_EVENT: &str = "INSERT INTO audit_events (event_id, chain_id, seq, actor, \
+                 action, target_type, target_id, data, created_at, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+            const MOVE_HEAD: &str = "UPDATE audit_chains SET head_hash = $11 WHERE chain_id = $2";
+            let combined;
+            let statements: &[&str] = if $one_trip {
+                combined = format!("WITH event AS ({INSERT_EVENT}) {MOVE_HEAD}");
+                &[combined.as_str()]
+            } else {
+                &[INSERT_EVENT, MOVE_HEAD]
+            };
+            for statement in statements {
+                sqlx::query(statement)
+                    .bind(sealed.event_id.as_str())
+                    .bind(&sealed.chain_id)
+                    .bind(sealed.seq)
+                    .bind(&sealed.actor)
+                    .bind(&sealed.action)
+                    .bind(&sealed.target_type)
+                    .bind(&sealed.target_id)
+                    .bind(&sealed.data)
+                    .bind(sealed.created_at.unix_millis())
+                    .bind(&sealed.prev_hash)
+                    .bind(&sealed.hash)
                     .execute(&mut **tx)
                     .await?;
             }
-            for region in &passport.fields.regions {
-                sqlx::query("INSERT INTO agent_regions (region, agent_id) VALUES ($1, $2)")
-                    .bind(region.as_str())
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
+            Ok(())
+        }
+
+        /// Writes the capability and region index rows of an agent (`replace`: drops the old
+        /// ones first), one multi-row INSERT per table.
+        async fn index_agent(tx: &mut Tx, passport: &Passport, replace: bool) -> Result<()> {
+            let id = passport.agent_id.as_str();
+            let caps = passport.fields.capabilities.iter().map(|c| c.id.as_str());
+            let regions = passport.fields.regions.iter().map(|r| r.as_str());
+            let tables: [(&str, &str, Vec<&str>); 2] = [
+                ("agent_capabilities", "capability", caps.collect()),
+                ("agent_regions", "region", regions.collect()),
+            ];
+            for (table, column, values) in tables {
+                if replace {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE agent_id = $1"))
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                if values.is_empty() {
+                    continue;
+                }
+                let mut qb =
+                    sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO {table} ({column}, agent_id) "));
+                qb.push_values(values, |mut row, value| {
+                    row.push_bind(value.to_owned()).push_bind(id.to_owned());
+                });
+                qb.build().execute(&mut **tx).await?;
             }
             Ok(())
         }
@@ -277,7 +282,7 @@ macro_rules! sql_store {
                 .bind(passport.updated_at.unix_millis())
                 .execute(&mut *tx)
                 .await?;
-                index_agent(&mut tx, passport).await?;
+                index_agent(&mut tx, passport, false).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
                 self.kv_changes.notify_one();
@@ -367,7 +372,7 @@ macro_rules! sql_store {
                 if next.fields.capabilities != current.fields.capabilities
                     || next.fields.regions != current.fields.regions
                 {
-                    index_agent(&mut tx, &next).await?;
+                    index_agent(&mut tx, &next, true).await?;
                 }
                 record_event(&mut tx, &change.event).await?;
                 tx.commit().await?;

@@ -44,4 +44,10 @@ impl SqliteStore {
     }
 }
 
-crate::store::sql::sql_store!(SqliteStore, sqlx::Sqlite, for_update = "", skip_locked = "");
+crate::store::sql::sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    for_update = "",
+    skip_locked = "",
+    one_trip_append = false
+);

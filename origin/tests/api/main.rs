@@ -67,4 +67,5 @@ on_both_databases! {
     forced_failure_rolls_back => crate::outbox::forced_failure_rolls_back,
     operations => crate::ops::operations,
     generated_platform_token => crate::ops::generated_platform_token,
+    configured_platform_token_without_prefix => crate::ops::configured_platform_token_without_prefix,
 }

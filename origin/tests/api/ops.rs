@@ -107,3 +107,34 @@ pub async fn generated_platform_token(app: &TestApp) {
             .is_err()
     );
 }
+
+/// `VOUCH_ADMIN_TOKEN` may be any string of 32 or more characters, not only `vk_admin_…`.
+pub async fn configured_platform_token_without_prefix(app: &TestApp) {
+    let token = "an-operator-chosen-platform-token-0123456789";
+    let (state, generated) = vouch_origin::app::bootstrap(app.store.clone(), Some(token))
+        .await
+        .unwrap();
+    assert!(generated.is_none());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, vouch_origin::app::router(state)).await;
+    });
+    let ok = app
+        .client
+        .get(format!("{base}/v1/agents"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let wrong = app
+        .client
+        .get(format!("{base}/v1/agents"))
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    server.abort();
+}

@@ -93,17 +93,19 @@ pub async fn forced_failure_rolls_back(app: &TestApp) {
         .clone();
     let before = counts(app).await;
     let before_agents = app.count("SELECT COUNT(*) FROM agents").await;
-    // Make the outbox insert (the last write of every transaction) fail.
+    // Make the audit insert fail: it comes after the change, its outbox row and its KV outbox
+    // row in every transaction, so all of those must roll back with it.
     if app.is_postgres() {
         app.sql(
-            "CREATE FUNCTION fail_outbox() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'forced failure'; END $$ LANGUAGE plpgsql;
-             CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox();",
+            "CREATE FUNCTION fail_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'forced failure'; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION fail_audit();",
         )
         .await;
     } else {
-        app.sql("CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'forced failure'); END;")
+        app.sql("CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'forced failure'); END;")
             .await;
     }
+    let kv_rows = app.count("SELECT COUNT(*) FROM kv_outbox").await;
     let reply = app.set_status(&id, "active").await;
     reply.assert_error(500, "internal_error");
     assert!(
@@ -156,9 +158,9 @@ pub async fn forced_failure_rolls_back(app: &TestApp) {
     );
     // Once the fault is gone, the same change goes through.
     if app.is_postgres() {
-        app.sql("DROP TRIGGER fail_outbox ON outbox").await;
+        app.sql("DROP TRIGGER fail_audit ON audit_events").await;
     } else {
-        app.sql("DROP TRIGGER fail_outbox").await;
+        app.sql("DROP TRIGGER fail_audit").await;
     }
     app.set_status(&id, "active").await.assert_status(200);
     assert_eq!(counts(app).await, (before.0 + 1, before.1 + 1));

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Edge benchmark (DESIGN §4), a benchmark and not a test: the release worker in workerd, load
+# from wrk on the same machine, each figure next to a constant-response worker served by the
+# same workerd in the same run:
+#   - GET /verify warm (KV hit, per-isolate cache) vs the constant worker: requests/s, p50, p99
+#   - the 304 path (If-None-Match) likewise
+#   - POST /verify (a policy decision) likewise
+# The runs are interleaved over VOUCH_BENCH_ROUNDS rounds (default 3) and each figure is the
+# median over rounds, so a noisy moment on a shared machine moves every column alike.
+# Environment: VOUCH_BENCH_DURATION (seconds per run, default 5), VOUCH_BENCH_CONNECTIONS (16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/edge-toolchain.sh
+
+duration="${VOUCH_BENCH_DURATION:-5}"
+connections="${VOUCH_BENCH_CONNECTIONS:-16}"
+rounds="${VOUCH_BENCH_ROUNDS:-3}"
+if ! command -v wrk >/dev/null; then
+  echo "==> installing wrk (Debian package)" >&2
+  apt-get install -y -qq wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+fi
+ensure_edge_toolchain
+echo "==> building the worker (release)" >&2
+build_edge_worker
+
+work="$(mktemp -d)"
+edge_pid=""
+cleanup() {
+  [ -n "$edge_pid" ] && kill -TERM "$edge_pid" 2>/dev/null && wait "$edge_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+VOUCH_EDGE_CONSTANT=1 VOUCH_EDGE_PORT=0 VOUCH_KV_API_PORT=0 VOUCH_KV_API_TOKEN=bench \
+  "$VOUCH_NODE" scripts/edge/serve.mjs > "$work/ready" 2> "$work/edge.log" &
+edge_pid=$!
+for _ in $(seq 1 300); do [ -s "$work/ready" ] && break; sleep 0.1; done
+edge="$(sed -n 's/.*"edge":"\([^"]*\)".*/\1/p' "$work/ready")"
+kv="$(sed -n 's/.*"kv_api_base":"\([^"]*\)".*/\1/p' "$work/ready")"
+
+agent=ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70
+curl -fsS -X PUT -H "authorization: Bearer bench" "$kv/accounts/local/storage/kv/namespaces/vouch-local/values/passport:$agent" \
+  --data-binary @- >/dev/null <<JSON
+{"agent_id":"$agent","org_id":"org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71","status":"active","name":"Acme Support Bot",
+ "owner_display":"Acme Support Team","contact":"security@acme.com","role":"Tier-2 Support",
+ "capabilities":[{"id":"payments.refund","params":{"max_amount":100,"currency":"USD"}},{"id":"data.export","params":{"max_rows":1000}}],
+ "limits":{"refund_usd_max_per_tx":100,"refund_usd_daily_cap":1000,"max_export_rows":1000,"allow_pii":false},
+ "regions":["US-NY","US-CA"],"assurance_level":"L2","tier":"standard","require_act_as":false,"public_jwk":null,
+ "status_reason":null,"suspended_at":null,"revoked_at":null,"version":7,"updated_at":"2026-11-22T00:00:00.000Z"}
+JSON
+etag="$(curl -fsS -o /dev/null -D - "$edge/verify?agent_id=$agent" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')"
+
+cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.body = '{"agent_id":"$agent","capability":"payments.refund","context":{"amount":50,"currency":"USD","region":"US-CA"}}'
+LUA
+
+# run LABEL wrk-args… → "LABEL req/s p50 p99"
+run() {
+  local label="$1"
+  shift
+  wrk -t2 -c"$connections" -d"${duration}s" --latency "$@" > "$work/out" 2>&1
+  local rps p50 p99 non2xx
+  rps="$(awk '/^Requests\/sec:/ {print $2}' "$work/out")"
+  p50="$(awk '$1 == "50%" {print $2}' "$work/out")"
+  p99="$(awk '$1 == "99%" {print $2}' "$work/out")"
+  non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$work/out")"
+  printf '%s %s %s %s %s\n' "$label" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+
+for _ in $(seq 1 "$rounds"); do
+  run constant -H "Host: constant.bench" "$edge/"
+  run verify_200 "$edge/verify?agent_id=$agent"
+  run verify_304 -H "If-None-Match: $etag" "$edge/verify?agent_id=$agent"
+  run decision -s "$work/post.lua" "$edge/verify"
+done > "$work/results"
+
+# Median per label of requests/s, p50 and p99 (wrk prints latencies with units: normalise to ms).
+awk -v c="$connections" -v d="$duration" -v r="$rounds" '
+  function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+  function median(list,   n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return a[int((n + 1) / 2)]
+  }
+  { rps[$1] = rps[$1] " " $2; p50[$1] = p50[$1] " " ms($3); p99[$1] = p99[$1] " " ms($4); bad[$1] += $5 }
+  END {
+    base = median(rps["constant"])
+    printf "| run (wrk, 2 threads, %d connections, %d s × %d rounds, medians) | requests/s | p50 (ms) | p99 (ms) | non-2xx/3xx | ratio to constant |\n", c, d, r
+    print  "|---|---|---|---|---|---|"
+    n = split("constant verify_200 verify_304 decision", order, " ")
+    for (i = 1; i <= n; i++) {
+      k = order[i]
+      printf "| %s | %.0f | %.2f | %.2f | %d | %.2f× |\n", k, median(rps[k]), median(p50[k]), median(p99[k]), bad[k], median(rps[k]) / base
+    }
+  }' "$work/results"
