@@ -8,21 +8,18 @@ use axum::http::{HeaderName, Request};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
-use vouch_core::TokenId;
 
 use crate::error::Error;
 use crate::extract::BODY_LIMIT;
-use crate::routes::{agents, audit, change_event, now, ops, orgs};
+use crate::routes::{agents, audit, ops, orgs};
 use crate::secrets;
-use crate::store::{AdminToken, Role, Store};
+use crate::store::{Role, Store};
 use crate::telemetry;
 
 /// What every handler can reach.
@@ -141,28 +138,14 @@ pub async fn bootstrap(
     }
     let mut generated = None;
     if !store.platform_token_exists().await? {
-        let secret = secrets::generate(secrets::ADMIN_TOKEN_PREFIX);
-        let at = now();
-        let token = AdminToken {
-            token_id: TokenId::from_uuid(Uuid::now_v7()),
-            org_id: None,
-            role: Role::Platform,
-            name: "bootstrap".into(),
-            created_at: at,
-        };
-        let event = change_event(
+        let (_, secret) = orgs::issue_token(
+            store.as_ref(),
             "platform",
             None,
-            "token.created",
-            "token",
-            token.token_id.as_str(),
-            0,
-            json!({ "token": token }),
-            at,
-        );
-        store
-            .create_token(&token, &secrets::hash(&secret), &event)
-            .await?;
+            Role::Platform,
+            "bootstrap".into(),
+        )
+        .await?;
         generated = Some(secret);
     }
     let state = AppState {

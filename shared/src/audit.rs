@@ -74,23 +74,10 @@ pub struct AuditDraft {
 impl AuditDraft {
     /// Places the draft after `(prev_seq, prev_hash)` in `chain_id`, computing its hash.
     pub fn seal(self, chain_id: &str, prev_seq: i64, prev_hash: &str) -> AuditEvent {
-        let seq = prev_seq + 1;
-        let hash = event_hash(
-            prev_hash,
-            chain_id,
-            seq,
-            &self.event_id,
-            &self.actor,
-            &self.action,
-            &self.target_type,
-            &self.target_id,
-            &self.data,
-            self.created_at,
-        );
-        AuditEvent {
+        let mut event = AuditEvent {
             event_id: self.event_id,
             chain_id: chain_id.to_owned(),
-            seq,
+            seq: prev_seq + 1,
             actor: self.actor,
             action: self.action,
             target_type: self.target_type,
@@ -98,8 +85,10 @@ impl AuditDraft {
             data: self.data,
             created_at: self.created_at,
             prev_hash: prev_hash.to_owned(),
-            hash,
-        }
+            hash: String::new(),
+        };
+        event.hash = event.expected_hash();
+        event
     }
 }
 

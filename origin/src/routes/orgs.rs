@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorBody, Result};
 use crate::extract::JsonBody;
 use crate::routes::{change_event, now};
 use crate::secrets;
-use crate::store::{AdminToken, Org, Role};
+use crate::store::{AdminToken, Org, Role, Store};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -151,29 +151,14 @@ pub async fn create_token(
         ));
     }
     validate::required_text("name", &body.name, validate::MAX_NAME)?;
-    let at = now();
-    let token = AdminToken {
-        token_id: TokenId::from_uuid(Uuid::now_v7()),
-        org_id: Some(org.org_id.clone()),
-        role: body.role,
-        name: body.name,
-        created_at: at,
-    };
-    let secret = secrets::generate(secrets::ADMIN_TOKEN_PREFIX);
-    let event = change_event(
+    let (token, secret) = issue_token(
+        state.store.as_ref(),
         &caller.actor,
-        Some(&org.org_id),
-        "token.created",
-        "token",
-        token.token_id.as_str(),
-        0,
-        json!({ "token": token }),
-        at,
-    );
-    state
-        .store
-        .create_token(&token, &secrets::hash(&secret), &event)
-        .await?;
+        Some(org.org_id),
+        body.role,
+        body.name,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -185,4 +170,38 @@ pub async fn create_token(
             token: secret,
         }),
     ))
+}
+
+/// Creates an admin token (its record, audit event and outbox row in one transaction) and
+/// returns it with its secret, which exists nowhere else.
+pub async fn issue_token(
+    store: &dyn Store,
+    actor: &str,
+    org_id: Option<OrgId>,
+    role: Role,
+    name: String,
+) -> Result<(AdminToken, String)> {
+    let at = now();
+    let token = AdminToken {
+        token_id: TokenId::from_uuid(Uuid::now_v7()),
+        org_id,
+        role,
+        name,
+        created_at: at,
+    };
+    let secret = secrets::generate(secrets::ADMIN_TOKEN_PREFIX);
+    let event = change_event(
+        actor,
+        token.org_id.as_ref(),
+        "token.created",
+        "token",
+        token.token_id.as_str(),
+        0,
+        json!({ "token": token }),
+        at,
+    );
+    store
+        .create_token(&token, &secrets::hash(&secret), &event)
+        .await?;
+    Ok((token, secret))
 }

@@ -148,6 +148,11 @@ pub async fn forced_failure_rolls_back(app: &TestApp) {
             .await,
         0
     );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM kv_outbox").await,
+        kv_rows,
+        "no KV outbox row either"
+    );
     let report = app
         .get(&format!("/v1/audit/verify?org_id={org}"), ADMIN)
         .await;
