@@ -399,3 +399,71 @@ async fn versions_never_go_backwards_at_the_edge() {
                 == 22
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_rebuilds_kv_and_replicas_share_the_work() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let mut agents = Vec::new();
+    for i in 0..6 {
+        let agent = stack.seed_agent(&format!("Resync {i}")).await;
+        stack.set_status(&agent, "active").await;
+        agents.push(agent);
+    }
+    for agent in &agents {
+        stack
+            .verify_until(agent, PATIENCE, |s, _| s == StatusCode::OK)
+            .await;
+    }
+    // Lose every passport from KV behind the origin's back.
+    for agent in &agents {
+        let resp = stack
+            .client
+            .delete(format!(
+                "{}/accounts/local/storage/kv/namespaces/vouch-local/values/passport:{agent}",
+                stack.kv_api
+            ))
+            .bearer_auth("kv-test-token")
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+    for agent in &agents {
+        let (status, _, _) = stack
+            .verify_until(agent, PATIENCE, |s, _| s == StatusCode::NOT_FOUND)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    // `vouch-origin kv resync` is this: mark every key, publish until nothing is behind. Two
+    // extra publishers (as two more origin replicas would) drain alongside the running one.
+    let marked = stack
+        .store
+        .mark_all_kv_dirty(vouch_origin::routes::now())
+        .await
+        .unwrap();
+    assert_eq!(marked, 6);
+    let replica = || {
+        vouch_origin::kv::Publisher::new(
+            stack.store.clone(),
+            vouch_origin::kv::KvClient::new(&stack.kv_target()).unwrap(),
+        )
+    };
+    let (a, b) = (replica(), replica());
+    let (ra, rb) = tokio::join!(a.drain(), b.drain());
+    ra.unwrap();
+    rb.unwrap();
+    for agent in &agents {
+        let (status, _, body) = stack
+            .verify_until(agent, PATIENCE, |s, _| s == StatusCode::OK)
+            .await;
+        assert_eq!(
+            (status, body["version"].as_i64()),
+            (StatusCode::OK, Some(2)),
+            "{agent}"
+        );
+    }
+    let (behind, _) = stack.store.kv_backlog().await.unwrap();
+    assert_eq!(behind, 0);
+}

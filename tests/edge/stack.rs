@@ -121,6 +121,11 @@ impl Stack {
         })
     }
 
+    /// Where the stack's KV REST-shaped endpoint is, as a publisher's target.
+    pub fn kv_target(&self) -> KvTarget {
+        kv_target(&self.kv_api)
+    }
+
     /// `(status, etag, body)` of a request.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Option<String>, Value) {
         let resp = req.send().await.expect("request");
@@ -268,6 +273,15 @@ impl Stack {
             "kv put {key}: {}",
             resp.status()
         );
+    }
+}
+
+fn kv_target(kv_api: &str) -> KvTarget {
+    KvTarget {
+        api_base: kv_api.to_owned(),
+        account_id: "local".to_owned(),
+        namespace_id: "vouch-local".to_owned(),
+        api_token: KV_TOKEN.to_owned(),
     }
 }
 

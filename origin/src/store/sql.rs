@@ -565,6 +565,7 @@ macro_rules! sql_store {
                 let done = sqlx::query(
                     "INSERT INTO kv_outbox (kv_key, aggregate_type, aggregate_id, target_version, dirty_since) \
                      SELECT 'passport:' || agent_id, 'agent', agent_id, version, $1 FROM agents \
+                     WHERE true /* SQLite needs a WHERE before an upsert on INSERT … SELECT */ \
                      ON CONFLICT (kv_key) DO UPDATE SET target_version = excluded.target_version, \
                        published_version = 0, dirty_since = excluded.dirty_since, attempts = 0, next_attempt_at = 0",
                 )

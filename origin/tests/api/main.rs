@@ -65,6 +65,7 @@ on_both_databases! {
     audit_truncation_detected => crate::audit::truncation_detected,
     outbox_row_per_change => crate::outbox::row_per_change,
     forced_failure_rolls_back => crate::outbox::forced_failure_rolls_back,
+    kv_outbox_leases => crate::outbox::kv_outbox_leases,
     operations => crate::ops::operations,
     generated_platform_token => crate::ops::generated_platform_token,
     configured_platform_token_without_prefix => crate::ops::configured_platform_token_without_prefix,

@@ -170,3 +170,79 @@ pub async fn forced_failure_rolls_back(app: &TestApp) {
     app.set_status(&id, "active").await.assert_status(200);
     assert_eq!(counts(app).await, (before.0 + 1, before.1 + 1));
 }
+
+/// The KV outbox's leases, on both databases: a claimed key is invisible to other publishers
+/// until completed or released; completion never lowers the published version; resync marks
+/// every agent again.
+pub async fn kv_outbox_leases(app: &TestApp) {
+    use vouch_core::Timestamp;
+    let store = &app.store;
+    let org = app.org("leases").await;
+    let (a, _) = app.agent(&org, "leased a").await;
+    let (b, _) = app.agent(&org, "leased b").await;
+    app.set_status(&a, "active").await.assert_status(200);
+    let now = vouch_origin::routes::now();
+    let (behind, oldest) = store.kv_backlog().await.unwrap();
+    assert_eq!(behind, 2);
+    assert!(oldest.is_some());
+
+    let first = store.claim_kv("one", now, 60_000, 10).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let claimed_a = first.iter().find(|w| w.aggregate_id == a).unwrap();
+    assert_eq!(
+        claimed_a.target_version, 2,
+        "coalesced: one row per key at its newest version"
+    );
+    assert!(
+        store
+            .claim_kv("two", now, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased keys are not claimed twice"
+    );
+
+    // "two" cannot complete or release what "one" holds.
+    store.complete_kv("two", &claimed_a.key, 2).await.unwrap();
+    assert_eq!(store.kv_backlog().await.unwrap().0, 2);
+    store.complete_kv("one", &claimed_a.key, 2).await.unwrap();
+    assert_eq!(store.kv_backlog().await.unwrap().0, 1);
+    let claimed_b = first.iter().find(|w| w.aggregate_id == b).unwrap();
+    let later = Timestamp::from_unix_millis(now.unix_millis() + 5_000);
+    store
+        .retry_kv("one", &claimed_b.key, later, "HTTP 500")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_kv("two", now, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let retried = store.claim_kv("two", later, 60_000, 10).await.unwrap();
+    assert_eq!((retried.len(), retried[0].attempts), (1, 1));
+
+    // An expired lease can be taken over.
+    let expired = Timestamp::from_unix_millis(later.unix_millis() + 61_000);
+    let taken = store.claim_kv("three", expired, 60_000, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    store.complete_kv("three", &taken[0].key, 1).await.unwrap();
+    assert_eq!(store.kv_backlog().await.unwrap().0, 0);
+
+    // A newer change makes the key due again; an older completion never lowers what is recorded.
+    app.set_status(&a, "suspended").await.assert_status(200);
+    let again = store.claim_kv("one", expired, 60_000, 10).await.unwrap();
+    assert_eq!(again[0].target_version, 3);
+    store.complete_kv("one", &again[0].key, 1).await.unwrap();
+    assert_eq!(
+        store.kv_backlog().await.unwrap().0,
+        1,
+        "version 1 does not cover version 3"
+    );
+
+    let marked = store.mark_all_kv_dirty(expired).await.unwrap();
+    assert_eq!(marked, 2);
+    assert_eq!(store.kv_backlog().await.unwrap().0, 2);
+}
