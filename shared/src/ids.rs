@@ -92,6 +92,10 @@ prefixed_id!(
     /// An admin token (the public half; the secret is `vk_admin_…`): `tok_…`.
     TokenId, "tok_", "tok_0192f2a4c3b87d9e8f1a2b3c4d5e6f73"
 );
+prefixed_id!(
+    /// A delegation grant (SPEC §6): `dlg_…`.
+    DelegationId, "dlg_", "dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6f74"
+);
 
 #[cfg(test)]
 mod tests {

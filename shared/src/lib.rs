@@ -4,15 +4,19 @@
 
 pub mod audit;
 pub mod decision;
+pub mod delegation;
 pub mod edge_view;
 pub mod error;
 pub mod ids;
+pub mod jwk;
+pub mod jws;
 pub mod kv;
 pub mod lifecycle;
 pub mod passport;
 pub mod patch;
 pub mod policy;
 pub mod timestamp;
+pub mod token;
 pub mod validate;
 
 pub use error::CoreError;
