@@ -9,7 +9,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use serde_json::Value;
+use vouch_core::delegation::{self, Grant};
 use vouch_core::edge_view::EdgePassport;
+use vouch_core::ids::DelegationId;
 use vouch_core::kv::VersionedDocument;
 use worker::{Date, Env};
 
@@ -34,14 +37,20 @@ pub struct PassportEntry {
 
 /// A served-as-is document (`jwks`, `discovery`) rendered once per read.
 pub struct DocumentEntry {
+    /// The version the origin published it under.
+    pub version: i64,
     pub etag: String,
+    /// The document as served.
     pub body: String,
+    /// The same document, parsed (for the issuer of `discovery`).
+    pub document: Value,
 }
 
 #[derive(Clone)]
 enum Cached {
     Passport(Rc<PassportEntry>),
     Document(Rc<DocumentEntry>),
+    Grant(Rc<Grant>),
     Missing,
 }
 
@@ -140,9 +149,30 @@ pub async fn document(
     let doc: VersionedDocument = serde_json::from_str(&text)
         .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not a document: {e}")))?;
     let entry = Rc::new(DocumentEntry {
+        version: doc.version,
         etag: vouch_core::edge_view::etag(kind, doc.version),
         body: doc.document.to_string(),
+        document: doc.document,
     });
     store(key, Cached::Document(entry.clone()));
+    Ok(Some(entry))
+}
+
+/// The delegation grant `id` as published (`delegation:{id}`), if any.
+pub async fn grant(env: &Env, id: &DelegationId) -> Result<Option<Rc<Grant>>, EdgeError> {
+    let key = delegation::kv_key(id);
+    match lookup(&key) {
+        Some(Cached::Grant(entry)) => return Ok(Some(entry)),
+        Some(Cached::Missing) => return Ok(None),
+        _ => {}
+    }
+    let Some(text) = read_kv(env, &key).await? else {
+        store(&key, Cached::Missing);
+        return Ok(None);
+    };
+    let grant: Grant = serde_json::from_str(&text)
+        .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not a grant: {e}")))?;
+    let entry = Rc::new(grant);
+    store(&key, Cached::Grant(entry.clone()));
     Ok(Some(entry))
 }

@@ -1,10 +1,12 @@
 //! The Vouch edge: a thin workers-rs shell over `vouch-core`. It routes, reads Workers KV
 //! through a bounded per-isolate cache, and turns core answers into JSON responses with strong
-//! ETags. Every decision comes from the core, the same code the origin runs.
+//! ETags. Every decision comes from the core, the same code the origin runs; a token is
+//! verified with the core's ES256 verifier against the keys the origin published to KV.
 
 mod kv_cache;
 mod respond;
 mod routes;
+mod tokens;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -1,12 +1,17 @@
 //! Routing and the handlers: parse → core → respond.
 
+use std::rc::Rc;
+
+use futures_util::future::join_all;
 use serde_json::Value;
 use vouch_core::decision::{Decision, Subject, VerifyRequest};
-use vouch_core::{kv, AgentId, Timestamp};
+use vouch_core::delegation::Grant;
+use vouch_core::{kv, token, AgentId, Timestamp};
 use worker::{Date, Env, Method, Request, Response, Url};
 
-use crate::kv_cache;
+use crate::kv_cache::{self, PassportEntry};
 use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
+use crate::tokens;
 
 /// The largest body `POST /verify` reads; a batch may be 100 times larger.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -165,31 +170,84 @@ fn now() -> Timestamp {
 
 /// One decision (SPEC §11) from KV and the core.
 async fn decide(env: &Env, request: &VerifyRequest) -> Result<Decision, EdgeError> {
-    let agent_id = match &request.subject {
-        Subject::Agent(id) => id,
-        Subject::Token(_) => {
-            return Err(EdgeError::bad(
-                "token verification is not available on this edge yet; send `agent_id`",
-                Some("token"),
-            ))
-        }
-    };
     if request.commit {
         return Err(EdgeError::bad(
             "`commit` needs the daily-cap ledger, which this edge does not run yet",
             Some("commit"),
         ));
     }
-    let entry = kv_cache::passport(env, &kv::passport_key(agent_id)).await?;
-    let view = entry.as_ref().map(|e| &e.view);
-    let evaluation = request.evaluate(view);
+    let now = now();
+    match &request.subject {
+        Subject::Agent(agent_id) => {
+            let entry = kv_cache::passport(env, &kv::passport_key(agent_id)).await?;
+            let view = entry.as_ref().map(|e| &e.view);
+            let evaluation = request.evaluate(view);
+            Ok(Decision::new(
+                decision_id(),
+                request,
+                vec![agent_id.clone()],
+                view,
+                evaluation,
+                now,
+                MAX_AGE_SECONDS,
+            ))
+        }
+        Subject::Token(token) => decide_token(env, request, token, now).await,
+    }
+}
+
+/// A token's decision: verify it, read its grants and the passports of its chain, and let the
+/// core check the chain and the subject's passport.
+async fn decide_token(
+    env: &Env,
+    request: &VerifyRequest,
+    token: &str,
+    now: Timestamp,
+) -> Result<Decision, EdgeError> {
+    let claims = match tokens::verify(env, token, now).await? {
+        Ok(claims) => claims,
+        Err(reason) => {
+            let evaluation = request.evaluate_token(Err(reason), &[], &|_| None, now);
+            return Ok(Decision::new(
+                decision_id(),
+                request,
+                Vec::new(),
+                None,
+                evaluation,
+                now,
+                MAX_AGE_SECONDS,
+            ));
+        }
+    };
+    let chain = token::chain(&claims);
+    let grants: Vec<Option<Grant>> = join_all(claims.dlg.iter().map(|id| kv_cache::grant(env, id)))
+        .await
+        .into_iter()
+        .map(|found| found.map(|grant| grant.map(|g| Grant::clone(&g))))
+        .collect::<Result<_, _>>()?;
+    let keys: Vec<String> = chain.iter().map(kv::passport_key).collect();
+    let passports: Vec<Option<Rc<PassportEntry>>> =
+        join_all(keys.iter().map(|key| kv_cache::passport(env, key)))
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+    let passport_of = |agent: &AgentId| {
+        chain
+            .iter()
+            .position(|a| a == agent)
+            .and_then(|i| passports.get(i))
+            .and_then(Option::as_deref)
+            .map(|entry| &entry.view)
+    };
+    let evaluation = request.evaluate_token(Ok(&claims), &grants, &passport_of, now);
+    let subject = passport_of(&claims.sub);
     Ok(Decision::new(
         decision_id(),
         request,
-        Some(agent_id),
-        view,
+        chain,
+        subject,
         evaluation,
-        now(),
+        now,
         MAX_AGE_SECONDS,
     ))
 }

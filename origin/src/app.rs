@@ -17,7 +17,8 @@ use utoipa_axum::routes;
 
 use crate::error::Error;
 use crate::extract::BODY_LIMIT;
-use crate::routes::{agents, audit, ops, orgs};
+use crate::keys::{Keys, MasterKey, TokenSettings};
+use crate::routes::{agents, audit, oauth, ops, orgs, wellknown};
 use crate::secrets;
 use crate::store::{Role, Store};
 use crate::telemetry;
@@ -29,6 +30,15 @@ pub struct AppState {
     /// SHA-256 of `VOUCH_ADMIN_TOKEN`, when configured.
     pub platform_token_hash: Option<String>,
     pub metrics: PrometheusHandle,
+    pub keys: Arc<Keys>,
+}
+
+/// What the origin needs besides its database to start.
+pub struct Boot {
+    /// `VOUCH_ADMIN_TOKEN`; `None`: generate one at first start.
+    pub admin_token: Option<String>,
+    pub master_key: MasterKey,
+    pub tokens: TokenSettings,
 }
 
 #[derive(OpenApi)]
@@ -39,6 +49,7 @@ pub struct AppState {
         (name = "orgs", description = "Organizations and admin tokens"),
         (name = "agents", description = "Agent passports and their lifecycle"),
         (name = "audit", description = "Tamper-evident audit log"),
+        (name = "tokens", description = "Token endpoint, signing keys, discovery"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -80,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::heartbeat))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
+        .routes(routes!(oauth::token))
+        .routes(routes!(wellknown::jwks))
+        .routes(routes!(wellknown::discovery))
+        .routes(routes!(wellknown::rotate))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -117,22 +132,24 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
-/// Makes sure a platform admin token exists. With `configured` (`VOUCH_ADMIN_TOKEN`) that one
-/// is used; otherwise the first start generates one, stores its hash and returns it to print
-/// once. Returns the state and the freshly generated token, if any.
+/// Makes sure a platform admin token and a signing key exist. With `boot.admin_token`
+/// (`VOUCH_ADMIN_TOKEN`) that token is the platform's; otherwise the first start generates one,
+/// stores its hash and returns it to print once. Returns the state and the generated token.
 pub async fn bootstrap(
     store: Arc<dyn Store>,
-    configured: Option<&str>,
+    boot: Boot,
 ) -> anyhow::Result<(AppState, Option<String>)> {
     let metrics = telemetry::metrics_handle();
-    if let Some(token) = configured {
+    let keys = Keys::start(store.clone(), boot.master_key, boot.tokens).await?;
+    if let Some(token) = boot.admin_token {
         if token.len() < 32 {
             anyhow::bail!("VOUCH_ADMIN_TOKEN must be at least 32 characters");
         }
         let state = AppState {
             store,
-            platform_token_hash: Some(secrets::hash(token)),
+            platform_token_hash: Some(secrets::hash(&token)),
             metrics,
+            keys,
         };
         return Ok((state, None));
     }
@@ -152,6 +169,7 @@ pub async fn bootstrap(
         store,
         platform_token_hash: None,
         metrics,
+        keys,
     };
     Ok((state, generated))
 }

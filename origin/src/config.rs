@@ -84,9 +84,44 @@ pub struct ServeArgs {
     /// and prints it once.
     #[arg(long, env = "VOUCH_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// 32 bytes, base64, that encrypt the signing keys at rest. Unset: a development key is
+    /// generated into the data directory (with a warning).
+    #[arg(long, env = "VOUCH_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Where a development master key is kept. Default: beside the SQLite file, or the
+    /// working directory with Postgres.
+    #[arg(long, env = "VOUCH_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `iss` of every token and the base of the token endpoint. Default: http://<listen address>.
+    #[arg(long, env = "VOUCH_ISSUER")]
+    pub issuer: Option<String>,
+    /// The edge's base URL; discovery points verifiers at its JWKS. Default: the origin's.
+    #[arg(long, env = "VOUCH_EDGE_URL")]
+    pub edge_url: Option<String>,
     #[command(flatten)]
     pub kv: KvArgs,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "VOUCH_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+}
+
+impl ServeArgs {
+    /// The data directory: as configured, else the SQLite file's folder, else `.`.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        self.database
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database.database_url.strip_prefix("sqlite:"))
+            .map(|path| path.split('?').next().unwrap_or(path))
+            .and_then(|path| {
+                std::path::Path::new(path)
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+            })
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| std::path::PathBuf::from("."))
+    }
 }

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use vouch_origin::config::{Cli, Command, KvCommand};
+use vouch_origin::keys::{MasterKey, TokenSettings};
 use vouch_origin::kv::{KvClient, Publisher};
 use vouch_origin::{app, store, telemetry};
 
@@ -36,7 +37,29 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             telemetry::init_tracing(args.log_json);
             let store = store::connect(&args.database.database_url).await?;
-            let (state, generated) = app::bootstrap(store, args.admin_token.as_deref()).await?;
+            let data_dir = args.data_dir();
+            let (master_key, dev_key) =
+                MasterKey::load_or_generate(args.master_key.as_deref(), &data_dir)?;
+            if dev_key {
+                tracing::warn!(
+                    file = %data_dir.join(vouch_origin::keys::master::DEV_KEY_FILE).display(),
+                    "VOUCH_MASTER_KEY is not set: signing keys are sealed with a development key kept in the data directory"
+                );
+            }
+            let issuer = args
+                .issuer
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", args.listen));
+            let jwks_base = args.edge_url.clone().unwrap_or_else(|| issuer.clone());
+            let boot = app::Boot {
+                admin_token: args.admin_token.clone(),
+                master_key,
+                tokens: TokenSettings {
+                    jwks_uri: format!("{}/.well-known/jwks.json", jwks_base.trim_end_matches('/')),
+                    issuer,
+                },
+            };
+            let (state, generated) = app::bootstrap(store, boot).await?;
             if let Some(token) = generated {
                 println!("Platform admin token (shown once, store it now): {token}");
             } else if args.admin_token.is_none() {

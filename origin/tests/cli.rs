@@ -684,3 +684,99 @@ fn a_broken_audit_chain_exits_4_and_says_where() {
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["first_break"]["seq"], 1, "{report}");
 }
+
+#[test]
+fn token_and_key_rotation() {
+    let server = Server::start();
+    let admin = Some(ADMIN_TOKEN);
+    let org = server
+        .vouch(
+            admin,
+            &[
+                "orgs",
+                "create",
+                "--name",
+                "Token Inc",
+                "--slug",
+                "tokeninc",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let org_id = str_of(&org, "/org_id").to_owned();
+    let registered = server
+        .vouch(
+            admin,
+            &[
+                "agents",
+                "register",
+                "--org",
+                &org_id,
+                "--name",
+                "Token Bot",
+                "--owner-name",
+                "Ops",
+                "--owner-contact",
+                "ops@token.example",
+                "--capability",
+                "payments.refund",
+                "--capability",
+                "data.export",
+                "--status",
+                "active",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let agent = str_of(&registered, "/agent/agent_id").to_owned();
+    let key = str_of(&registered, "/api_key").to_owned();
+
+    // The bare token, ready for `$(vouch token …)`: three base64url segments.
+    let token = server
+        .vouch(
+            None,
+            &[
+                "token",
+                "--agent",
+                &agent,
+                "--api-key",
+                &key,
+                "--scope",
+                "data.export",
+            ],
+        )
+        .ok();
+    let jwt = token.stdout.trim();
+    assert_eq!(jwt.split('.').count(), 3, "{jwt}");
+    let full = server
+        .vouch(
+            None,
+            &["token", "--agent", &agent, "--api-key", &key, "--json"],
+        )
+        .ok()
+        .json();
+    assert_eq!(full["scope"], "payments.refund data.export");
+    assert_eq!(full["token_type"], "Bearer");
+
+    let wrong = server
+        .vouch(
+            None,
+            &["token", "--agent", &agent, "--api-key", "vk_agent_nope"],
+        )
+        .code(1);
+    assert!(wrong.stderr.contains("invalid_client"), "{}", wrong.stderr);
+
+    let rotated = server
+        .vouch(admin, &["keys", "rotate", "--json"])
+        .ok()
+        .json();
+    assert!(!str_of(&rotated, "/kid").is_empty());
+    let human = server.vouch(admin, &["keys", "rotate"]).ok();
+    assert!(
+        human.stdout.contains("signs from now on"),
+        "{}",
+        human.stdout
+    );
+}

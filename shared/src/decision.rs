@@ -1,15 +1,23 @@
 //! `POST /verify` (SPEC §8, §11): reading a verify request and wrapping an evaluation into the
 //! decision the edge answers. Pure, so the origin and the edge build decisions the same way.
+//!
+//! A request naming an `agent_id` is [`VerifyRequest::evaluate`]d against that agent's passport.
+//! A request carrying a `token` is [`VerifyRequest::evaluate_token`]d: the caller verifies the
+//! token ([`crate::token::verify`]), reads the grants of its `dlg` and the passports of every
+//! agent of its chain, and this module checks the chain ([`delegation::check_chain`]) and the
+//! subject's passport, and merges both into one list of reasons ([`merge_token_checks`]).
 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::delegation::{self, Grant};
 use crate::edge_view::EdgePassport;
 use crate::error::CoreError;
 use crate::ids::{AgentId, OrgId};
 use crate::passport::{deserialize_field, AssuranceLevel};
 use crate::policy::{self, codes, Context, DecisionRequest, Evaluation, Reason};
 use crate::timestamp::Timestamp;
+use crate::token::{codes as token_codes, Claims};
 
 /// The most requests one `POST /verify/batch` may carry.
 pub const BATCH_MAX: usize = 100;
@@ -159,6 +167,103 @@ impl VerifyRequest {
     }
 }
 
+impl VerifyRequest {
+    /// Evaluates a token request (SPEC §8, §11) from what the caller verified and read:
+    ///
+    /// * `verified`: the token's claims once [`crate::token::verify`] accepted it, or why it did not
+    ///   ([`crate::token::TokenError::to_reason`], or [`token_unverifiable`] when the caller has no
+    ///   signing keys or issuer to verify with). A refused token is a denial with that one
+    ///   reason and nothing else: nothing an unverified token says is looked at.
+    /// * `grants[i]`: the grant `claims.dlg[i]` names, as the caller found it (`None`: missing).
+    /// * `passport(agent)`: the passport of an agent of [`crate::token::chain`] (`None`: not found).
+    ///
+    /// A verified token gets [`delegation::check_chain`] for the request's capability (statuses
+    /// from `passport`) and [`VerifyRequest::evaluate`] on the passport of its subject (`sub`),
+    /// merged by [`merge_token_checks`].
+    pub fn evaluate_token<'p>(
+        &self,
+        verified: Result<&Claims, Reason>,
+        grants: &[Option<Grant>],
+        passport: &dyn Fn(&AgentId) -> Option<&'p EdgePassport>,
+        now: Timestamp,
+    ) -> Evaluation {
+        let claims = match verified {
+            Ok(claims) => claims,
+            Err(reason) => {
+                return Evaluation {
+                    allow: false,
+                    reasons: vec![reason],
+                    spend: None,
+                }
+            }
+        };
+        let status = |agent: &AgentId| passport(agent).map(|p| p.status);
+        let chain = delegation::check_chain(claims, grants, &status, &self.capability, now);
+        let subject = passport(&claims.sub);
+        let subject_status =
+            delegation::agent_status_reason(&claims.sub, subject.map(|p| p.status));
+        merge_token_checks(chain, self.evaluate(subject), subject_status.as_ref())
+    }
+}
+
+/// The reason to refuse every token with when the verifier cannot verify any: no signing keys
+/// or no issuer published, or unusable ones. `token_invalid`, about the request's `token`.
+pub fn token_unverifiable(message: impl Into<String>) -> Reason {
+    let mut reason = Reason::new(token_codes::TOKEN_INVALID, message);
+    reason.field = Some("token".to_owned());
+    reason
+}
+
+/// Merges the two checks of a verified token into one evaluation (SPEC §11):
+///
+/// * `chain`: the reasons of [`delegation::check_chain`] (empty: the chain allows it);
+/// * `passport`: [`VerifyRequest::evaluate`] on the subject's passport;
+/// * `subject_status`: what the chain check says about the subject's own status,
+///   [`delegation::agent_status_reason`] of the subject (`None`: active).
+///
+/// The reasons are the chain's, then the passport decision's, without `oap.allowed`, each
+/// listed once: a reason equal to one already listed is dropped, and so is the chain's
+/// `subject_status` when the passport decision has a reason of the same code, which says the
+/// same of the same agent in the passport's own words (so a suspended subject is one
+/// `oap.passport_suspended`, not two; a suspended actor is listed as well, as the other agent it
+/// is). `allow` only when no reason is left; the reasons are then the passport's `oap.allowed`.
+/// `spend` is the passport decision's.
+pub fn merge_token_checks(
+    chain: Vec<Reason>,
+    passport: Evaluation,
+    subject_status: Option<&Reason>,
+) -> Evaluation {
+    let mut reasons: Vec<Reason> = Vec::with_capacity(chain.len() + passport.reasons.len());
+    let said_by_passport = |reason: &Reason| {
+        subject_status == Some(reason) && passport.reasons.iter().any(|r| r.code == reason.code)
+    };
+    for reason in chain {
+        if !said_by_passport(&reason) && !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    }
+    for reason in &passport.reasons {
+        if reason.code != codes::ALLOWED && !reasons.contains(reason) {
+            reasons.push(reason.clone());
+        }
+    }
+    if reasons.is_empty() && passport.allow {
+        return passport;
+    }
+    if reasons.is_empty() {
+        // A denial always says why; a passport decision never denies without a reason.
+        reasons.push(Reason::new(
+            codes::POLICY_ERROR,
+            "the decision was a denial without a reason",
+        ));
+    }
+    Evaluation {
+        allow: false,
+        reasons,
+        spend: passport.spend,
+    }
+}
+
 /// The decision of SPEC §11.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Decision {
@@ -175,15 +280,21 @@ pub struct Decision {
     pub expires_in: u32,
     /// The passport version the decision read (`null` when the agent was not found).
     pub passport_version: Option<i64>,
-    /// The agents the decision rests on, outermost actor first (just the agent without a token).
+    /// The agents the decision rests on, outermost actor first and the subject last
+    /// ([`crate::token::chain`]); just the agent for an `agent_id` request; empty for a refused token.
     pub chain: Vec<AgentId>,
 }
 
 impl Decision {
+    /// Wraps an evaluation. `chain` lists the agents it rests on, outermost actor first: the
+    /// token's [`crate::token::chain`], `[agent_id]` for an `agent_id` request, or nothing for a token
+    /// that was refused. Its last agent is the subject, the decision's `agent_id`, whose
+    /// `passport` (`None`: not found, or a refused token) names the owner, assurance level and
+    /// passport version.
     pub fn new(
         decision_id: String,
         request: &VerifyRequest,
-        agent_id: Option<&AgentId>,
+        chain: Vec<AgentId>,
         passport: Option<&EdgePassport>,
         evaluation: Evaluation,
         now: Timestamp,
@@ -193,14 +304,14 @@ impl Decision {
             decision_id,
             allow: evaluation.allow,
             reasons: evaluation.reasons,
-            agent_id: agent_id.cloned(),
+            agent_id: chain.last().cloned(),
             owner_id: passport.map(|p| p.org_id.clone()),
             assurance_level: passport.map(|p| p.assurance_level),
             capability: request.capability.clone(),
             created_at: now,
             expires_in,
             passport_version: passport.map(|p| p.version),
-            chain: agent_id.into_iter().cloned().collect(),
+            chain,
         }
     }
 }
@@ -237,7 +348,7 @@ mod tests {
         let d = Decision::new(
             "dec_1".into(),
             &r,
-            Some(&active().agent_id),
+            vec![active().agent_id],
             Some(&active()),
             eval,
             Timestamp::from_unix_millis(0),
@@ -309,6 +420,364 @@ mod tests {
         assert!(eval.has("oap.invalid_context"));
         let missing = r.evaluate(None);
         assert_eq!(missing.codes(), vec!["agent_not_found"]);
+    }
+
+    // ---- token requests ---------------------------------------------------------------
+
+    use crate::delegation::codes as dlg_codes;
+    use crate::jwk::tests::test_key;
+    use crate::jwk::{kid, JwkSet};
+    use crate::passport::CapabilityId;
+    use crate::token::tests::{agent, grant_id, own_token, ISS, NOW};
+    use crate::token::{Actor, Expectations, DEFAULT_MAX_LEN};
+    use std::collections::BTreeMap;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_millis(seconds * 1000)
+    }
+
+    /// The seed passport as agent `n`'s, with this status.
+    fn passport_of(n: u8, status: Status) -> EdgePassport {
+        let mut view = active();
+        view.agent_id = agent(n);
+        view.status = status;
+        if status != Status::Active {
+            view.status_reason = Some("fraud review".into());
+        }
+        view
+    }
+
+    /// A live grant `n` from agent `from` to agent `to`, for an hour from `NOW`.
+    fn grant(n: u8, from: u8, to: u8, scopes: &[&str]) -> Grant {
+        let scopes = scopes
+            .iter()
+            .map(|s| CapabilityId::parse(s).unwrap())
+            .collect();
+        Grant::issue(
+            grant_id(n),
+            agent(from),
+            agent(to),
+            scopes,
+            at(NOW),
+            3600,
+            2,
+        )
+    }
+
+    /// Subject 1's token acted on by 2 under grant 1.
+    fn delegated(scope: &str) -> Claims {
+        let mut claims = own_token(agent(1), scope);
+        claims.act = Some(Actor::nest(agent(2), None));
+        claims.dlg = vec![grant_id(1)];
+        claims
+    }
+
+    /// Signs `claims` with test key 1 and verifies the token as the edge does at `now`.
+    fn verify_at(claims: &Claims, now: i64) -> Result<Claims, Reason> {
+        let key = test_key(1);
+        let set = JwkSet::from_keys([key.verifying_key()]);
+        let token = claims.sign(&key, &kid(key.verifying_key()));
+        let expect = Expectations {
+            issuer: ISS,
+            audience: None,
+            skew_seconds: 60,
+            max_len: DEFAULT_MAX_LEN,
+        };
+        crate::token::verify(&token, &|k| set.get(k), &expect, now)
+            .map(|(_, claims)| claims)
+            .map_err(|e| e.to_reason())
+    }
+
+    fn refund(amount: u32) -> VerifyRequest {
+        request(json!({
+            "token": "(verified separately)",
+            "capability": "payments.refund",
+            "context": { "amount": amount, "currency": "USD", "region": "US-CA" }
+        }))
+        .unwrap()
+    }
+
+    /// Evaluates `claims` (verified at `NOW + 10`) with these grants and passports.
+    fn evaluate(
+        r: &VerifyRequest,
+        claims: &Claims,
+        grants: &[Option<Grant>],
+        passports: &[EdgePassport],
+    ) -> Evaluation {
+        evaluate_at(r, claims, NOW + 10, grants, passports)
+    }
+
+    fn evaluate_at(
+        r: &VerifyRequest,
+        claims: &Claims,
+        now: i64,
+        grants: &[Option<Grant>],
+        passports: &[EdgePassport],
+    ) -> Evaluation {
+        let by_id: BTreeMap<AgentId, &EdgePassport> =
+            passports.iter().map(|p| (p.agent_id.clone(), p)).collect();
+        let verified = verify_at(claims, now);
+        r.evaluate_token(
+            verified.as_ref().map_err(Clone::clone),
+            grants,
+            &|id| by_id.get(id).copied(),
+            at(now),
+        )
+    }
+
+    fn count(e: &Evaluation, code: &str) -> usize {
+        e.reasons.iter().filter(|r| r.code == code).count()
+    }
+
+    #[test]
+    fn reads_token_requests() {
+        let r = refund(50);
+        assert_eq!(r.subject, Subject::Token("(verified separately)".into()));
+    }
+
+    #[test]
+    fn an_agents_own_token_is_allowed_like_the_agent() {
+        let r = refund(50);
+        let claims = own_token(agent(1), "payments.refund data.export");
+        let subject = passport_of(1, Status::Active);
+        let e = evaluate(&r, &claims, &[], std::slice::from_ref(&subject));
+        assert!(e.allow, "{e:?}");
+        assert_eq!(e.codes(), ["oap.allowed"]);
+        assert!(e.spend.is_some(), "the passport decision's spend is kept");
+        let d = Decision::new(
+            "dec_1".into(),
+            &r,
+            crate::token::chain(&claims),
+            Some(&subject),
+            e,
+            at(NOW),
+            1,
+        );
+        assert_eq!(d.agent_id, Some(agent(1)));
+        assert_eq!(d.chain, [agent(1)]);
+        assert_eq!(d.passport_version, Some(subject.version));
+        assert_eq!(d.owner_id, Some(subject.org_id.clone()));
+        // The limits still apply to a token's subject.
+        let over = evaluate(&refund(250), &claims, &[], &[subject]);
+        assert!(!over.allow);
+        assert!(!over.reasons.is_empty());
+        assert!(
+            over.codes().iter().all(|c| *c == "oap.limit_exceeded"),
+            "{over:?}"
+        );
+    }
+
+    #[test]
+    fn a_capability_outside_the_scope_is_not_delegated() {
+        let claims = own_token(agent(1), "data.export");
+        let e = evaluate(&refund(50), &claims, &[], &[passport_of(1, Status::Active)]);
+        assert!(!e.allow);
+        assert_eq!(e.codes(), [dlg_codes::SCOPE_NOT_DELEGATED]);
+        assert_eq!(e.reasons[0].field.as_deref(), Some("token"));
+        // Beside the passport's own reasons, never instead of them.
+        let e = evaluate(
+            &refund(250),
+            &claims,
+            &[],
+            &[passport_of(1, Status::Active)],
+        );
+        assert_eq!(e.codes()[0], dlg_codes::SCOPE_NOT_DELEGATED);
+        assert!(e.codes().len() > 1, "{e:?}");
+        assert!(e.codes()[1..].iter().all(|c| *c == "oap.limit_exceeded"));
+    }
+
+    #[test]
+    fn a_refused_token_is_its_one_reason() {
+        let r = refund(250); // over the limit too, which is not looked at
+        let claims = own_token(agent(1), "data.export"); // nor is the scope
+        let suspended = passport_of(1, Status::Suspended); // nor the subject's status
+        let e = evaluate_at(
+            &r,
+            &claims,
+            NOW + 400,
+            &[],
+            std::slice::from_ref(&suspended),
+        );
+        assert!(!e.allow);
+        assert_eq!(e.codes(), ["token_expired"]);
+        assert_eq!(e.reasons[0].field.as_deref(), Some("token"));
+        assert_eq!(e.spend, None);
+        let d = Decision::new("dec_2".into(), &r, Vec::new(), None, e, at(NOW), 1);
+        assert_eq!(
+            (d.agent_id, d.chain, d.passport_version),
+            (None, vec![], None)
+        );
+
+        // A token from another issuer, or with no keys to check it against: token_invalid.
+        let mut other = claims.clone();
+        other.iss = "https://evil.example".into();
+        let e = evaluate(&r, &other, &[], std::slice::from_ref(&suspended));
+        assert_eq!(e.codes(), ["token_invalid"]);
+        let e = r.evaluate_token(
+            Err(token_unverifiable("signing keys not published")),
+            &[],
+            &|_| Some(&suspended),
+            at(NOW),
+        );
+        assert_eq!(e.codes(), ["token_invalid"]);
+        assert_eq!(e.reasons[0].message, "signing keys not published");
+    }
+
+    #[test]
+    fn a_delegated_token_is_allowed_while_its_chain_stands() {
+        let r = refund(50);
+        let claims = delegated("payments.refund");
+        let grants = [Some(grant(1, 1, 2, &["payments.refund"]))];
+        let passports = [
+            passport_of(1, Status::Active),
+            passport_of(2, Status::Active),
+        ];
+        let e = evaluate(&r, &claims, &grants, &passports);
+        assert!(e.allow, "{e:?}");
+        assert_eq!(e.codes(), ["oap.allowed"]);
+        let d = Decision::new(
+            "dec_3".into(),
+            &r,
+            crate::token::chain(&claims),
+            Some(&passports[0]),
+            e,
+            at(NOW),
+            1,
+        );
+        assert_eq!(d.chain, [agent(2), agent(1)], "outermost actor first");
+        assert_eq!(d.agent_id, Some(agent(1)), "the subject");
+
+        // The grant must delegate the capability too.
+        let narrow = [Some(grant(1, 1, 2, &["data.export"]))];
+        let e = evaluate(&r, &claims, &narrow, &passports);
+        assert_eq!(e.codes(), [dlg_codes::SCOPE_NOT_DELEGATED]);
+        // The actor's passport does not need the capability; the subject's does.
+        let mut poor = passports.clone();
+        poor[1].capabilities.clear();
+        assert!(evaluate(&r, &claims, &grants, &poor).allow);
+        poor[0].capabilities.clear();
+        assert_eq!(
+            evaluate(&r, &claims, &grants, &poor).codes(),
+            ["oap.unknown_capability"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_grant_is_a_revoked_delegation() {
+        let claims = delegated("payments.refund");
+        let passports = [
+            passport_of(1, Status::Active),
+            passport_of(2, Status::Active),
+        ];
+        let e = evaluate(&refund(50), &claims, &[None], &passports);
+        assert!(!e.allow);
+        assert_eq!(e.codes(), [dlg_codes::DELEGATION_REVOKED]);
+        // Missing entries count as missing grants.
+        assert_eq!(
+            evaluate(&refund(50), &claims, &[], &passports).codes(),
+            [dlg_codes::DELEGATION_REVOKED]
+        );
+        let mut revoked = grant(1, 1, 2, &["payments.refund"]);
+        revoked.revoked = true;
+        assert_eq!(
+            evaluate(&refund(50), &claims, &[Some(revoked)], &passports).codes(),
+            [dlg_codes::DELEGATION_REVOKED]
+        );
+    }
+
+    #[test]
+    fn a_suspended_agent_is_listed_once() {
+        let r = refund(50);
+        let claims = delegated("payments.refund");
+        let grants = [Some(grant(1, 1, 2, &["payments.refund"]))];
+
+        // A suspended actor: its status, and the grant it ended.
+        let e = evaluate(
+            &r,
+            &claims,
+            &grants,
+            &[
+                passport_of(1, Status::Active),
+                passport_of(2, Status::Suspended),
+            ],
+        );
+        assert!(!e.allow);
+        assert_eq!(
+            e.codes(),
+            ["oap.passport_suspended", dlg_codes::DELEGATION_REVOKED]
+        );
+        assert!(e.reasons[0].message.contains(agent(2).as_str()));
+
+        // A suspended subject: the passport decision says it, in its words, once.
+        let e = evaluate(
+            &r,
+            &claims,
+            &grants,
+            &[
+                passport_of(1, Status::Suspended),
+                passport_of(2, Status::Active),
+            ],
+        );
+        assert_eq!(count(&e, "oap.passport_suspended"), 1, "{e:?}");
+        assert_eq!(
+            e.codes(),
+            [dlg_codes::DELEGATION_REVOKED, "oap.passport_suspended"]
+        );
+        assert!(e.reasons[1].message.contains("fraud review"));
+        let own = own_token(agent(1), "payments.refund");
+        let e = evaluate(&r, &own, &[], &[passport_of(1, Status::Revoked)]);
+        assert_eq!(e.codes(), ["oap.passport_suspended"]);
+
+        // Both suspended: one reason per agent.
+        let e = evaluate(
+            &r,
+            &claims,
+            &grants,
+            &[
+                passport_of(1, Status::Suspended),
+                passport_of(2, Status::Suspended),
+            ],
+        );
+        assert_eq!(count(&e, "oap.passport_suspended"), 2, "{e:?}");
+
+        // An unknown subject or actor is agent_not_found, once each.
+        let e = evaluate(&r, &own, &[], &[]);
+        assert_eq!(e.codes(), ["agent_not_found"]);
+        let e = evaluate(&r, &claims, &grants, &[passport_of(1, Status::Active)]);
+        assert_eq!(
+            e.codes(),
+            ["agent_not_found", dlg_codes::DELEGATION_REVOKED]
+        );
+    }
+
+    #[test]
+    fn merging_keeps_every_reason_once() {
+        let allowed = refund(50).evaluate(Some(&active()));
+        assert!(allowed.allow);
+        // Nothing from the chain: the passport's answer as it is.
+        assert_eq!(
+            merge_token_checks(Vec::new(), allowed.clone(), None),
+            allowed
+        );
+        // A chain reason turns an allow into a denial without `oap.allowed`.
+        let scope = token_unverifiable("x");
+        let e = merge_token_checks(vec![scope.clone(), scope.clone()], allowed.clone(), None);
+        assert!(!e.allow);
+        assert_eq!(
+            e.reasons,
+            std::slice::from_ref(&scope),
+            "exact repeats are dropped"
+        );
+        assert_eq!(e.spend, allowed.spend);
+        // The subject's status is dropped only when the passport decision says it too.
+        let status = delegation::agent_status_reason(&agent(1), Some(Status::Suspended));
+        let e = merge_token_checks(
+            status.clone().into_iter().collect(),
+            allowed,
+            status.as_ref(),
+        );
+        assert_eq!(e.codes(), ["oap.passport_suspended"]);
+        assert!(!e.allow);
     }
 
     #[test]

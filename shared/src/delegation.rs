@@ -280,6 +280,24 @@ fn reason(code: &str, message: String) -> Reason {
     reason
 }
 
+/// The reason [`check_links`] gives for one agent of a chain with this status (`None`: no such
+/// agent): `agent_not_found`, `oap.passport_suspended` when it is not `active`, nothing when it
+/// is. A caller that also runs `policy::decide` on the subject's passport uses it to recognise
+/// the chain's reason about the subject, which that decision already gives.
+pub fn agent_status_reason(agent: &AgentId, status: Option<Status>) -> Option<Reason> {
+    match status {
+        None => Some(reason(
+            policy_codes::AGENT_NOT_FOUND,
+            format!("agent {agent} in the chain does not exist"),
+        )),
+        Some(Status::Active) => None,
+        Some(other) => Some(reason(
+            policy_codes::PASSPORT_SUSPENDED,
+            format!("agent {agent} in the chain is {other}"),
+        )),
+    }
+}
+
 /// Everything about a token's chain except the capability: its shape, its agents and its
 /// grants. `grants[i]` is the grant named by `claims.dlg[i]` as the caller found it (`None`:
 /// unknown or deleted; missing entries count as `None`); `status` answers an agent's status
@@ -289,8 +307,9 @@ fn reason(code: &str, message: String) -> Reason {
 /// * `token_invalid` when an agent appears twice, when `dlg` does not name one grant per actor,
 ///   or when a grant is not the one named or does not join the adjacent agents of its hop;
 /// * per agent, outermost first: `agent_not_found`, or `oap.passport_suspended` when it is
-///   not `active` (the subject included: a caller that also runs `policy::decide` on the
-///   subject's passport sees that one twice, once per check);
+///   not `active` ([`agent_status_reason`]; the subject included, which a caller that also
+///   runs `policy::decide` on the subject's passport drops, as
+///   [`crate::decision::merge_token_checks`] does);
 /// * per grant, oldest first: `delegation_revoked` (unknown, revoked, expired, or a party not
 ///   active), and `chain_too_deep` when more hops follow it than its `max_depth`.
 ///
@@ -333,17 +352,7 @@ pub fn check_links(
     }
 
     for agent in &chain {
-        match status(agent) {
-            None => reasons.push(reason(
-                policy_codes::AGENT_NOT_FOUND,
-                format!("agent {agent} in the chain does not exist"),
-            )),
-            Some(Status::Active) => {}
-            Some(other) => reasons.push(reason(
-                policy_codes::PASSPORT_SUSPENDED,
-                format!("agent {agent} in the chain is {other}"),
-            )),
-        }
+        reasons.extend(agent_status_reason(agent, status(agent)));
     }
 
     for (i, id) in claims.dlg.iter().enumerate() {

@@ -215,11 +215,11 @@ async fn bad_requests_get_json_errors() {
         (c.get(format!("{edge}/nowhere")), 404, "not_found"),
         (c.post(format!("{edge}/verify")).body("{}"), 415, "unsupported_media_type"),
         (c.post(format!("{edge}/verify")).header("content-type", "application/json").body("{oops"), 400, "invalid_request"),
-        (c.post(format!("{edge}/verify")).json(&json!({ "token": "eyJ", "capability": "a" })), 400, "invalid_request"),
+        (c.post(format!("{edge}/verify")).json(&json!({ "token": 5, "capability": "a" })), 400, "invalid_request"),
         (c.post(format!("{edge}/verify")).json(&json!({ "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70", "capability": "a", "extra": 1 })), 400, "invalid_request"),
         (c.post(format!("{edge}/verify")).json(&json!({ "capability": "a", "pad": "x".repeat(20_000) })), 413, "payload_too_large"),
         (c.post(format!("{edge}/verify/batch")).json(&json!({ "requests": [] })), 400, "invalid_request"),
-        (c.get(format!("{edge}/.well-known/jwks.json")), 404, "not_found"),
+        (c.get(format!("{edge}/agents/ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70/agent-card.json")), 404, "not_found"),
     ];
     for (req, status, code) in cases {
         let (got, _, body) = stack.send(req).await;
@@ -237,28 +237,26 @@ async fn documents_and_did_from_kv() {
     let Some(stack) = Stack::start().await else {
         return;
     };
-    let jwks = json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": "k1", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "alg": "ES256", "use": "sig" }] });
-    stack
-        .kv_put("jwks", &json!({ "version": 1, "document": jwks }))
+    // The origin publishes its signing keys and discovery document; the edge serves them.
+    let origin_jwks = stack
+        .admin(reqwest::Method::GET, "/.well-known/jwks.json", None)
         .await;
-    stack
-        .kv_put(
-            "discovery",
-            &json!({ "version": 1, "document": { "issuer": "http://origin.test" } }),
-        )
-        .await;
-    let (status, etag, body) = stack
-        .send(
-            stack
-                .client
-                .get(format!("{}/.well-known/jwks.json", stack.edge)),
-        )
-        .await;
-    assert_eq!((status, &body), (StatusCode::OK, &jwks));
+    assert_eq!(origin_jwks["keys"].as_array().map(Vec::len), Some(1));
+    let url = format!("{}/.well-known/jwks.json", stack.edge);
+    let mut served = (StatusCode::NOT_FOUND, None, Value::Null);
+    for _ in 0..500 {
+        served = stack.send(stack.client.get(&url)).await;
+        if served.0 == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, etag, body) = served;
+    assert_eq!((status, &body), (StatusCode::OK, &origin_jwks));
     let etag = etag.unwrap();
     let resp = stack
         .client
-        .get(format!("{}/.well-known/jwks.json", stack.edge))
+        .get(&url)
         .header("if-none-match", &etag)
         .send()
         .await
@@ -273,8 +271,28 @@ async fn documents_and_did_from_kv() {
         .await;
     assert_eq!(
         (status, body["issuer"].as_str()),
-        (StatusCode::OK, Some("http://origin.test"))
+        (StatusCode::OK, Some(stack::ISSUER))
     );
+    assert_eq!(
+        body["token_endpoint"],
+        format!("{}/oauth/token", stack::ISSUER)
+    );
+
+    // A rotation publishes a JWKS with both keys (the old one until its tokens expired).
+    let rotated = stack
+        .admin(reqwest::Method::POST, "/v1/keys/rotate", None)
+        .await;
+    let kid = rotated["kid"].as_str().unwrap().to_owned();
+    let mut both = Value::Null;
+    for _ in 0..500 {
+        let (_, _, body) = stack.send(stack.client.get(&url)).await;
+        if body["keys"].as_array().is_some_and(|k| k.len() == 2) {
+            both = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(both["keys"][0]["kid"], kid.as_str(), "{both}");
 
     let agent = stack.seed_agent("DID Bot").await;
     let url = format!("{}/agents/{agent}/did.json", stack.edge);
@@ -466,4 +484,318 @@ async fn resync_rebuilds_kv_and_replicas_share_the_work() {
     }
     let (behind, _) = stack.store.kv_backlog().await.unwrap();
     assert_eq!(behind, 0);
+}
+
+/// A token the test signs itself, checked by the real worker against a JWKS, a discovery
+/// document, passports and a grant written straight into KV (as the origin publishes them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_at_the_edge() {
+    use vouch_core::delegation::Grant;
+    use vouch_core::edge_view::EdgePassport;
+    use vouch_core::ids::DelegationId;
+    use vouch_core::jwk::{kid, signing_key_from_bytes, JwkSet};
+    use vouch_core::token::{Actor, Claims};
+    use vouch_core::{AgentId, OrgId, Timestamp};
+
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    const ISS: &str = "https://issuer.tokens-e2e.test";
+    let key = signing_key_from_bytes(&[7; 32]).unwrap();
+    let other_key = signing_key_from_bytes(&[8; 32]).unwrap();
+    let key_id = kid(key.verifying_key());
+    let jwks = JwkSet::from_keys([key.verifying_key()]).to_json();
+    let discovery = json!({ "issuer": ISS, "jwks_uri": format!("{ISS}/.well-known/jwks.json") });
+
+    // An origin may publish its own keys and discovery when it starts: let that land first
+    // (briefly), so that ours, written after, are the ones the edge reads.
+    let get = |path: &str| stack.send(stack.client.get(format!("{}{path}", stack.edge)));
+    for _ in 0..100 {
+        let (jwks_status, _, _) = get("/.well-known/jwks.json").await;
+        let (discovery_status, _, _) = get("/.well-known/openid-configuration").await;
+        if jwks_status == StatusCode::OK && discovery_status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let version = 1_000_000;
+    stack
+        .kv_put("jwks", &json!({ "version": version, "document": jwks }))
+        .await;
+    stack
+        .kv_put(
+            "discovery",
+            &json!({ "version": version, "document": discovery }),
+        )
+        .await;
+
+    let agent =
+        |n: u8| AgentId::parse(&format!("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6e{n:02x}")).unwrap();
+    let org = OrgId::parse("org_0192f2a4c3b87d9e8f1a2b3c4d5e6e70").unwrap();
+    let (subject, suspended, actor) = (agent(1), agent(2), agent(3));
+    let passport = |id: &AgentId, status: &str| {
+        let value = json!({
+            "agent_id": id, "org_id": org, "status": status, "name": "Token Bot",
+            "owner_display": "Acme Support Team", "contact": "security@acme.com",
+            "role": "Tier-2 Support",
+            "capabilities": [{ "id": "payments.refund", "params": { "max_amount": 100, "currency": "USD" } }],
+            "limits": { "refund_usd_max_per_tx": 100 },
+            "regions": ["US-CA"], "assurance_level": "L2", "tier": "standard",
+            "require_act_as": false, "public_jwk": null,
+            "status_reason": if status == "active" { Value::Null } else { json!("test: suspended") },
+            "suspended_at": if status == "active" { Value::Null } else { json!("2026-01-01T00:00:00Z") },
+            "revoked_at": null, "version": 3, "updated_at": "2026-01-01T00:00:00Z"
+        });
+        // The shape the origin publishes.
+        serde_json::from_value::<EdgePassport>(value.clone()).unwrap();
+        value
+    };
+    for (id, status) in [
+        (&subject, "active"),
+        (&suspended, "suspended"),
+        (&actor, "active"),
+    ] {
+        stack
+            .kv_put(&format!("passport:{id}"), &passport(id, status))
+            .await;
+    }
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let grant_id = DelegationId::parse("dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6e01").unwrap();
+    let unknown_grant = DelegationId::parse("dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6e02").unwrap();
+    let grant = Grant::issue(
+        grant_id.clone(),
+        subject.clone(),
+        actor.clone(),
+        vec![vouch_core::CapabilityId::parse("payments.refund").unwrap()],
+        Timestamp::from_unix_millis(now_s * 1000),
+        3600,
+        1,
+    );
+    stack
+        .kv_put(&grant.kv_key(), &serde_json::to_value(&grant).unwrap())
+        .await;
+
+    // Wait until the edge reads our documents and passports.
+    let (mut issuer, mut served_jwks) = (Value::Null, Value::Null);
+    for _ in 0..500 {
+        issuer = get("/.well-known/openid-configuration").await.2["issuer"].clone();
+        served_jwks = get("/.well-known/jwks.json").await.2;
+        if issuer == ISS && served_jwks == jwks {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!((&issuer, &served_jwks), (&json!(ISS), &jwks));
+    for id in [&subject, &actor] {
+        let (status, _, body) = stack
+            .verify_until(id.as_str(), PATIENCE, |s, _| s == StatusCode::OK)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let claims = |sub: &AgentId| Claims {
+        iss: ISS.to_owned(),
+        sub: sub.clone(),
+        aud: vec!["https://partner.example".to_owned()],
+        iat: now_s - 5,
+        nbf: now_s - 5,
+        exp: now_s + 300,
+        jti: format!("jti-{sub}"),
+        org: org.clone(),
+        scope: "payments.refund data.export".to_owned(),
+        ver: 3,
+        act: None,
+        dlg: Vec::new(),
+    };
+    let decide = |token: String| {
+        stack.send(
+            stack
+                .client
+                .post(format!("{}/verify", stack.edge))
+                .json(&json!({
+                    "token": token,
+                    "capability": "payments.refund",
+                    "context": { "amount": 50, "currency": "USD", "region": "US-CA" }
+                })),
+        )
+    };
+    let codes = |d: &Value| -> Vec<String> {
+        d["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // The subject's own token: allowed, on the subject's passport.
+    let own = claims(&subject).sign(&key, &key_id);
+    let (status, _, d) = decide(own.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["allow"], true, "{d}");
+    assert_eq!(codes(&d), ["oap.allowed"]);
+    assert_eq!(d["agent_id"], subject.as_str());
+    assert_eq!(d["chain"], json!([subject]));
+    assert_eq!(d["passport_version"], 3);
+    assert!(d["decision_id"].as_str().unwrap().starts_with("dec_"));
+    // Again (from the isolate's verified-token cache): the same answer.
+    let (_, _, again) = decide(own).await;
+    assert_eq!(
+        (&again["allow"], codes(&again)),
+        (&json!(true), vec!["oap.allowed".to_owned()])
+    );
+
+    // A suspended subject: denied, with the OAP code once.
+    let (_, _, d) = decide(claims(&suspended).sign(&key, &key_id)).await;
+    assert_eq!(d["allow"], false, "{d}");
+    assert_eq!(codes(&d), ["oap.passport_suspended"]);
+    assert_eq!(d["agent_id"], suspended.as_str());
+
+    // Expired (beyond the 60 s skew): that one reason, and nothing about any agent.
+    let mut expired = claims(&subject);
+    (expired.iat, expired.nbf, expired.exp) = (now_s - 1000, now_s - 1000, now_s - 700);
+    let (_, _, d) = decide(expired.sign(&key, &key_id)).await;
+    assert_eq!(codes(&d), ["token_expired"], "{d}");
+    assert_eq!(
+        (&d["allow"], &d["agent_id"], &d["chain"]),
+        (&json!(false), &Value::Null, &json!([]))
+    );
+
+    // Signed by another key under our key's kid, or by an unknown kid: token_invalid.
+    let (_, _, d) = decide(claims(&subject).sign(&other_key, &key_id)).await;
+    assert_eq!(codes(&d), ["token_invalid"], "{d}");
+    assert_eq!(d["allow"], false);
+    let (_, _, d) =
+        decide(claims(&subject).sign(&other_key, &kid(other_key.verifying_key()))).await;
+    assert_eq!(codes(&d), ["token_invalid"], "{d}");
+    let mut foreign = claims(&subject);
+    foreign.iss = "https://elsewhere.test".to_owned();
+    let (_, _, d) = decide(foreign.sign(&key, &key_id)).await;
+    assert_eq!(codes(&d), ["token_invalid"], "{d}");
+
+    // Delegated: the actor acts for the subject under the grant.
+    let mut delegated = claims(&subject);
+    delegated.act = Some(Actor::nest(actor.clone(), None));
+    delegated.dlg = vec![grant_id];
+    delegated.jti = "jti-delegated".to_owned();
+    let (_, _, d) = decide(delegated.sign(&key, &key_id)).await;
+    assert_eq!(d["allow"], true, "{d}");
+    assert_eq!(d["chain"], json!([actor, subject]), "outermost actor first");
+    assert_eq!(d["agent_id"], subject.as_str());
+    // Resting on a grant that does not exist: delegation_revoked.
+    delegated.dlg = vec![unknown_grant];
+    let (_, _, d) = decide(delegated.sign(&key, &key_id)).await;
+    assert_eq!(codes(&d), ["delegation_revoked"], "{d}");
+
+    // A batch mixes tokens and agent ids, in order.
+    let (status, _, batch) = stack
+        .send(stack.client.post(format!("{}/verify/batch", stack.edge)).json(&json!({ "requests": [
+            { "token": claims(&subject).sign(&key, &key_id), "capability": "payments.refund", "context": { "amount": 50, "currency": "USD", "region": "US-CA" } },
+            { "agent_id": subject, "capability": "payments.refund", "context": { "amount": 500, "currency": "USD", "region": "US-CA" } },
+            { "token": "not.a.token", "capability": "payments.refund" }
+        ] })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{batch}");
+    let allows: Vec<&Value> = batch["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["allow"])
+        .collect();
+    assert_eq!(allows, [&json!(true), &json!(false), &json!(false)]);
+    assert_eq!(codes(&batch["decisions"][2]), ["token_invalid"]);
+}
+
+/// Tokens the origin issues, verified at the edge against the keys the origin published:
+/// allowed while the agent is active, refused once it is suspended (the same unexpired token),
+/// and still valid across a key rotation while new tokens use the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_tokens_at_the_edge() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let agent = stack.seed_agent("Token Holder").await;
+    stack.set_status(&agent, "active").await;
+    stack
+        .verify_until(&agent, PATIENCE, |s, _| s == StatusCode::OK)
+        .await;
+    let key = stack.api_key(&agent).await;
+    let issue = || async {
+        let resp = stack
+            .client
+            .post(format!("{}/oauth/token", stack.origin))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", agent.as_str()),
+                ("client_secret", key.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let decide = |token: String| {
+        stack.send(
+            stack
+                .client
+                .post(format!("{}/verify", stack.edge))
+                .json(&json!({
+                    "token": token,
+                    "capability": "payments.refund",
+                    "context": { "amount": 50, "currency": "USD", "region": "US-CA" }
+                })),
+        )
+    };
+    let token = issue().await;
+    // The edge may need a moment to see the published keys.
+    let mut decision = Value::Null;
+    for _ in 0..500 {
+        let (_, _, d) = decide(token.clone()).await;
+        if d["allow"] == true {
+            decision = d;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(decision["allow"], true, "{decision}");
+    assert_eq!(decision["chain"], json!([agent]));
+    assert_eq!(decision["agent_id"], agent.as_str());
+
+    // Rotation: the old token stays valid, a new token (new kid) verifies too.
+    stack
+        .admin(reqwest::Method::POST, "/v1/keys/rotate", None)
+        .await;
+    let fresh = issue().await;
+    let mut both = false;
+    for _ in 0..500 {
+        let (_, _, old) = decide(token.clone()).await;
+        let (_, _, new) = decide(fresh.clone()).await;
+        if old["allow"] == true && new["allow"] == true {
+            both = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(both, "old and new tokens both verify after a rotation");
+
+    // Suspension: the same unexpired token is refused.
+    stack.set_status(&agent, "suspended").await;
+    let mut refused = Value::Null;
+    for _ in 0..500 {
+        let (_, _, d) = decide(token.clone()).await;
+        if d["allow"] == false {
+            refused = d;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        refused["reasons"][0]["code"], "oap.passport_suspended",
+        "{refused}"
+    );
 }

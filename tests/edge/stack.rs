@@ -18,6 +18,8 @@ use vouch_origin::kv::{KvClient, KvTarget, Publisher};
 use vouch_origin::{app, store};
 
 pub const ADMIN: &str = "vk_admin_edge-test-platform-token-0123456789";
+/// The `iss` of the tokens the test origin issues (the edge learns it from discovery in KV).
+pub const ISSUER: &str = "http://origin.test";
 const KV_TOKEN: &str = "kv-test-token";
 
 pub struct Stack {
@@ -87,18 +89,21 @@ impl Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("vouch.db").display());
         let store = store::connect(&url).await.expect("open SQLite");
-        let (state, _) = app::bootstrap(store.clone(), Some(ADMIN))
+        let boot = app::Boot {
+            admin_token: Some(ADMIN.to_owned()),
+            master_key: vouch_origin::keys::MasterKey::from_base64(
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            )
+            .expect("master key"),
+            tokens: vouch_origin::keys::TokenSettings {
+                issuer: ISSUER.to_owned(),
+                jwks_uri: format!("{ISSUER}/.well-known/jwks.json"),
+            },
+        };
+        let (state, _) = app::bootstrap(store.clone(), boot)
             .await
             .expect("bootstrap");
-        let target = KvTarget {
-            api_base: kv_api.clone(),
-            account_id: ready["account_id"].as_str().expect("account").to_owned(),
-            namespace_id: ready["namespace_id"]
-                .as_str()
-                .expect("namespace")
-                .to_owned(),
-            api_token: KV_TOKEN.to_owned(),
-        };
+        let target = kv_target(&kv_api);
         let publisher = Publisher::new(store.clone(), KvClient::new(&target).expect("kv client"));
         let publishing = tokio::spawn(publisher.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -196,6 +201,18 @@ impl Stack {
             .as_str()
             .expect("agent id")
             .to_owned()
+    }
+
+    /// A fresh API key for `agent` (rotating it: the test needs the secret, which is shown once).
+    pub async fn api_key(&self, agent: &str) -> String {
+        let body = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/agents/{agent}/keys"),
+                None,
+            )
+            .await;
+        body["api_key"].as_str().expect("api key").to_owned()
     }
 
     pub async fn set_status(&self, agent: &str, status: &str) -> Value {

@@ -57,6 +57,9 @@ impl Publisher {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "KV publisher pass failed"),
             }
+            if let Err(e) = self.store.refresh_jwks(now()).await {
+                tracing::warn!(error = %e, "could not refresh the JWKS");
+            }
             self.report_backlog().await;
             let _ = tokio::time::timeout(IDLE_POLL, self.store.kv_changes().notified()).await;
         }
@@ -92,18 +95,7 @@ impl Publisher {
         if work.is_empty() {
             return Ok(Pass::default());
         }
-        let ids: Vec<String> = work.iter().map(|w| w.aggregate_id.clone()).collect();
-        let passports = self.store.agents_by_ids(&ids).await?;
-        let mut values = Vec::with_capacity(passports.len());
-        for passport in &passports {
-            let view = EdgePassport::from(passport);
-            let text = serde_json::to_string(&view).map_err(crate::error::Error::internal)?;
-            values.push((
-                vouch_core::kv::passport_key(&passport.agent_id),
-                passport.version,
-                text,
-            ));
-        }
+        let values = self.current_values(&work).await?;
         let pairs: Vec<Pair<'_>> = values
             .iter()
             .map(|(key, _, value)| Pair { key, value })
@@ -144,6 +136,32 @@ impl Publisher {
                 })
             }
         }
+    }
+
+    /// `(key, version, value)` of the current state of every claimed key that still exists.
+    async fn current_values(&self, work: &[KvWork]) -> Result<Vec<(String, i64, String)>> {
+        let of_type = |t: &str| -> Vec<String> {
+            work.iter()
+                .filter(|w| w.aggregate_type == t)
+                .map(|w| w.aggregate_id.clone())
+                .collect()
+        };
+        let mut values = Vec::with_capacity(work.len());
+        for passport in self.store.agents_by_ids(&of_type("agent")).await? {
+            let view = EdgePassport::from(&passport);
+            let text = serde_json::to_string(&view).map_err(crate::error::Error::internal)?;
+            values.push((
+                vouch_core::kv::passport_key(&passport.agent_id),
+                passport.version,
+                text,
+            ));
+        }
+        for (name, version, body) in self.store.documents(&of_type("document")).await? {
+            // `VersionedDocument` as text, without re-parsing the stored body.
+            let text = format!("{{\"version\":{version},\"document\":{body}}}");
+            values.push((name, version, text));
+        }
+        Ok(values)
     }
 
     async fn schedule_retry(&self, work: &[KvWork], error: &KvWriteError) -> Result<()> {

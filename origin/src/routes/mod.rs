@@ -2,8 +2,10 @@
 
 pub mod agents;
 pub mod audit;
+pub mod oauth;
 pub mod ops;
 pub mod orgs;
+pub mod wellknown;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

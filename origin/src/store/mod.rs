@@ -145,6 +145,7 @@ pub struct ChangeEvent {
 
 impl ChangeEvent {
     /// The KV key this change must be published to, if any.
+    /// (Documents queue their own KV writes, with their own versions.)
     pub fn kv_key(&self) -> Option<String> {
         (self.target_type == "agent")
             .then(|| AgentId::parse(&self.target_id).ok())
@@ -266,6 +267,42 @@ pub trait AuditStore {
     async fn verify_chain(&self, chain_id: &str) -> Result<ChainReport>;
 }
 
+/// A token-signing key as stored: the public JWK and the sealed private scalar.
+#[derive(Clone, Debug)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub public_jwk: String,
+    /// Sealed with the master key, the kid as associated data.
+    pub private_key: String,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+    pub publish_until: Option<Timestamp>,
+}
+
+/// Signing keys and the documents derived from them (`jwks`, `discovery`).
+#[async_trait]
+pub trait KeyStore {
+    /// The key that signs now, if any.
+    async fn active_key(&self) -> Result<Option<SigningKeyRow>>;
+    /// Keys still in the JWKS at `now`, newest first.
+    async fn published_keys(&self, now: Timestamp) -> Result<Vec<SigningKeyRow>>;
+    /// In one transaction: retires the active key (published until `publish_until`), makes
+    /// `key` the active one, rewrites the `jwks` document, records `event`.
+    async fn rotate_key(
+        &self,
+        key: &SigningKeyRow,
+        publish_until: Timestamp,
+        event: &ChangeEvent,
+    ) -> Result<()>;
+    /// Rewrites the `jwks` document from the keys published at `now`, if it changed (a retired
+    /// key's time ran out); returns whether it did.
+    async fn refresh_jwks(&self, now: Timestamp) -> Result<bool>;
+    /// Stores a document if its body changed (a new version, queued for KV); returns whether it did.
+    async fn put_document(&self, name: &str, body: &str, event: &ChangeEvent) -> Result<bool>;
+    /// `(name, version, body)` of the named documents that exist.
+    async fn documents(&self, names: &[String]) -> Result<Vec<(String, i64, String)>>;
+}
+
 /// A KV key whose stored version is behind the database, leased to one publisher.
 #[derive(Clone, Debug)]
 pub struct KvWork {
@@ -317,7 +354,15 @@ pub trait OutboxStore {
 /// Everything the HTTP layer needs from storage.
 #[async_trait]
 pub trait Store:
-    OrgStore + TokenStore + AgentStore + AuditStore + OutboxStore + KvOutboxStore + Send + Sync
+    OrgStore
+    + TokenStore
+    + AgentStore
+    + AuditStore
+    + OutboxStore
+    + KvOutboxStore
+    + KeyStore
+    + Send
+    + Sync
 {
     async fn ping(&self) -> Result<()>;
     fn backend(&self) -> &'static str;

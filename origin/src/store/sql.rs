@@ -39,22 +39,7 @@ macro_rules! sql_store {
             .execute(&mut **tx)
             .await?;
             if let Some(key) = event.kv_key() {
-                sqlx::query(
-                    "INSERT INTO kv_outbox (kv_key, aggregate_type, aggregate_id, target_version, dirty_since) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (kv_key) DO UPDATE SET \
-                       dirty_since = CASE WHEN kv_outbox.published_version >= kv_outbox.target_version \
-                                     THEN excluded.dirty_since ELSE kv_outbox.dirty_since END, \
-                       target_version = CASE WHEN excluded.target_version > kv_outbox.target_version \
-                                        THEN excluded.target_version ELSE kv_outbox.target_version END",
-                )
-                .bind(&key)
-                .bind(event.target_type)
-                .bind(&event.target_id)
-                .bind(event.version)
-                .bind(event.created_at.unix_millis())
-                .execute(&mut **tx)
-                .await?;
+                mark_kv(tx, &key, event.target_type, &event.target_id, event.version, event.created_at).await?;
             }
             // One statement creates the chain or takes its next sequence number, and returns the
             // hash to link to (a new chain links to the genesis hash).
@@ -102,6 +87,95 @@ macro_rules! sql_store {
             }
             Ok(())
         }
+
+        /// Queues `key` for the KV publisher at `version` (coalescing with what is queued).
+        async fn mark_kv(
+            tx: &mut Tx,
+            key: &str,
+            aggregate_type: &str,
+            aggregate_id: &str,
+            version: i64,
+            at: Timestamp,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO kv_outbox (kv_key, aggregate_type, aggregate_id, target_version, dirty_since) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (kv_key) DO UPDATE SET \
+                   dirty_since = CASE WHEN kv_outbox.published_version >= kv_outbox.target_version \
+                                 THEN excluded.dirty_since ELSE kv_outbox.dirty_since END, \
+                   target_version = CASE WHEN excluded.target_version > kv_outbox.target_version \
+                                    THEN excluded.target_version ELSE kv_outbox.target_version END",
+            )
+            .bind(key)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .bind(version)
+            .bind(at.unix_millis())
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// Writes document `name` if `body` differs from what is stored: a version above both the
+        /// stored one and `at` (ms), queued for KV. Returns whether it wrote.
+        async fn write_document(tx: &mut Tx, name: &str, body: &str, at: Timestamp) -> Result<bool> {
+            let current = sqlx::query("SELECT body, version FROM documents WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let version = match &current {
+                Some(row) if row.try_get::<String, _>("body")? == body => return Ok(false),
+                Some(row) => (row.try_get::<i64, _>("version")? + 1).max(at.unix_millis()),
+                None => at.unix_millis(),
+            };
+            sqlx::query(
+                "INSERT INTO documents (name, body, version, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, version = excluded.version, \
+                   updated_at = excluded.updated_at",
+            )
+            .bind(name)
+            .bind(body)
+            .bind(version)
+            .bind(at.unix_millis())
+            .execute(&mut **tx)
+            .await?;
+            mark_kv(tx, name, "document", name, version, at).await?;
+            Ok(true)
+        }
+
+        /// The JWK Set of the keys published at `now`, newest first.
+        async fn jwks_body(tx: &mut Tx, now: Timestamp) -> Result<String> {
+            let rows = sqlx::query(
+                "SELECT public_jwk FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1 \
+                 ORDER BY created_at DESC",
+            )
+            .bind(now.unix_millis())
+            .fetch_all(&mut **tx)
+            .await?;
+            let keys = rows
+                .iter()
+                .map(|row| {
+                    let text: String = row.try_get("public_jwk")?;
+                    serde_json::from_str::<serde_json::Value>(&text).map_err(Error::internal)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(serde_json::json!({ "keys": keys }).to_string())
+        }
+
+        fn key_from_row(row: &<$db as sqlx::Database>::Row) -> Result<crate::store::SigningKeyRow> {
+            let retired: Option<i64> = row.try_get("retired_at")?;
+            let until: Option<i64> = row.try_get("publish_until")?;
+            Ok(crate::store::SigningKeyRow {
+                kid: row.try_get("kid")?,
+                public_jwk: row.try_get("public_jwk")?,
+                private_key: row.try_get("private_key")?,
+                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                retired_at: retired.map(Timestamp::from_unix_millis),
+                publish_until: until.map(Timestamp::from_unix_millis),
+            })
+        }
+
+        const KEY_COLUMNS: &str = "kid, public_jwk, private_key, created_at, retired_at, publish_until";
 
         /// Writes the capability and region index rows of an agent (`replace`: drops the old
         /// ones first), one multi-row INSERT per table.
@@ -484,6 +558,96 @@ macro_rules! sql_store {
 
             fn kv_changes(&self) -> &tokio::sync::Notify {
                 &self.kv_changes
+            }
+        }
+
+        #[async_trait]
+        impl crate::store::KeyStore for $store {
+            async fn active_key(&self) -> Result<Option<crate::store::SigningKeyRow>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {KEY_COLUMNS} FROM signing_keys WHERE retired_at IS NULL"
+                ))
+                .fetch_optional(&self.write)
+                .await?;
+                row.as_ref().map(key_from_row).transpose()
+            }
+
+            async fn published_keys(&self, now: Timestamp) -> Result<Vec<crate::store::SigningKeyRow>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {KEY_COLUMNS} FROM signing_keys \
+                     WHERE publish_until IS NULL OR publish_until > $1 ORDER BY created_at DESC"
+                ))
+                .bind(now.unix_millis())
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter().map(key_from_row).collect()
+            }
+
+            async fn rotate_key(
+                &self,
+                key: &crate::store::SigningKeyRow,
+                publish_until: Timestamp,
+                event: &ChangeEvent,
+            ) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL",
+                )
+                .bind(key.created_at.unix_millis())
+                .bind(publish_until.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(&format!(
+                    "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, NULL, NULL)"
+                ))
+                .bind(&key.kid)
+                .bind(&key.public_jwk)
+                .bind(&key.private_key)
+                .bind(key.created_at.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                let body = jwks_body(&mut tx, key.created_at).await?;
+                write_document(&mut tx, "jwks", &body, key.created_at).await?;
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.kv_changes.notify_one();
+                Ok(())
+            }
+
+            async fn refresh_jwks(&self, now: Timestamp) -> Result<bool> {
+                let mut tx = self.write.begin().await?;
+                let body = jwks_body(&mut tx, now).await?;
+                let wrote = write_document(&mut tx, "jwks", &body, now).await?;
+                tx.commit().await?;
+                if wrote {
+                    self.kv_changes.notify_one();
+                }
+                Ok(wrote)
+            }
+
+            async fn put_document(&self, name: &str, body: &str, event: &ChangeEvent) -> Result<bool> {
+                let mut tx = self.write.begin().await?;
+                let wrote = write_document(&mut tx, name, body, event.created_at).await?;
+                if wrote {
+                    record_event(&mut tx, event).await?;
+                    tx.commit().await?;
+                    self.kv_changes.notify_one();
+                }
+                Ok(wrote)
+            }
+
+            async fn documents(&self, names: &[String]) -> Result<Vec<(String, i64, String)>> {
+                let mut out = Vec::new();
+                for name in names {
+                    let row = sqlx::query("SELECT body, version FROM documents WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&self.read)
+                        .await?;
+                    if let Some(row) = row {
+                        out.push((name.clone(), row.try_get("version")?, row.try_get("body")?));
+                    }
+                }
+                Ok(out)
             }
         }
 

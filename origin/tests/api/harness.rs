@@ -95,7 +95,9 @@ impl TestApp {
             }
         };
         let store = store::connect(db.url()).await.unwrap();
-        let (state, _) = app::bootstrap(store.clone(), Some(ADMIN)).await.unwrap();
+        let (state, _) = app::bootstrap(store.clone(), boot(Some(ADMIN)))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
@@ -295,6 +297,23 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// The origin's start-up settings for tests: a fixed master key and issuer.
+pub fn boot(admin_token: Option<&str>) -> app::Boot {
+    app::Boot {
+        admin_token: admin_token.map(str::to_owned),
+        master_key: vouch_origin::keys::MasterKey::from_base64(
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .unwrap(),
+        tokens: vouch_origin::keys::TokenSettings {
+            issuer: ISSUER.to_owned(),
+            jwks_uri: format!("{ISSUER}/.well-known/jwks.json"),
+        },
+    }
+}
+
+pub const ISSUER: &str = "http://origin.test";
 
 /// The seed passport of SPEC §3, registered into `org` under `name`.
 pub fn passport(org: &str, name: &str) -> Value {

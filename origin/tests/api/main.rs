@@ -10,6 +10,7 @@ mod isolation;
 mod lifecycle;
 mod ops;
 mod outbox;
+mod tokens;
 
 /// Generates one test per case and backend: `sqlite::case` and `postgres::case`.
 macro_rules! on_both_databases {
@@ -67,6 +68,8 @@ on_both_databases! {
     forced_failure_rolls_back => crate::outbox::forced_failure_rolls_back,
     kv_outbox_leases => crate::outbox::kv_outbox_leases,
     operations => crate::ops::operations,
+    client_credentials => crate::tokens::client_credentials,
+    signing_keys_rotate => crate::tokens::signing_keys_rotate,
     generated_platform_token => crate::ops::generated_platform_token,
     configured_platform_token_without_prefix => crate::ops::configured_platform_token_without_prefix,
 }

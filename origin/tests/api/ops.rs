@@ -72,12 +72,12 @@ pub async fn operations(app: &TestApp) {
 /// Without `VOUCH_ADMIN_TOKEN`, the first start generates a platform token (printed once) and
 /// later starts do not; the token works and only its hash is stored.
 pub async fn generated_platform_token(app: &TestApp) {
-    let (_, first) = vouch_origin::app::bootstrap(app.store.clone(), None)
+    let (_, first) = vouch_origin::app::bootstrap(app.store.clone(), crate::harness::boot(None))
         .await
         .unwrap();
     let token = first.expect("the first start generates a token");
     assert!(token.starts_with("vk_admin_"));
-    let (_, second) = vouch_origin::app::bootstrap(app.store.clone(), None)
+    let (_, second) = vouch_origin::app::bootstrap(app.store.clone(), crate::harness::boot(None))
         .await
         .unwrap();
     assert!(second.is_none(), "shown once");
@@ -101,19 +101,21 @@ pub async fn generated_platform_token(app: &TestApp) {
             .await,
         1
     );
-    assert!(
-        vouch_origin::app::bootstrap(app.store.clone(), Some("too short"))
-            .await
-            .is_err()
-    );
+    assert!(vouch_origin::app::bootstrap(
+        app.store.clone(),
+        crate::harness::boot(Some("too short"))
+    )
+    .await
+    .is_err());
 }
 
 /// `VOUCH_ADMIN_TOKEN` may be any string of 32 or more characters, not only `vk_admin_…`.
 pub async fn configured_platform_token_without_prefix(app: &TestApp) {
     let token = "an-operator-chosen-platform-token-0123456789";
-    let (state, generated) = vouch_origin::app::bootstrap(app.store.clone(), Some(token))
-        .await
-        .unwrap();
+    let (state, generated) =
+        vouch_origin::app::bootstrap(app.store.clone(), crate::harness::boot(Some(token)))
+            .await
+            .unwrap();
     assert!(generated.is_none());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

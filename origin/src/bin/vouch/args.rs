@@ -57,6 +57,38 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Token-signing keys (platform admin).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Exchange an agent's API key for a short-lived access token (for scripts and demos).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new key sign from now on; the old one stays published until its tokens expire.
+    Rotate,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The agent (`ap_…`).
+    #[arg(long, env = "VOUCH_AGENT_ID", value_name = "AGENT_ID")]
+    pub agent: String,
+    /// The agent's API key (`vk_agent_…`).
+    #[arg(
+        long,
+        env = "VOUCH_AGENT_KEY",
+        hide_env_values = true,
+        value_name = "API_KEY"
+    )]
+    pub api_key: String,
+    /// Space-separated capability ids (default: all of the agent's).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The token's audience.
+    #[arg(long)]
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -149,6 +149,20 @@ impl Client {
         self.read(response)
     }
 
+    /// `POST /oauth/token` with a form and no admin token: the agent's own credentials travel in
+    /// the form (RFC 6749 §4.4); errors come back in RFC 6749 §5.2 shape.
+    pub fn token_request(&self, form: &[(&str, &str)]) -> Result<Value> {
+        let url = self.url(&Call::post(&["oauth", "token"]))?;
+        let response = self
+            .http
+            .post(url)
+            .header(ACCEPT, JSON)
+            .form(form)
+            .send()
+            .map_err(|e| self.unreachable(&e))?;
+        self.read(response)
+    }
+
     fn read(&self, response: Response) -> Result<Value> {
         let status = response.status();
         let bytes = response.bytes().map_err(|e| self.unreachable(&e))?;
@@ -197,6 +211,7 @@ fn api_error(body: &Value) -> Option<(String, String, Option<String>)> {
     let code = body.get("error")?.as_str()?.to_owned();
     let message = body
         .get("message")
+        .or_else(|| body.get("error_description"))
         .and_then(Value::as_str)
         .map_or_else(|| code.replace('_', " "), str::to_owned);
     let field = body.get("field").and_then(Value::as_str).map(str::to_owned);

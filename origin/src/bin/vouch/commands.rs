@@ -8,8 +8,8 @@ use vouch_core::audit::{BreakKind, ChainReport};
 use vouch_core::Status;
 
 use crate::args::{
-    AgentsCommand, AuditCommand, Cli, Command, ListArgs, OrgsCommand, PageArgs, RegisterArgs,
-    StatusArgs, TokensCommand,
+    AgentsCommand, AuditCommand, Cli, Command, KeysCommand, ListArgs, OrgsCommand, PageArgs,
+    RegisterArgs, StatusArgs, TokensCommand,
 };
 use crate::client::{Call, Client, MERGE_PATCH};
 use crate::error::{CliError, Result};
@@ -54,6 +54,33 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Tokens(cmd) => tokens(&client, out, cmd),
         Command::Agents(cmd) => agents(&client, out, cmd),
         Command::Audit(cmd) => audit(&client, out, cmd),
+        Command::Keys(KeysCommand::Rotate) => {
+            let rotated = client.send(Call::post(&["v1", "keys", "rotate"]))?;
+            out.show(&rotated, |r| {
+                format!(
+                    "Key {} signs from now on; the previous key stays in the JWKS until its tokens expire.",
+                    str_field(r, "kid")
+                )
+            });
+            Ok(())
+        }
+        Command::Token(args) => {
+            let mut form = vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", args.agent.as_str()),
+                ("client_secret", args.api_key.as_str()),
+            ];
+            if let Some(scope) = &args.scope {
+                form.push(("scope", scope));
+            }
+            if let Some(audience) = &args.audience {
+                form.push(("audience", audience));
+            }
+            let issued = client.token_request(&form)?;
+            // The bare token by default, so `$(vouch token …)` is usable in a script.
+            out.show(&issued, |t| str_field(t, "access_token"));
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,248 @@
+//! `POST /oauth/token` (RFC 6749 §4.4 client credentials; SPEC §5). Form-encoded in, RFC 6749
+//! §5.2 error bodies out: OAuth clients expect exactly that shape, so this endpoint maps its
+//! failures itself rather than through the API's error type.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+use vouch_core::token::{join_scopes, Claims};
+use vouch_core::{AgentId, Status};
+
+use crate::app::AppState;
+use crate::keys::TOKEN_TTL_SECONDS;
+use crate::routes::now;
+use crate::secrets;
+
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    fn invalid_client() -> Self {
+        OAuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client, wrong secret, or an agent that is not active",
+        )
+    }
+}
+
+impl From<crate::error::Error> for OAuthError {
+    fn from(err: crate::error::Error) -> Self {
+        // Internal failures are logged by the API error's own mapping.
+        let _ = err.into_response();
+        OAuthError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "an internal error occurred",
+        )
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(json!({ "error": self.error, "error_description": self.description })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            if let Ok(value) = "Basic realm=\"vouch\"".parse() {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        response
+    }
+}
+
+/// The form fields this endpoint reads.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    /// The agent id (or send it with HTTP Basic).
+    pub client_id: Option<String>,
+    /// The agent's API key (or send it with HTTP Basic).
+    pub client_secret: Option<String>,
+    /// Space-separated capability ids, a subset of the agent's (default: all of them).
+    pub scope: Option<String>,
+    /// The token's `aud`.
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    pub issued_token_type: &'static str,
+}
+
+/// Credentials from HTTP Basic (RFC 6749 §2.3.1), if sent.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+/// Exchange credentials for an access token.
+#[utoipa::path(post, path = "/oauth/token", tag = "tokens",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenResponse), (status = 400, body = Object), (status = 401, body = Object)))]
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form_encoded = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_encoded {
+        return Err(OAuthError::invalid_request(
+            "send the request as application/x-www-form-urlencoded",
+        ));
+    }
+    let request: TokenRequest = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| OAuthError::invalid_request(format!("malformed form: {e}")))?;
+    match request.grant_type.as_deref() {
+        Some("client_credentials") => client_credentials(&state, &headers, request).await,
+        Some(_) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "this server supports grant_type=client_credentials",
+        )),
+        None => Err(OAuthError::invalid_request("grant_type is required")),
+    }
+}
+
+async fn client_credentials(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: TokenRequest,
+) -> Result<Response, OAuthError> {
+    let (client_id, secret) = match (
+        basic_credentials(headers),
+        request.client_id,
+        request.client_secret,
+    ) {
+        (Some(basic), None, None) => basic,
+        (None, Some(id), Some(secret)) => (id, secret),
+        (Some(_), _, _) => {
+            return Err(OAuthError::invalid_request(
+                "send the client credentials either with HTTP Basic or in the form, not both",
+            ))
+        }
+        _ => return Err(OAuthError::invalid_client()),
+    };
+    let agent_id = AgentId::parse(&client_id).map_err(|_| OAuthError::invalid_client())?;
+    let hash = secrets::hash(&secret);
+    let passport = match state.store.agent_by_key_hash(&hash).await? {
+        Some((passport, stored))
+            if secrets::hashes_equal(&hash, &stored)
+                && passport.agent_id == agent_id
+                && passport.status == Status::Active =>
+        {
+            passport
+        }
+        _ => return Err(OAuthError::invalid_client()),
+    };
+    let held: Vec<&str> = passport
+        .fields
+        .capabilities
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    let scopes: Vec<&str> = match request.scope.as_deref() {
+        Some(asked) if !asked.trim().is_empty() => {
+            let asked: Vec<&str> = asked.split_whitespace().collect();
+            if let Some(extra) = asked.iter().find(|s| !held.contains(s)) {
+                return Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    format!("`{extra}` is not one of the agent's capabilities"),
+                ));
+            }
+            asked
+        }
+        _ => held,
+    };
+    let at = now().unix_seconds();
+    let claims = Claims {
+        iss: state.keys.settings.issuer.trim_end_matches('/').to_owned(),
+        sub: passport.agent_id.clone(),
+        aud: request
+            .audience
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect(),
+        iat: at,
+        nbf: at,
+        exp: at + TOKEN_TTL_SECONDS,
+        jti: Uuid::now_v7().simple().to_string(),
+        org: passport.org_id.clone(),
+        scope: join_scopes(&scopes),
+        ver: passport.version,
+        act: None,
+        dlg: Vec::new(),
+    };
+    let (kid, key) = state.keys.signer().await?;
+    metrics::counter!("vouch_tokens_issued_total", "grant_type" => "client_credentials")
+        .increment(1);
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(TokenResponse {
+            access_token: claims.sign(&key, &kid),
+            token_type: "Bearer",
+            expires_in: TOKEN_TTL_SECONDS,
+            scope: claims.scope.clone(),
+            issued_token_type: JWT_TOKEN_TYPE,
+        }),
+    )
+        .into_response())
+}
