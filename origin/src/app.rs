@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::error::Error;
 use crate::extract::BODY_LIMIT;
 use crate::keys::{Keys, MasterKey, TokenSettings};
-use crate::routes::{agents, audit, oauth, ops, orgs, wellknown};
+use crate::routes::{agents, audit, delegations, oauth, ops, orgs, wellknown};
 use crate::secrets;
 use crate::store::{Role, Store};
 use crate::telemetry;
@@ -50,6 +50,7 @@ pub struct Boot {
         (name = "agents", description = "Agent passports and their lifecycle"),
         (name = "audit", description = "Tamper-evident audit log"),
         (name = "tokens", description = "Token endpoint, signing keys, discovery"),
+        (name = "delegations", description = "Agent-to-agent delegation grants"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -91,6 +92,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::heartbeat))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
+        .routes(routes!(delegations::create))
+        .routes(routes!(delegations::get, delegations::revoke))
         .routes(routes!(oauth::token))
         .routes(routes!(wellknown::jwks))
         .routes(routes!(wellknown::discovery))

@@ -30,6 +30,14 @@ pub enum Error {
     MethodNotAllowed,
     #[error("the service is not ready: {0}")]
     Unavailable(String),
+    /// A refusal with its own status and code (e.g. `400 scope_escalation`).
+    #[error("{message}")]
+    Rejected {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -78,7 +86,24 @@ impl Error {
             }
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::Rejected { status, code, .. } => (*status, code),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl From<vouch_core::delegation::DelegationError> for Error {
+    fn from(err: vouch_core::delegation::DelegationError) -> Self {
+        use vouch_core::delegation::DelegationError as D;
+        let status = match err {
+            D::AgentNotActive { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Error::Rejected {
+            status,
+            code: err.code(),
+            field: err.field().map(str::to_owned),
+            message: err.to_string(),
         }
     }
 }
@@ -136,6 +161,7 @@ impl IntoResponse for Error {
         };
         let field = match &self {
             Error::Core(e) => e.field_name().map(str::to_owned),
+            Error::Rejected { field, .. } => field.clone(),
             _ => None,
         };
         let body = ErrorBody {

@@ -799,3 +799,150 @@ async fn origin_tokens_at_the_edge() {
         "{refused}"
     );
 }
+
+/// Delegation end to end: a grant, an RFC 8693 exchange at the origin, and the edge checking the
+/// chain — within scope, outside it, past the grant's depth (the origin refuses to mint), after the
+/// grant is deleted, and after a party is suspended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegation_chains_at_the_edge() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let stack = &stack;
+    let mut agents = Vec::new();
+    for name in ["Delegator", "Delegatee", "Third Party"] {
+        let agent = stack.seed_agent(name).await;
+        stack.set_status(&agent, "active").await;
+        agents.push(agent);
+    }
+    let (a, b, c) = (agents[0].clone(), agents[1].clone(), agents[2].clone());
+    let token_of = |agent: String| async move {
+        let key = stack.api_key(&agent).await;
+        let resp = stack
+            .client
+            .post(format!("{}/oauth/token", stack.origin))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", agent.as_str()),
+                ("client_secret", key.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let exchange = |subject: String, actor: String| async move {
+        let resp = stack
+            .client
+            .post(format!("{}/oauth/token", stack.origin))
+            .form(&[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", subject.as_str()),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                ("actor_token", actor.as_str()),
+                ("actor_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json::<Value>().await.unwrap())
+    };
+    let grant = |from: &str, to: &str, max_depth: u32| {
+        stack.admin(
+            reqwest::Method::POST,
+            "/v1/delegations",
+            Some(json!({ "delegator": from, "delegatee": to, "scopes": ["payments.refund"], "ttl_seconds": 3600, "max_depth": max_depth })),
+        )
+    };
+    let decide =
+        |token: String, capability: &'static str| {
+            stack.send(stack.client.post(format!("{}/verify", stack.edge)).json(&json!({
+            "token": token,
+            "capability": capability,
+            "context": { "amount": 50, "currency": "USD", "region": "US-CA", "rows": 10 }
+        })))
+        };
+    // Waits until the edge's answer for `token` satisfies `done`.
+    let until = |token: String, capability: &'static str, done: fn(&Value) -> bool| async move {
+        let mut last = Value::Null;
+        for _ in 0..500 {
+            last = decide(token.clone(), capability).await.2;
+            if done(&last) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        last
+    };
+
+    let dlg = grant(&a, &b, 1).await;
+    let (status, delegated) = exchange(token_of(a.clone()).await, token_of(b.clone()).await).await;
+    assert_eq!(status, StatusCode::OK, "{delegated}");
+    let token_ab = delegated["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(delegated["scope"], "payments.refund");
+
+    let allowed = until(token_ab.clone(), "payments.refund", |d| d["allow"] == true).await;
+    assert_eq!(allowed["allow"], true, "{allowed}");
+    assert_eq!(allowed["chain"], json!([b, a]), "outermost actor first");
+    assert_eq!(allowed["agent_id"], a.as_str());
+    let outside = decide(token_ab.clone(), "data.export").await.2;
+    assert_eq!(outside["allow"], false);
+    assert!(
+        outside["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "scope_not_delegated"),
+        "{outside}"
+    );
+
+    // max_depth 1: B may not pass A's authority on to C.
+    grant(&b, &c, 1).await;
+    let (status, refused) = exchange(token_ab.clone(), token_of(c.clone()).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+
+    // Deleting the grant kills every token resting on it.
+    let id = dlg["delegation_id"].as_str().unwrap().to_owned();
+    let resp = stack
+        .client
+        .delete(format!("{}/v1/delegations/{id}", stack.origin))
+        .bearer_auth(stack::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let dead = until(token_ab.clone(), "payments.refund", |d| d["allow"] == false).await;
+    assert!(
+        dead["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "delegation_revoked"),
+        "{dead}"
+    );
+
+    // A fresh grant and token; then suspending the delegatee refuses it too.
+    grant(&a, &b, 1).await;
+    let (_, again) = exchange(token_of(a.clone()).await, token_of(b.clone()).await).await;
+    let token_ab2 = again["access_token"].as_str().unwrap().to_owned();
+    let ok = until(token_ab2.clone(), "payments.refund", |d| d["allow"] == true).await;
+    assert_eq!(ok["allow"], true, "{ok}");
+    stack.set_status(&b, "suspended").await;
+    let refused = until(token_ab2, "payments.refund", |d| d["allow"] == false).await;
+    let codes: Vec<&str> = refused["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"oap.passport_suspended") || codes.contains(&"delegation_revoked"),
+        "{codes:?}"
+    );
+}

@@ -148,6 +148,13 @@ impl Keys {
         Ok(json!({ "keys": keys }))
     }
 
+    /// The published keys, parsed, to verify tokens the origin issued (token exchange).
+    pub async fn jwk_set(&self) -> Result<vouch_core::jwk::JwkSet> {
+        let set = self.jwks().await?;
+        vouch_core::jwk::JwkSet::from_json(set.to_string().as_bytes())
+            .map_err(|e| Error::internal(anyhow::anyhow!("the JWKS does not parse: {e:?}")))
+    }
+
     /// The OpenID discovery document (RFC 8414 fields that apply).
     pub fn discovery(&self) -> Value {
         let issuer = self.settings.issuer.trim_end_matches('/');
@@ -155,7 +162,7 @@ impl Keys {
             "issuer": issuer,
             "token_endpoint": format!("{issuer}/oauth/token"),
             "jwks_uri": self.settings.jwks_uri,
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
             "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
             "id_token_signing_alg_values_supported": ["ES256"],

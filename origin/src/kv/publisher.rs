@@ -156,6 +156,15 @@ impl Publisher {
                 text,
             ));
         }
+        for record in self
+            .store
+            .delegations_by_ids(&of_type("delegation"))
+            .await?
+        {
+            let text =
+                serde_json::to_string(&record.grant).map_err(crate::error::Error::internal)?;
+            values.push((record.grant.kv_key(), record.version, text));
+        }
         for (name, version, body) in self.store.documents(&of_type("document")).await? {
             // `VersionedDocument` as text, without re-parsing the stored body.
             let text = format!("{{\"version\":{version},\"document\":{body}}}");

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod delegations;
 pub mod oauth;
 pub mod ops;
 pub mod orgs;

@@ -21,6 +21,7 @@ use crate::routes::now;
 use crate::secrets;
 
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// An RFC 6749 §5.2 error.
 #[derive(Debug)]
@@ -95,6 +96,12 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// The token's `aud`.
     pub audience: Option<String>,
+    /// Token exchange (RFC 8693): the delegator's token.
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    /// Token exchange: the delegatee's own token.
+    pub actor_token: Option<String>,
+    pub actor_token_type: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -149,10 +156,11 @@ pub async fn token(
         .map_err(|e| OAuthError::invalid_request(format!("malformed form: {e}")))?;
     match request.grant_type.as_deref() {
         Some("client_credentials") => client_credentials(&state, &headers, request).await,
+        Some(TOKEN_EXCHANGE) => token_exchange(&state, request).await,
         Some(_) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "this server supports grant_type=client_credentials",
+            "this server supports client_credentials and token exchange (RFC 8693)",
         )),
         None => Err(OAuthError::invalid_request("grant_type is required")),
     }
@@ -240,6 +248,126 @@ async fn client_credentials(
             access_token: claims.sign(&key, &kid),
             token_type: "Bearer",
             expires_in: TOKEN_TTL_SECONDS,
+            scope: claims.scope.clone(),
+            issued_token_type: JWT_TOKEN_TYPE,
+        }),
+    )
+        .into_response())
+}
+
+fn invalid_grant(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+}
+
+/// RFC 8693 token exchange: the delegatee presents the delegator's token (`subject_token`) and
+/// its own (`actor_token`); under a live grant from the subject token's current actor to the
+/// delegatee, it gets a token whose `sub` stays the original subject, whose `act` chain gains the
+/// delegatee, whose scope only narrows and whose lifetime never outlives the grant or the
+/// subject token.
+async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Response, OAuthError> {
+    for (field, kind) in [
+        ("subject_token_type", &request.subject_token_type),
+        ("actor_token_type", &request.actor_token_type),
+    ] {
+        if kind.as_deref() != Some(JWT_TOKEN_TYPE) {
+            return Err(OAuthError::invalid_request(format!(
+                "{field} must be {JWT_TOKEN_TYPE}"
+            )));
+        }
+    }
+    let (Some(subject_token), Some(actor_token)) = (&request.subject_token, &request.actor_token)
+    else {
+        return Err(OAuthError::invalid_request(
+            "subject_token and actor_token are required",
+        ));
+    };
+    let keys = state.keys.jwk_set().await?;
+    let issuer = state.keys.settings.issuer.trim_end_matches('/').to_owned();
+    let expect = vouch_core::token::Expectations {
+        issuer: &issuer,
+        audience: None,
+        skew_seconds: vouch_core::token::MAX_SKEW_SECONDS,
+        max_len: vouch_core::token::DEFAULT_MAX_LEN,
+    };
+    let at = now();
+    let verify = |token: &str, which: &str| {
+        vouch_core::token::verify(token, &|kid| keys.get(kid), &expect, at.unix_seconds())
+            .map(|(_, claims)| claims)
+            .map_err(|e| invalid_grant(format!("{which}: {e}")))
+    };
+    let subject = verify(subject_token, "subject_token")?;
+    let actor = verify(actor_token, "actor_token")?;
+
+    // The grant runs from the subject token's current actor (its subject, if undelegated).
+    let chain = vouch_core::token::chain(&subject);
+    let current = chain.first().unwrap_or(&subject.sub);
+    let grant = state
+        .store
+        .live_delegation(current, &actor.sub, at)
+        .await?
+        .ok_or_else(|| {
+            invalid_grant(format!(
+                "no live delegation from {current} to {}",
+                actor.sub
+            ))
+        })?;
+
+    // Everything the subject token already rests on must still hold, and so must the new chain.
+    let ids: Vec<String> = subject.dlg.iter().map(ToString::to_string).collect();
+    let stored = state.store.delegations_by_ids(&ids).await?;
+    let mut grants: Vec<Option<vouch_core::delegation::Grant>> = subject
+        .dlg
+        .iter()
+        .map(|id| {
+            stored
+                .iter()
+                .find(|r| &r.grant.delegation_id == id)
+                .map(|r| r.grant.clone())
+        })
+        .collect();
+    let mut statuses = std::collections::HashMap::new();
+    for agent in chain.iter().chain(std::iter::once(&actor.sub)) {
+        if let Some(p) = state
+            .store
+            .get_agent(&crate::store::Scope::All, agent)
+            .await?
+        {
+            statuses.insert(agent.clone(), p.status);
+        }
+    }
+    let status = |agent: &AgentId| statuses.get(agent).copied();
+    if let Some(reason) =
+        vouch_core::delegation::check_links(&subject, &grants, &status, at).first()
+    {
+        return Err(invalid_grant(format!("subject_token: {}", reason.message)));
+    }
+    let jti = Uuid::now_v7().simple().to_string();
+    let claims = vouch_core::delegation::exchange(
+        &subject,
+        &actor,
+        &grant.grant,
+        request.scope.as_deref().filter(|s| !s.trim().is_empty()),
+        at,
+        TOKEN_TTL_SECONDS,
+        &jti,
+    )
+    .map_err(|e| OAuthError::new(StatusCode::BAD_REQUEST, e.oauth_error(), e.to_string()))?;
+    grants.push(Some(grant.grant.clone()));
+    if let Some(reason) = vouch_core::delegation::check_links(&claims, &grants, &status, at).first()
+    {
+        return Err(invalid_grant(reason.message.clone()));
+    }
+    let (kid, key) = state.keys.signer().await?;
+    metrics::counter!("vouch_tokens_issued_total", "grant_type" => "token_exchange").increment(1);
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(TokenResponse {
+            access_token: claims.sign(&key, &kid),
+            token_type: "Bearer",
+            expires_in: (claims.exp - at.unix_seconds()).max(0),
             scope: claims.scope.clone(),
             issued_token_type: JWT_TOKEN_TYPE,
         }),

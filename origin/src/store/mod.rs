@@ -147,10 +147,15 @@ impl ChangeEvent {
     /// The KV key this change must be published to, if any.
     /// (Documents queue their own KV writes, with their own versions.)
     pub fn kv_key(&self) -> Option<String> {
-        (self.target_type == "agent")
-            .then(|| AgentId::parse(&self.target_id).ok())
-            .flatten()
-            .map(|id| vouch_core::kv::passport_key(&id))
+        match self.target_type {
+            "agent" => AgentId::parse(&self.target_id)
+                .ok()
+                .map(|id| vouch_core::kv::passport_key(&id)),
+            "delegation" => vouch_core::ids::DelegationId::parse(&self.target_id)
+                .ok()
+                .map(|id| vouch_core::delegation::kv_key(&id)),
+            _ => None,
+        }
     }
 
     pub fn chain_id(&self) -> &str {
@@ -279,6 +284,43 @@ pub struct SigningKeyRow {
     pub publish_until: Option<Timestamp>,
 }
 
+/// A stored delegation grant and its bookkeeping.
+#[derive(Clone, Debug)]
+pub struct DelegationRecord {
+    pub grant: vouch_core::delegation::Grant,
+    pub org_id: OrgId,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub version: i64,
+}
+
+#[async_trait]
+pub trait DelegationStore {
+    /// Stores a new grant (version 1) with its event, queued for KV.
+    async fn create_delegation(&self, record: &DelegationRecord, event: &ChangeEvent)
+        -> Result<()>;
+    async fn get_delegation(
+        &self,
+        id: &vouch_core::ids::DelegationId,
+    ) -> Result<Option<DelegationRecord>>;
+    /// Revokes a live grant (a new version, queued for KV) with the event `make_event` builds
+    /// from the revoked record; `None` when the grant does not exist.
+    async fn revoke_delegation(
+        &self,
+        id: &vouch_core::ids::DelegationId,
+        at: Timestamp,
+        make_event: &(dyn for<'r> Fn(&'r DelegationRecord) -> ChangeEvent + Send + Sync),
+    ) -> Result<Option<DelegationRecord>>;
+    /// The newest live grant from `delegator` to `delegatee` at `now`.
+    async fn live_delegation(
+        &self,
+        delegator: &AgentId,
+        delegatee: &AgentId,
+        now: Timestamp,
+    ) -> Result<Option<DelegationRecord>>;
+    async fn delegations_by_ids(&self, ids: &[String]) -> Result<Vec<DelegationRecord>>;
+}
+
 /// Signing keys and the documents derived from them (`jwks`, `discovery`).
 #[async_trait]
 pub trait KeyStore {
@@ -361,6 +403,7 @@ pub trait Store:
     + OutboxStore
     + KvOutboxStore
     + KeyStore
+    + DelegationStore
     + Send
     + Sync
 {

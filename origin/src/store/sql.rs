@@ -175,6 +175,63 @@ macro_rules! sql_store {
             })
         }
 
+        const DELEGATION_COLUMNS: &str = "delegation_id, org_id, delegator, delegatee, scopes, \
+             max_depth, created_at, expires_at, revoked_at, version";
+
+        fn delegation_from_row(row: &<$db as sqlx::Database>::Row) -> Result<crate::store::DelegationRecord> {
+            let bad = |e: vouch_core::ids::IdError| Error::internal(anyhow::anyhow!("{e}"));
+            let scopes: String = row.try_get("scopes")?;
+            let revoked: Option<i64> = row.try_get("revoked_at")?;
+            let max_depth: i32 = row.try_get::<i32, _>("max_depth")?;
+            Ok(crate::store::DelegationRecord {
+                grant: vouch_core::delegation::Grant {
+                    delegation_id: vouch_core::ids::DelegationId::parse(&row.try_get::<String, _>("delegation_id")?).map_err(bad)?,
+                    delegator: AgentId::parse(&row.try_get::<String, _>("delegator")?).map_err(bad)?,
+                    delegatee: AgentId::parse(&row.try_get::<String, _>("delegatee")?).map_err(bad)?,
+                    scopes: serde_json::from_str(&scopes).map_err(Error::internal)?,
+                    expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
+                    max_depth: u32::try_from(max_depth).unwrap_or(0),
+                    revoked: revoked.is_some(),
+                },
+                org_id: OrgId::parse(&row.try_get::<String, _>("org_id")?).map_err(bad)?,
+                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                revoked_at: revoked.map(Timestamp::from_unix_millis),
+                version: row.try_get("version")?,
+            })
+        }
+
+        /// Kills every live grant `agent` is a party to (it left `active`), each with its event.
+        async fn revoke_grants_of(tx: &mut Tx, agent: &AgentId, actor: &str, at: Timestamp) -> Result<()> {
+            let rows = sqlx::query(&format!(
+                "UPDATE delegations SET revoked_at = $1, version = version + 1 \
+                 WHERE (delegator = $2 OR delegatee = $2) AND revoked_at IS NULL \
+                 RETURNING {DELEGATION_COLUMNS}"
+            ))
+            .bind(at.unix_millis())
+            .bind(agent.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+            for row in &rows {
+                let record = delegation_from_row(row)?;
+                let event = ChangeEvent {
+                    event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+                    org_id: Some(record.org_id.clone()),
+                    actor: actor.to_owned(),
+                    event_type: "delegation.revoked".into(),
+                    target_type: "delegation",
+                    target_id: record.grant.delegation_id.to_string(),
+                    version: record.version,
+                    data: serde_json::json!({
+                        "delegation_id": record.grant.delegation_id,
+                        "reason": format!("party {agent} left active"),
+                    }),
+                    created_at: at,
+                };
+                record_event(tx, &event).await?;
+            }
+            Ok(())
+        }
+
         const KEY_COLUMNS: &str = "kid, public_jwk, private_key, created_at, retired_at, publish_until";
 
         /// Writes the capability and region index rows of an agent (`replace`: drops the old
@@ -449,6 +506,9 @@ macro_rules! sql_store {
                     index_agent(&mut tx, &next, true).await?;
                 }
                 record_event(&mut tx, &change.event).await?;
+                if current.status == vouch_core::Status::Active && next.status != vouch_core::Status::Active {
+                    revoke_grants_of(&mut tx, &next.agent_id, &change.event.actor, next.updated_at).await?;
+                }
                 tx.commit().await?;
                 self.kv_changes.notify_one();
                 Ok(Mutated { before: current, after: next })
@@ -558,6 +618,97 @@ macro_rules! sql_store {
 
             fn kv_changes(&self) -> &tokio::sync::Notify {
                 &self.kv_changes
+            }
+        }
+
+        #[async_trait]
+        impl crate::store::DelegationStore for $store {
+            async fn create_delegation(&self, record: &crate::store::DelegationRecord, event: &ChangeEvent) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                let grant = &record.grant;
+                sqlx::query(&format!(
+                    "INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)"
+                ))
+                .bind(grant.delegation_id.as_str())
+                .bind(record.org_id.as_str())
+                .bind(grant.delegator.as_str())
+                .bind(grant.delegatee.as_str())
+                .bind(serde_json::to_string(&grant.scopes).map_err(Error::internal)?)
+                .bind(i32::try_from(grant.max_depth).unwrap_or(i32::MAX))
+                .bind(record.created_at.unix_millis())
+                .bind(grant.expires_at.unix_millis())
+                .bind(record.version)
+                .execute(&mut *tx)
+                .await?;
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.kv_changes.notify_one();
+                Ok(())
+            }
+
+            async fn get_delegation(&self, id: &vouch_core::ids::DelegationId) -> Result<Option<crate::store::DelegationRecord>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE delegation_id = $1"
+                ))
+                .bind(id.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+                row.as_ref().map(delegation_from_row).transpose()
+            }
+
+            async fn revoke_delegation(
+                &self,
+                id: &vouch_core::ids::DelegationId,
+                at: Timestamp,
+                make_event: &(dyn for<'r> Fn(&'r crate::store::DelegationRecord) -> ChangeEvent + Send + Sync),
+            ) -> Result<Option<crate::store::DelegationRecord>> {
+                let mut tx = self.write.begin().await?;
+                let row = sqlx::query(&format!(
+                    "UPDATE delegations SET revoked_at = $1, version = version + 1 \
+                     WHERE delegation_id = $2 AND revoked_at IS NULL RETURNING {DELEGATION_COLUMNS}"
+                ))
+                .bind(at.unix_millis())
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    drop(tx);
+                    return self.get_delegation(id).await;
+                };
+                let record = delegation_from_row(&row)?;
+                record_event(&mut tx, &make_event(&record)).await?;
+                tx.commit().await?;
+                self.kv_changes.notify_one();
+                Ok(Some(record))
+            }
+
+            async fn live_delegation(&self, delegator: &AgentId, delegatee: &AgentId, now: Timestamp) -> Result<Option<crate::store::DelegationRecord>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE delegator = $1 AND delegatee = $2 \
+                     AND revoked_at IS NULL AND expires_at > $3 ORDER BY created_at DESC LIMIT 1"
+                ))
+                .bind(delegator.as_str())
+                .bind(delegatee.as_str())
+                .bind(now.unix_millis())
+                .fetch_optional(&self.read)
+                .await?;
+                row.as_ref().map(delegation_from_row).transpose()
+            }
+
+            async fn delegations_by_ids(&self, ids: &[String]) -> Result<Vec<crate::store::DelegationRecord>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE delegation_id IN ("
+                ));
+                let mut list = qb.separated(", ");
+                for id in ids {
+                    list.push_bind(id.clone());
+                }
+                qb.push(")");
+                let rows = qb.build().fetch_all(&self.read).await?;
+                rows.iter().map(delegation_from_row).collect()
             }
         }
 

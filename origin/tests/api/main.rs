@@ -4,6 +4,7 @@
 
 mod agents;
 mod audit;
+mod delegations;
 mod harness;
 mod input;
 mod isolation;
@@ -69,6 +70,7 @@ on_both_databases! {
     kv_outbox_leases => crate::outbox::kv_outbox_leases,
     operations => crate::ops::operations,
     client_credentials => crate::tokens::client_credentials,
+    delegation_grants => crate::delegations::grants,
     signing_keys_rotate => crate::tokens::signing_keys_rotate,
     generated_platform_token => crate::ops::generated_platform_token,
     configured_platform_token_without_prefix => crate::ops::configured_platform_token_without_prefix,

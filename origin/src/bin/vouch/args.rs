@@ -57,11 +57,46 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Delegation grants between agents.
+    #[command(subcommand)]
+    Delegations(DelegationsCommand),
     /// Token-signing keys (platform admin).
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Exchange an agent's API key for a short-lived access token (for scripts and demos).
     Token(TokenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DelegationsCommand {
+    /// Let one agent act for another within some of its capabilities.
+    Create {
+        /// The agent granting its authority (`ap_…`).
+        #[arg(long)]
+        delegator: String,
+        /// The agent receiving it (`ap_…`).
+        #[arg(long)]
+        delegatee: String,
+        /// A capability id of the delegator; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime in seconds (60 to 86400).
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: i64,
+        /// How many hops the chain may take from this grant on.
+        #[arg(long, default_value_t = 1)]
+        max_depth: i64,
+    },
+    /// Show one grant.
+    Show {
+        #[arg(value_name = "DELEGATION_ID")]
+        delegation_id: String,
+    },
+    /// Revoke a grant: tokens resting on it stop working at the edge.
+    Revoke {
+        #[arg(value_name = "DELEGATION_ID")]
+        delegation_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,8 +8,8 @@ use vouch_core::audit::{BreakKind, ChainReport};
 use vouch_core::Status;
 
 use crate::args::{
-    AgentsCommand, AuditCommand, Cli, Command, KeysCommand, ListArgs, OrgsCommand, PageArgs,
-    RegisterArgs, StatusArgs, TokensCommand,
+    AgentsCommand, AuditCommand, Cli, Command, DelegationsCommand, KeysCommand, ListArgs,
+    OrgsCommand, PageArgs, RegisterArgs, StatusArgs, TokensCommand,
 };
 use crate::client::{Call, Client, MERGE_PATCH};
 use crate::error::{CliError, Result};
@@ -54,6 +54,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Tokens(cmd) => tokens(&client, out, cmd),
         Command::Agents(cmd) => agents(&client, out, cmd),
         Command::Audit(cmd) => audit(&client, out, cmd),
+        Command::Delegations(cmd) => delegations(&client, out, cmd),
         Command::Keys(KeysCommand::Rotate) => {
             let rotated = client.send(Call::post(&["v1", "keys", "rotate"]))?;
             out.show(&rotated, |r| {
@@ -104,6 +105,46 @@ fn orgs(client: &Client, out: &Output, cmd: &OrgsCommand) -> Result<()> {
             out.show(&org, |org| render::object(org, &ORG_FIELDS));
         }
     }
+    Ok(())
+}
+
+const DELEGATION_FIELDS: [&str; 10] = [
+    "delegation_id",
+    "status",
+    "delegator",
+    "delegatee",
+    "scopes",
+    "max_depth",
+    "org_id",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+];
+
+fn delegations(client: &Client, out: &Output, cmd: &DelegationsCommand) -> Result<()> {
+    let grant = match cmd {
+        DelegationsCommand::Create {
+            delegator,
+            delegatee,
+            scopes,
+            ttl_seconds,
+            max_depth,
+        } => client.send(Call::post(&["v1", "delegations"]).json(json!({
+            "delegator": delegator,
+            "delegatee": delegatee,
+            "scopes": scopes,
+            "ttl_seconds": ttl_seconds,
+            "max_depth": max_depth,
+        })))?,
+        DelegationsCommand::Show { delegation_id } => {
+            client.send(Call::get(&["v1", "delegations", delegation_id]))?
+        }
+        DelegationsCommand::Revoke { delegation_id } => client.send(Call::new(
+            Method::DELETE,
+            &["v1", "delegations", delegation_id],
+        ))?,
+    };
+    out.show(&grant, |g| render::object(g, &DELEGATION_FIELDS));
     Ok(())
 }
 

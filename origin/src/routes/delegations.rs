@@ -1,0 +1,210 @@
+//! Delegation grants (SPEC §6): an agent lets another act on its behalf, within a subset of its
+//! capabilities, for a while, a bounded number of hops deep.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+use vouch_core::delegation::{self, Grant};
+use vouch_core::ids::DelegationId;
+use vouch_core::{AgentId, CapabilityId, OrgId, Timestamp};
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{Error, ErrorBody, Result};
+use crate::extract::JsonBody;
+use crate::routes::{change_event, now};
+use crate::store::DelegationRecord;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDelegation {
+    pub delegator: AgentId,
+    pub delegatee: AgentId,
+    /// A subset of the delegator's capability ids.
+    pub scopes: Vec<String>,
+    /// 60 to 86400.
+    pub ttl_seconds: i64,
+    /// How many hops the chain may take from this grant on (1: the delegatee may not delegate further).
+    pub max_depth: i64,
+}
+
+/// A grant as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DelegationView {
+    #[schema(value_type = String)]
+    pub delegation_id: DelegationId,
+    pub org_id: OrgId,
+    pub delegator: AgentId,
+    pub delegatee: AgentId,
+    pub scopes: Vec<CapabilityId>,
+    pub max_depth: u32,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// `active`, `expired` or `revoked`.
+    pub status: &'static str,
+}
+
+impl From<DelegationRecord> for DelegationView {
+    fn from(r: DelegationRecord) -> Self {
+        let status = if r.grant.revoked {
+            "revoked"
+        } else if r.grant.expires_at <= now() {
+            "expired"
+        } else {
+            "active"
+        };
+        DelegationView {
+            delegation_id: r.grant.delegation_id,
+            org_id: r.org_id,
+            delegator: r.grant.delegator,
+            delegatee: r.grant.delegatee,
+            scopes: r.grant.scopes,
+            max_depth: r.grant.max_depth,
+            created_at: r.created_at,
+            expires_at: r.grant.expires_at,
+            revoked_at: r.revoked_at,
+            status,
+        }
+    }
+}
+
+/// Grant a delegation (the delegator's org: owner or admin; or the platform admin).
+#[utoipa::path(post, path = "/v1/delegations", tag = "delegations", request_body = NewDelegation,
+    responses((status = 201, body = DelegationView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewDelegation>,
+) -> Result<(StatusCode, Json<DelegationView>)> {
+    caller
+        .authorize_agent_write(&state, &body.delegator)
+        .await?;
+    let scope = caller.scope();
+    let delegator = state
+        .store
+        .get_agent(&scope, &body.delegator)
+        .await?
+        .ok_or_else(Error::agent_not_found)?;
+    let delegatee = state
+        .store
+        .get_agent(&scope, &body.delegatee)
+        .await?
+        .ok_or_else(Error::agent_not_found)?;
+    let scopes = delegation::validate_new(
+        &delegator.fields.capabilities,
+        &body.scopes,
+        body.ttl_seconds,
+        body.max_depth,
+    )?;
+    delegation::validate_parties(
+        &delegator.agent_id,
+        delegator.status,
+        &delegatee.agent_id,
+        delegatee.status,
+    )?;
+    let at = now();
+    let grant = Grant::issue(
+        DelegationId::from_uuid(Uuid::now_v7()),
+        delegator.agent_id.clone(),
+        delegatee.agent_id.clone(),
+        scopes,
+        at,
+        body.ttl_seconds,
+        u32::try_from(body.max_depth).unwrap_or(1),
+    );
+    let record = DelegationRecord {
+        grant,
+        org_id: delegator.org_id.clone(),
+        created_at: at,
+        revoked_at: None,
+        version: 1,
+    };
+    let event = change_event(
+        &caller.actor,
+        Some(&record.org_id),
+        "delegation.created",
+        "delegation",
+        record.grant.delegation_id.as_str(),
+        record.version,
+        json!({ "delegation": record.grant }),
+        at,
+    );
+    state.store.create_delegation(&record, &event).await?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+fn parse_id(raw: &str) -> Result<DelegationId> {
+    DelegationId::parse(raw).map_err(|e| Error::field("delegation_id", e.to_string()))
+}
+
+fn not_found() -> Error {
+    Error::NotFound {
+        code: "delegation_not_found",
+        message: "no such delegation".into(),
+    }
+}
+
+/// The grant, if the caller may see its org.
+async fn visible(state: &AppState, caller: &Caller, id: &DelegationId) -> Result<DelegationRecord> {
+    state
+        .store
+        .get_delegation(id)
+        .await?
+        .filter(|r| caller.sees_org(&r.org_id))
+        .ok_or_else(not_found)
+}
+
+/// One grant.
+#[utoipa::path(get, path = "/v1/delegations/{delegation_id}", tag = "delegations",
+    params(("delegation_id" = String, Path, description = "`dlg_…`")),
+    responses((status = 200, body = DelegationView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DelegationView>> {
+    let id = parse_id(&id)?;
+    Ok(Json(visible(&state, &caller, &id).await?.into()))
+}
+
+/// Revoke a grant: every token whose chain rests on it stops working at the edge.
+#[utoipa::path(delete, path = "/v1/delegations/{delegation_id}", tag = "delegations",
+    params(("delegation_id" = String, Path, description = "`dlg_…`")),
+    responses((status = 200, body = DelegationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DelegationView>> {
+    let id = parse_id(&id)?;
+    visible(&state, &caller, &id).await?;
+    caller.require_writer()?;
+    let actor = caller.actor.clone();
+    let make_event = move |r: &DelegationRecord| {
+        change_event(
+            &actor,
+            Some(&r.org_id),
+            "delegation.revoked",
+            "delegation",
+            r.grant.delegation_id.as_str(),
+            r.version,
+            json!({ "delegation_id": r.grant.delegation_id, "reason": "deleted" }),
+            r.revoked_at.unwrap_or_else(now),
+        )
+    };
+    let record = state
+        .store
+        .revoke_delegation(&id, now(), &make_event)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(record.into()))
+}
