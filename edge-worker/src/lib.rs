@@ -7,6 +7,7 @@ mod kv_cache;
 mod respond;
 mod routes;
 mod tokens;
+mod webcrypto;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

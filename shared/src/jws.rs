@@ -196,14 +196,33 @@ pub fn sign(claims_json: &[u8], key: &SigningKey, kid: &str) -> String {
     token
 }
 
-/// Verifies a compact ES256 JWS and returns its header and payload (a JSON object, as bytes).
-/// `keys` answers the verifying key of a `kid` (`None`: unknown). See the module docs for the
-/// order of the checks.
-pub fn verify(
-    token: &str,
-    keys: &dyn Fn(&str) -> Option<VerifyingKey>,
-    max_len: usize,
-) -> Result<(Header, Vec<u8>), TokenError> {
+/// A compact JWS whose shape and header passed every check, its signature not yet verified.
+/// [`verify`] checks it with p256; a platform verifier (WebCrypto at the edge) can take
+/// [`Unverified::signing_input`] and [`Unverified::signature`] instead, then read the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified<'a> {
+    pub header: Header,
+    /// `base64url(header) "." base64url(payload)`: the bytes the signature covers.
+    pub signing_input: &'a str,
+    /// Raw `r ‖ s`.
+    pub signature: [u8; SIGNATURE_LEN],
+    payload_b64: &'a str,
+}
+
+impl Unverified<'_> {
+    /// The payload (a JSON object). Read it only after the signature verified.
+    pub fn payload(&self) -> Result<Vec<u8>, TokenError> {
+        let payload = decode(self.payload_b64, Segment::Payload)?;
+        if !is_json_object(&payload) {
+            return Err(TokenError::BadJson(Segment::Payload));
+        }
+        Ok(payload)
+    }
+}
+
+/// Checks everything but the signature: the length (before any decoding), three segments, the
+/// header (`alg` exactly `ES256`, no `crit`, `typ` `JWT`, a `kid`) and a 64-byte signature.
+pub fn parse(token: &str, max_len: usize) -> Result<Unverified<'_>, TokenError> {
     if token.len() > max_len {
         return Err(TokenError::TooLong { max: max_len });
     }
@@ -235,23 +254,36 @@ pub fn verify(
         return Err(TokenError::UnsupportedType(typ));
     }
     let kid = header.kid.ok_or(TokenError::MissingKid)?;
-    let key = keys(&kid).ok_or_else(|| TokenError::UnknownKid(kid.clone()))?;
-
     let signature = decode(signature_b64, Segment::Signature)?;
-    if signature.len() != SIGNATURE_LEN {
-        return Err(TokenError::SignatureLength(signature.len()));
-    }
-    // `r` or `s` zero or not below the group order is simply a bad signature.
-    let signature = Signature::from_slice(&signature).map_err(|_| TokenError::BadSignature)?;
-    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-    key.verify(signing_input.as_bytes(), &signature)
-        .map_err(|_| TokenError::BadSignature)?;
+    let signature: [u8; SIGNATURE_LEN] = signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| TokenError::SignatureLength(signature.len()))?;
+    Ok(Unverified {
+        header: Header { alg, typ, kid },
+        signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
+        signature,
+        payload_b64,
+    })
+}
 
-    let payload = decode(payload_b64, Segment::Payload)?;
-    if !is_json_object(&payload) {
-        return Err(TokenError::BadJson(Segment::Payload));
-    }
-    Ok((Header { alg, typ, kid }, payload))
+/// Verifies a compact JWS (ES256 only) with p256: [`parse`], the key named by `kid`, the
+/// signature, then the payload. Returns the header and the payload bytes.
+pub fn verify(
+    token: &str,
+    keys: &dyn Fn(&str) -> Option<VerifyingKey>,
+    max_len: usize,
+) -> Result<(Header, Vec<u8>), TokenError> {
+    let parsed = parse(token, max_len)?;
+    let key = keys(&parsed.header.kid)
+        .ok_or_else(|| TokenError::UnknownKid(parsed.header.kid.clone()))?;
+    // `r` or `s` zero or not below the group order is simply a bad signature.
+    let signature =
+        Signature::from_slice(&parsed.signature).map_err(|_| TokenError::BadSignature)?;
+    key.verify(parsed.signing_input.as_bytes(), &signature)
+        .map_err(|_| TokenError::BadSignature)?;
+    let payload = parsed.payload()?;
+    Ok((parsed.header, payload))
 }
 
 fn decode(segment: &str, which: Segment) -> Result<Vec<u8>, TokenError> {

@@ -226,6 +226,24 @@ pub fn verify(
     Ok((header, claims))
 }
 
+/// The claims of a token whose signature the caller verified some other way (WebCrypto at the
+/// edge), validated like [`verify`] does.
+pub fn claims_of(
+    verified: &jws::Unverified<'_>,
+    expect: &Expectations<'_>,
+    now_seconds: i64,
+) -> Result<Claims, TokenError> {
+    let claims = Claims::from_json(&verified.payload()?)?;
+    validate(
+        &claims,
+        now_seconds,
+        expect.issuer,
+        expect.audience,
+        expect.skew_seconds,
+    )?;
+    Ok(claims)
+}
+
 /// `aud`: one string or an array of strings in, a string (one) or an array (several) out.
 mod audience {
     use super::*;

@@ -1,0 +1,83 @@
+//! ES256 signature checks through the runtime's WebCrypto (`crypto.subtle`), which workerd runs
+//! natively: measured ≈ 10× cheaper than P-256 compiled to wasm (docs/benchmarks.md). Imported
+//! keys are cached per `kid` for the isolate's life (a JWKS holds a handful of keys).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use worker::js_sys::{self, Array, Object, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{CryptoKey, EcKeyImportParams, EcdsaParams, SubtleCrypto};
+
+use crate::respond::EdgeError;
+
+/// More keys than any JWKS should hold: the cache is dropped rather than grown past it.
+const MAX_KEYS: usize = 32;
+
+thread_local! {
+    static KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+}
+
+fn js_error(what: &str, e: JsValue) -> EdgeError {
+    EdgeError::Internal(format!("WebCrypto {what}: {e:?}"))
+}
+
+fn subtle() -> Result<SubtleCrypto, EdgeError> {
+    let crypto =
+        Reflect::get(&js_sys::global(), &"crypto".into()).map_err(|e| js_error("crypto", e))?;
+    Reflect::get(&crypto, &"subtle".into())
+        .map_err(|e| js_error("subtle", e))?
+        .dyn_into::<SubtleCrypto>()
+        .map_err(|e| js_error("subtle", e))
+}
+
+/// The `CryptoKey` of a public P-256 JWK (only `x` and `y` are taken from it).
+async fn key(kid: &str, jwk: &Value) -> Result<CryptoKey, EdgeError> {
+    if let Some(key) = KEYS.with(|keys| keys.borrow().get(kid).cloned()) {
+        return Ok(key);
+    }
+    let public = json!({ "kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"], "ext": true });
+    let data: Object = js_sys::JSON::parse(&public.to_string())
+        .map_err(|e| js_error("key", e))?
+        .dyn_into()
+        .map_err(|e| js_error("key", e))?;
+    let params = EcKeyImportParams::new("ECDSA");
+    params.set_named_curve("P-256");
+    let usages = Array::of1(&JsValue::from_str("verify"));
+    let promise = subtle()?
+        .import_key_with_object("jwk", &data, &params, false, &usages)
+        .map_err(|e| js_error("importKey", e))?;
+    let key: CryptoKey = JsFuture::from(promise)
+        .await
+        .map_err(|e| js_error("importKey", e))?
+        .dyn_into()
+        .map_err(|e| js_error("importKey", e))?;
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= MAX_KEYS {
+            keys.clear();
+        }
+        keys.insert(kid.to_owned(), key.clone());
+    });
+    Ok(key)
+}
+
+/// Whether `signature` (raw r‖s, as JWS and WebCrypto both use) signs `data` under the key.
+pub async fn verify_es256(
+    kid: &str,
+    jwk: &Value,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<bool, EdgeError> {
+    let key = key(kid, jwk).await?;
+    let params = EcdsaParams::new_with_str("ECDSA", "SHA-256");
+    let promise = subtle()?
+        .verify_with_object_and_u8_array_and_u8_array(&params, &key, signature, data)
+        .map_err(|e| js_error("verify", e))?;
+    let verdict = JsFuture::from(promise)
+        .await
+        .map_err(|e| js_error("verify", e))?;
+    Ok(verdict.as_bool().unwrap_or(false))
+}
