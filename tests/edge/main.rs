@@ -679,7 +679,7 @@ async fn tokens_at_the_edge() {
     // Delegated: the actor acts for the subject under the grant.
     let mut delegated = claims(&subject);
     delegated.act = Some(Actor::nest(actor.clone(), None));
-    delegated.dlg = vec![grant_id];
+    delegated.dlg = vec![grant_id.clone()];
     delegated.jti = "jti-delegated".to_owned();
     let (_, _, d) = decide(delegated.sign(&key, &key_id)).await;
     assert_eq!(d["allow"], true, "{d}");
@@ -689,6 +689,43 @@ async fn tokens_at_the_edge() {
     delegated.dlg = vec![unknown_grant];
     let (_, _, d) = decide(delegated.sign(&key, &key_id)).await;
     assert_eq!(codes(&d), ["delegation_revoked"], "{d}");
+
+    // Past the grant's depth: the subject's grant allows one hop; a second actor makes two.
+    let third = agent(4);
+    stack
+        .kv_put(&format!("passport:{third}"), &passport(&third, "active"))
+        .await;
+    let onward_id = DelegationId::parse("dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6e03").unwrap();
+    let onward = Grant::issue(
+        onward_id.clone(),
+        actor.clone(),
+        third.clone(),
+        vec![vouch_core::CapabilityId::parse("payments.refund").unwrap()],
+        Timestamp::from_unix_millis(now_s * 1000),
+        3600,
+        1,
+    );
+    stack
+        .kv_put(&onward.kv_key(), &serde_json::to_value(&onward).unwrap())
+        .await;
+    let mut deep = claims(&subject);
+    deep.act = Some(Actor::nest(
+        third.clone(),
+        Some(Actor::nest(actor.clone(), None)),
+    ));
+    deep.dlg = vec![grant_id.clone(), onward_id];
+    deep.jti = "jti-deep".to_owned();
+    let mut d = Value::Null;
+    for _ in 0..200 {
+        d = decide(deep.sign(&key, &key_id)).await.2;
+        if codes(&d).iter().any(|c| c == "chain_too_deep") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(d["allow"], false, "{d}");
+    assert!(codes(&d).iter().any(|c| c == "chain_too_deep"), "{d}");
+    assert_eq!(d["chain"], json!([third, actor, subject]));
 
     // A batch mixes tokens and agent ids, in order.
     let (status, _, batch) = stack
@@ -906,6 +943,13 @@ async fn delegation_chains_at_the_edge() {
     let (status, refused) = exchange(token_ab.clone(), token_of(c.clone()).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(refused["error"], "invalid_grant", "{refused}");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("chain_too_deep"),
+        "{refused}"
+    );
 
     // Deleting the grant kills every token resting on it.
     let id = dlg["delegation_id"].as_str().unwrap().to_owned();

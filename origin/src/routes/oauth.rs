@@ -339,7 +339,10 @@ async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Respo
     if let Some(reason) =
         vouch_core::delegation::check_links(&subject, &grants, &status, at).first()
     {
-        return Err(invalid_grant(format!("subject_token: {}", reason.message)));
+        return Err(invalid_grant(format!(
+            "{}: subject_token: {}",
+            reason.code, reason.message
+        )));
     }
     let jti = Uuid::now_v7().simple().to_string();
     let claims = vouch_core::delegation::exchange(
@@ -351,11 +354,20 @@ async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Respo
         TOKEN_TTL_SECONDS,
         &jti,
     )
-    .map_err(|e| OAuthError::new(StatusCode::BAD_REQUEST, e.oauth_error(), e.to_string()))?;
+    .map_err(|e| {
+        OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            e.oauth_error(),
+            format!("{}: {e}", e.code()),
+        )
+    })?;
     grants.push(Some(grant.grant.clone()));
     if let Some(reason) = vouch_core::delegation::check_links(&claims, &grants, &status, at).first()
     {
-        return Err(invalid_grant(reason.message.clone()));
+        return Err(invalid_grant(format!(
+            "{}: {}",
+            reason.code, reason.message
+        )));
     }
     let (kid, key) = state.keys.signer().await?;
     metrics::counter!("vouch_tokens_issued_total", "grant_type" => "token_exchange").increment(1);
