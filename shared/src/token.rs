@@ -215,15 +215,7 @@ pub fn verify(
     now_seconds: i64,
 ) -> Result<(Header, Claims), TokenError> {
     let (header, payload) = jws::verify(token, keys, expect.max_len)?;
-    let claims = Claims::from_json(&payload)?;
-    validate(
-        &claims,
-        now_seconds,
-        expect.issuer,
-        expect.audience,
-        expect.skew_seconds,
-    )?;
-    Ok((header, claims))
+    Ok((header, checked_claims(&payload, expect, now_seconds)?))
 }
 
 /// The claims of a token whose signature the caller verified some other way (WebCrypto at the
@@ -233,7 +225,16 @@ pub fn claims_of(
     expect: &Expectations<'_>,
     now_seconds: i64,
 ) -> Result<Claims, TokenError> {
-    let claims = Claims::from_json(&verified.payload()?)?;
+    checked_claims(&verified.payload()?, expect, now_seconds)
+}
+
+/// The claims of a verified payload, validated against `expect` at `now_seconds`.
+fn checked_claims(
+    payload: &[u8],
+    expect: &Expectations<'_>,
+    now_seconds: i64,
+) -> Result<Claims, TokenError> {
+    let claims = Claims::from_json(payload)?;
     validate(
         &claims,
         now_seconds,

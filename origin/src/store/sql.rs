@@ -175,6 +175,17 @@ macro_rules! sql_store {
             })
         }
 
+        /// `query_up_to_in_paren` followed by the bound `ids` and `)`.
+        fn where_in(query_up_to_in_paren: String, ids: &[String]) -> sqlx::QueryBuilder<'static, $db> {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(query_up_to_in_paren);
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(id.clone());
+            }
+            qb.push(")");
+            qb
+        }
+
         const DELEGATION_COLUMNS: &str = "delegation_id, org_id, delegator, delegatee, scopes, \
              max_depth, created_at, expires_at, revoked_at, version";
 
@@ -699,15 +710,13 @@ macro_rules! sql_store {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE delegation_id IN ("
-                ));
-                let mut list = qb.separated(", ");
-                for id in ids {
-                    list.push_bind(id.clone());
-                }
-                qb.push(")");
-                let rows = qb.build().fetch_all(&self.read).await?;
+                let rows = where_in(
+                    format!("SELECT {DELEGATION_COLUMNS} FROM delegations WHERE delegation_id IN ("),
+                    ids,
+                )
+                .build()
+                .fetch_all(&self.read)
+                .await?;
                 rows.iter().map(delegation_from_row).collect()
             }
         }
@@ -896,15 +905,13 @@ macro_rules! sql_store {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.agent_id IN ("
-                ));
-                let mut list = qb.separated(", ");
-                for id in ids {
-                    list.push_bind(id.clone());
-                }
-                qb.push(")");
-                let rows = qb.build().fetch_all(&self.read).await?;
+                let rows = where_in(
+                    format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.agent_id IN ("),
+                    ids,
+                )
+                .build()
+                .fetch_all(&self.read)
+                .await?;
                 rows.iter().map(passport_from_row).collect()
             }
         }
