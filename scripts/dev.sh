@@ -53,6 +53,7 @@ done
 KV_API_BASE="$(sed -n 's/.*"kv_api_base":"\([^"]*\)".*/\1/p' "$EDGE_LOG" | head -n 1)"
 
 VOUCH_KV_API_BASE="$KV_API_BASE" VOUCH_KV_ACCOUNT_ID=local VOUCH_KV_NAMESPACE_ID=vouch-local \
+  VOUCH_EDGE_URL="${VOUCH_EDGE_URL:-http://127.0.0.1:${EDGE_PORT}}" \
   "$TARGET_DIR/debug/vouch-origin" serve --listen "127.0.0.1:${ORIGIN_PORT}" &
 PIDS+=($!)
 for _ in $(seq 1 100); do
@@ -69,11 +70,13 @@ cat <<BANNER
     KV API:       ${KV_API_BASE}   (Cloudflare KV REST shape; the origin publishes here)
     database:     ${DATABASE_URL}
     admin token:  ${VOUCH_ADMIN_TOKEN}
+    master key:   .dev/vouch-master.key (development only: set VOUCH_MASTER_KEY in production)
 
   In another shell:
     export VOUCH_URL=http://127.0.0.1:${ORIGIN_PORT} VOUCH_TOKEN=${VOUCH_ADMIN_TOKEN}
     ${TARGET_DIR}/debug/vouch orgs create --name "Acme" --slug acme
     curl -s "http://127.0.0.1:${EDGE_PORT}/verify?agent_id=ap_…"
+    ${TARGET_DIR}/debug/vouch token --agent ap_… --api-key vk_agent_…   # an ES256 token for POST /verify
 
   Ctrl-C stops everything.
 BANNER
