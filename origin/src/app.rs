@@ -148,6 +148,20 @@ pub async fn bootstrap(
         if token.len() < 32 {
             anyhow::bail!("VOUCH_ADMIN_TOKEN must be at least 32 characters");
         }
+        // The configured token replaces a generated one: that one stops working.
+        let event = crate::routes::change_event(
+            "platform",
+            None,
+            "token.revoked",
+            "token",
+            "platform",
+            0,
+            serde_json::json!({ "reason": "VOUCH_ADMIN_TOKEN is configured" }),
+            crate::routes::now(),
+        );
+        if store.revoke_platform_tokens(&event).await? > 0 {
+            tracing::warn!("VOUCH_ADMIN_TOKEN is set: the platform token generated at first start no longer works");
+        }
         let state = AppState {
             store,
             platform_token_hash: Some(secrets::hash(&token)),

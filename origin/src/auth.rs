@@ -103,6 +103,10 @@ impl FromRequestParts<AppState> for Caller {
             return Err(Error::Unauthorized);
         }
         match state.store.token_by_hash(&hash).await? {
+            // An org role without an org would see every org: refuse such a row outright.
+            Some((token, _)) if token.role != Role::Platform && token.org_id.is_none() => {
+                Err(Error::Unauthorized)
+            }
             Some((token, stored)) if secrets::hashes_equal(&hash, &stored) => Ok(Caller {
                 actor: token.token_id.to_string(),
                 role: token.role,

@@ -227,6 +227,9 @@ pub trait TokenStore {
         -> Result<()>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(AdminToken, String)>>;
     async fn platform_token_exists(&self) -> Result<bool>;
+    /// Deletes stored platform tokens (a configured `VOUCH_ADMIN_TOKEN` replaces them), with
+    /// `event` when there were any; returns how many.
+    async fn revoke_platform_tokens(&self, event: &ChangeEvent) -> Result<u64>;
 }
 
 #[async_trait]

@@ -397,6 +397,18 @@ macro_rules! sql_store {
                 Ok(Some((token, row.try_get("token_hash")?)))
             }
 
+            async fn revoke_platform_tokens(&self, event: &ChangeEvent) -> Result<u64> {
+                let mut tx = self.write.begin().await?;
+                let done = sqlx::query("DELETE FROM admin_tokens WHERE role = 'platform'")
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() > 0 {
+                    record_event(&mut tx, event).await?;
+                    tx.commit().await?;
+                }
+                Ok(done.rows_affected())
+            }
+
             async fn platform_token_exists(&self) -> Result<bool> {
                 let row = sqlx::query("SELECT COUNT(*) AS n FROM admin_tokens WHERE role = 'platform'")
                     .fetch_one(&self.write)
@@ -637,6 +649,31 @@ macro_rules! sql_store {
             async fn create_delegation(&self, record: &crate::store::DelegationRecord, event: &ChangeEvent) -> Result<()> {
                 let mut tx = self.write.begin().await?;
                 let grant = &record.grant;
+                // Both parties must be active when the grant commits, not only when the request
+                // was read: lock their rows (in id order, so two grants cannot deadlock) so that a
+                // suspension either precedes this check or sees the grant and kills it.
+                let mut parties = [&grant.delegator, &grant.delegatee];
+                parties.sort();
+                for agent in parties {
+                    let row = sqlx::query(&format!(
+                        "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.agent_id = $1{}", $lock
+                    ))
+                    .bind(agent.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let party = row
+                        .as_ref()
+                        .map(passport_from_row)
+                        .transpose()?
+                        .ok_or_else(Error::agent_not_found)?;
+                    if party.status != vouch_core::Status::Active {
+                        return Err(vouch_core::delegation::DelegationError::AgentNotActive {
+                            agent: party.agent_id,
+                            status: party.status,
+                        }
+                        .into());
+                    }
+                }
                 sqlx::query(&format!(
                     "INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)"
                 ))

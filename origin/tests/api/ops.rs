@@ -101,6 +101,21 @@ pub async fn generated_platform_token(app: &TestApp) {
             .await,
         1
     );
+    // Configuring VOUCH_ADMIN_TOKEN later retires the generated token.
+    vouch_origin::app::bootstrap(
+        app.store.clone(),
+        crate::harness::boot(Some("a-configured-platform-token-replacing-it")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM admin_tokens WHERE role = 'platform'")
+            .await,
+        0
+    );
+    app.get("/v1/agents", &token)
+        .await
+        .assert_error(401, "unauthorized");
     assert!(vouch_origin::app::bootstrap(
         app.store.clone(),
         crate::harness::boot(Some("too short"))
