@@ -126,11 +126,25 @@ async fn did_document(
 
 /// Reads a JSON body of at most `limit` bytes.
 ///
-/// The body is read before anything is checked: answering while the client still has body
-/// bytes in flight makes workerd close the connection, and a client reusing it would see a
-/// reset instead of the JSON error. The platform caps request bodies, so the read is bounded.
+/// The body is always consumed before answering: answering while the client still has body bytes
+/// in flight makes workerd close the connection, and a client reusing it would see a reset
+/// instead of the JSON error. Past `limit` the rest is drained chunk by chunk and dropped, so an
+/// oversized body never sits in the isolate's memory.
 async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeError> {
-    let bytes = req.bytes().await?;
+    use futures_util::StreamExt;
+    let mut bytes = Vec::new();
+    let mut too_large = false;
+    // A request without a body has no stream: it is an empty body.
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if too_large || bytes.len() + chunk.len() > limit {
+                too_large = true;
+                continue;
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+    }
     let content_type = req.headers().get("content-type").ok().flatten();
     let is_json = content_type
         .as_deref()
@@ -139,7 +153,7 @@ async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeError> {
     if !is_json {
         return Err(EdgeError::UnsupportedMediaType);
     }
-    if bytes.len() > limit {
+    if too_large {
         return Err(EdgeError::PayloadTooLarge(limit));
     }
     serde_json::from_slice(&bytes)

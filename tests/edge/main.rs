@@ -218,6 +218,8 @@ async fn bad_requests_get_json_errors() {
         (c.post(format!("{edge}/verify")).json(&json!({ "token": 5, "capability": "a" })), 400, "invalid_request"),
         (c.post(format!("{edge}/verify")).json(&json!({ "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70", "capability": "a", "extra": 1 })), 400, "invalid_request"),
         (c.post(format!("{edge}/verify")).json(&json!({ "capability": "a", "pad": "x".repeat(20_000) })), 413, "payload_too_large"),
+        (c.post(format!("{edge}/verify")).header("content-type", "application/json").body(vec![b' '; 2 * 1024 * 1024]), 413, "payload_too_large"),
+        (c.post(format!("{edge}/verify")).header("content-type", "application/json"), 400, "invalid_request"),
         (c.post(format!("{edge}/verify/batch")).json(&json!({ "requests": [] })), 400, "invalid_request"),
         (c.get(format!("{edge}/agents/ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70/agent-card.json")), 404, "not_found"),
     ];
