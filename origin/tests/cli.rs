@@ -768,6 +768,33 @@ fn token_and_key_rotation() {
         .code(1);
     assert!(wrong.stderr.contains("invalid_client"), "{}", wrong.stderr);
 
+    // An org token, revoked: it stops working.
+    let made = server
+        .vouch(
+            admin,
+            &[
+                "tokens", "create", "--org", &org_id, "--role", "viewer", "--name", "dash",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let (tok, secret) = (
+        str_of(&made, "/token_id").to_owned(),
+        str_of(&made, "/token").to_owned(),
+    );
+    server.vouch(Some(&secret), &["agents", "list"]).ok();
+    let revoked = server
+        .vouch(admin, &["tokens", "revoke", "--org", &org_id, &tok])
+        .ok();
+    assert!(revoked.stdout.contains("revoked"), "{}", revoked.stdout);
+    let refused = server.vouch(Some(&secret), &["agents", "list"]).code(1);
+    assert!(
+        refused.stderr.contains("unauthorized"),
+        "{}",
+        refused.stderr
+    );
+
     let rotated = server
         .vouch(admin, &["keys", "rotate", "--json"])
         .ok()

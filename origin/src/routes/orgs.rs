@@ -205,3 +205,55 @@ pub async fn issue_token(
         .await?;
     Ok((token, secret))
 }
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RevokedToken {
+    pub token_id: TokenId,
+    pub revoked_at: Timestamp,
+}
+
+/// Revoke an org's admin token (the org's owner or the platform admin): it stops working at once.
+#[utoipa::path(delete, path = "/v1/orgs/{org_id}/tokens/{token_id}", tag = "orgs",
+    params(("org_id" = String, Path, description = "`org_…`"), ("token_id" = String, Path, description = "`tok_…`")),
+    responses((status = 200, body = RevokedToken), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org_id, token_id)): Path<(String, String)>,
+) -> Result<Json<RevokedToken>> {
+    let org = visible_org(&state, &caller, &org_id).await?;
+    if !matches!(caller.role, Role::Platform | Role::Owner) {
+        return Err(Error::Forbidden(
+            "only the org's owner or the platform admin can revoke tokens".into(),
+        ));
+    }
+    let not_found = || Error::NotFound {
+        code: "token_not_found",
+        message: "no such live token in this organization".into(),
+    };
+    let token_id = TokenId::parse(&token_id).map_err(|_| not_found())?;
+    let at = now();
+    let event = change_event(
+        &caller.actor,
+        Some(&org.org_id),
+        "token.revoked",
+        "token",
+        token_id.as_str(),
+        0,
+        json!({ "token_id": token_id }),
+        at,
+    );
+    if !state
+        .store
+        .revoke_token(&org.org_id, &token_id, &event)
+        .await?
+    {
+        return Err(not_found());
+    }
+    Ok(Json(RevokedToken {
+        token_id,
+        revoked_at: at,
+    }))
+}

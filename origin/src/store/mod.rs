@@ -227,6 +227,13 @@ pub trait TokenStore {
         -> Result<()>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(AdminToken, String)>>;
     async fn platform_token_exists(&self) -> Result<bool>;
+    /// Revokes a live token of `org_id`, with `event`; `false` when there is no such live token.
+    async fn revoke_token(
+        &self,
+        org_id: &OrgId,
+        token_id: &TokenId,
+        event: &ChangeEvent,
+    ) -> Result<bool>;
     /// Deletes stored platform tokens (a configured `VOUCH_ADMIN_TOKEN` replaces them), with
     /// `event` when there were any; returns how many.
     async fn revoke_platform_tokens(&self, event: &ChangeEvent) -> Result<u64>;

@@ -374,7 +374,7 @@ macro_rules! sql_store {
             async fn token_by_hash(&self, hash: &str) -> Result<Option<(AdminToken, String)>> {
                 let row = sqlx::query(
                     "SELECT token_id, org_id, role, name, token_hash, created_at FROM admin_tokens \
-                     WHERE token_hash = $1",
+                     WHERE token_hash = $1 AND revoked_at IS NULL",
                 )
                 .bind(hash)
                 .fetch_optional(&self.read)
@@ -395,6 +395,25 @@ macro_rules! sql_store {
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                 };
                 Ok(Some((token, row.try_get("token_hash")?)))
+            }
+
+            async fn revoke_token(&self, org_id: &OrgId, token_id: &TokenId, event: &ChangeEvent) -> Result<bool> {
+                let mut tx = self.write.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE admin_tokens SET revoked_at = $1 \
+                     WHERE token_id = $2 AND org_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(event.created_at.unix_millis())
+                .bind(token_id.as_str())
+                .bind(org_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn revoke_platform_tokens(&self, event: &ChangeEvent) -> Result<u64> {

@@ -218,3 +218,70 @@ pub async fn authentication(app: &TestApp) {
         .await
         .assert_error(401, "unauthorized");
 }
+
+pub async fn token_revocation(app: &TestApp) {
+    let org = app.org("revoking").await;
+    let owner = app.token(&org, "owner").await;
+    let made = app
+        .post(
+            &format!("/v1/orgs/{org}/tokens"),
+            &owner,
+            json!({ "role": "admin", "name": "ci" }),
+        )
+        .await;
+    let body = made.assert_status(201).clone();
+    let (id, secret) = (
+        body["token_id"].as_str().unwrap(),
+        body["token"].as_str().unwrap(),
+    );
+    app.get("/v1/agents", secret).await.assert_status(200);
+    // Only the org's owner or the platform admin revokes; another org sees nothing.
+    app.call(
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/tokens/{id}"),
+        Some(secret),
+        None,
+    )
+    .await
+    .assert_error(403, "forbidden");
+    let other = app.org("bystanders").await;
+    let outsider = app.token(&other, "owner").await;
+    app.call(
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/tokens/{id}"),
+        Some(&outsider),
+        None,
+    )
+    .await
+    .assert_error(404, "org_not_found");
+    app.call(
+        Method::DELETE,
+        &format!("/v1/orgs/{other}/tokens/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_error(404, "token_not_found");
+    let revoked = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/orgs/{org}/tokens/{id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.assert_status(200)["token_id"], id);
+    app.get("/v1/agents", secret)
+        .await
+        .assert_error(401, "unauthorized");
+    app.call(
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/tokens/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_error(404, "token_not_found");
+    let log = app.get("/v1/audit", &owner).await;
+    assert_eq!(log.body["data"][0]["action"], "token.revoked");
+}

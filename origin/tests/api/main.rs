@@ -49,6 +49,7 @@ on_both_databases! {
     tenant_isolation_matrix => crate::isolation::matrix,
     viewer_cannot_write => crate::isolation::viewer_cannot_write,
     token_rules => crate::isolation::token_rules,
+    token_revocation => crate::isolation::token_revocation,
     authentication => crate::isolation::authentication,
     register_and_read => crate::agents::register_and_read,
     immutable_fields => crate::agents::immutable_fields,

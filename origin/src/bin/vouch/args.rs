@@ -159,6 +159,15 @@ pub enum TokensCommand {
         #[arg(long)]
         name: String,
     },
+    /// Revoke an organization's admin token: it stops working at once.
+    Revoke {
+        /// The organization (`org_…`).
+        #[arg(long, value_name = "ORG_ID")]
+        org: String,
+        /// The token (`tok_…`).
+        #[arg(value_name = "TOKEN_ID")]
+        token_id: String,
+    },
 }
 
 /// The role of a new org token.

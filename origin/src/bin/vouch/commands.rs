@@ -149,7 +149,22 @@ fn delegations(client: &Client, out: &Output, cmd: &DelegationsCommand) -> Resul
 }
 
 fn tokens(client: &Client, out: &Output, cmd: &TokensCommand) -> Result<()> {
-    let TokensCommand::Create { org, role, name } = cmd;
+    let (org, role, name) = match cmd {
+        TokensCommand::Create { org, role, name } => (org, role, name),
+        TokensCommand::Revoke { org, token_id } => {
+            let revoked = client.send(Call::new(
+                Method::DELETE,
+                &["v1", "orgs", org, "tokens", token_id],
+            ))?;
+            out.show(&revoked, |r| {
+                format!(
+                    "Token {} is revoked; it stopped working at once.",
+                    str_field(r, "token_id")
+                )
+            });
+            return Ok(());
+        }
+    };
     let created = client.send(
         Call::post(&["v1", "orgs", org, "tokens"])
             .json(json!({ "role": role.as_str(), "name": name })),
