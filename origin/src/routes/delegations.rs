@@ -188,22 +188,9 @@ pub async fn revoke(
     let id = parse_id(&id)?;
     visible(&state, &caller, &id).await?;
     caller.require_writer()?;
-    let actor = caller.actor.clone();
-    let make_event = move |r: &DelegationRecord| {
-        change_event(
-            &actor,
-            Some(&r.org_id),
-            "delegation.revoked",
-            "delegation",
-            r.grant.delegation_id.as_str(),
-            r.version,
-            json!({ "delegation_id": r.grant.delegation_id, "reason": "deleted" }),
-            r.revoked_at.unwrap_or_else(now),
-        )
-    };
     let record = state
         .store
-        .revoke_delegation(&id, now(), &make_event)
+        .revoke_delegation(&id, now(), &caller.actor, "deleted")
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(record.into()))

@@ -304,6 +304,23 @@ pub struct DelegationRecord {
     pub version: i64,
 }
 
+impl DelegationRecord {
+    /// The `delegation.revoked` event of this (just revoked) grant.
+    pub fn revoked_event(&self, actor: &str, reason: &str) -> ChangeEvent {
+        ChangeEvent {
+            event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+            org_id: Some(self.org_id.clone()),
+            actor: actor.to_owned(),
+            event_type: "delegation.revoked".into(),
+            target_type: "delegation",
+            target_id: self.grant.delegation_id.to_string(),
+            version: self.version,
+            data: json!({ "delegation_id": self.grant.delegation_id, "reason": reason }),
+            created_at: self.revoked_at.unwrap_or(self.created_at),
+        }
+    }
+}
+
 #[async_trait]
 pub trait DelegationStore {
     /// Stores a new grant (version 1) with its event, queued for KV.
@@ -313,13 +330,14 @@ pub trait DelegationStore {
         &self,
         id: &vouch_core::ids::DelegationId,
     ) -> Result<Option<DelegationRecord>>;
-    /// Revokes a live grant (a new version, queued for KV) with the event `make_event` builds
-    /// from the revoked record; `None` when the grant does not exist.
+    /// Revokes a live grant (a new version, queued for KV, with its `delegation.revoked` event);
+    /// an already dead grant is returned as it is; `None` when the grant does not exist.
     async fn revoke_delegation(
         &self,
         id: &vouch_core::ids::DelegationId,
         at: Timestamp,
-        make_event: &(dyn for<'r> Fn(&'r DelegationRecord) -> ChangeEvent + Send + Sync),
+        actor: &str,
+        reason: &str,
     ) -> Result<Option<DelegationRecord>>;
     /// The newest live grant from `delegator` to `delegatee` at `now`.
     async fn live_delegation(

@@ -224,20 +224,7 @@ macro_rules! sql_store {
             .await?;
             for row in &rows {
                 let record = delegation_from_row(row)?;
-                let event = ChangeEvent {
-                    event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
-                    org_id: Some(record.org_id.clone()),
-                    actor: actor.to_owned(),
-                    event_type: "delegation.revoked".into(),
-                    target_type: "delegation",
-                    target_id: record.grant.delegation_id.to_string(),
-                    version: record.version,
-                    data: serde_json::json!({
-                        "delegation_id": record.grant.delegation_id,
-                        "reason": format!("party {agent} left active"),
-                    }),
-                    created_at: at,
-                };
+                let event = record.revoked_event(actor, &format!("party {agent} left active"));
                 record_event(tx, &event).await?;
             }
             Ok(())
@@ -727,7 +714,8 @@ macro_rules! sql_store {
                 &self,
                 id: &vouch_core::ids::DelegationId,
                 at: Timestamp,
-                make_event: &(dyn for<'r> Fn(&'r crate::store::DelegationRecord) -> ChangeEvent + Send + Sync),
+                actor: &str,
+                reason: &str,
             ) -> Result<Option<crate::store::DelegationRecord>> {
                 let mut tx = self.write.begin().await?;
                 let row = sqlx::query(&format!(
@@ -743,7 +731,7 @@ macro_rules! sql_store {
                     return self.get_delegation(id).await;
                 };
                 let record = delegation_from_row(&row)?;
-                record_event(&mut tx, &make_event(&record)).await?;
+                record_event(&mut tx, &record.revoked_event(actor, reason)).await?;
                 tx.commit().await?;
                 self.kv_changes.notify_one();
                 Ok(Some(record))
