@@ -567,18 +567,25 @@ async fn tokens_at_the_edge() {
         .as_secs() as i64;
     let grant_id = DelegationId::parse("dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6e01").unwrap();
     let unknown_grant = DelegationId::parse("dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6e02").unwrap();
-    let grant = Grant::issue(
-        grant_id.clone(),
-        subject.clone(),
-        actor.clone(),
-        vec![vouch_core::CapabilityId::parse("payments.refund").unwrap()],
-        Timestamp::from_unix_millis(now_s * 1000),
-        3600,
-        1,
-    );
-    stack
-        .kv_put(&grant.kv_key(), &serde_json::to_value(&grant).unwrap())
-        .await;
+    // Publishes a one-hop refund grant as the origin would (`delegation:{id}` in KV).
+    let stack_ref = &stack;
+    let put_grant = |id: &DelegationId, from: &AgentId, to: &AgentId| {
+        let grant = Grant::issue(
+            id.clone(),
+            from.clone(),
+            to.clone(),
+            vec![vouch_core::CapabilityId::parse("payments.refund").unwrap()],
+            Timestamp::from_unix_millis(now_s * 1000),
+            3600,
+            1,
+        );
+        async move {
+            stack_ref
+                .kv_put(&grant.kv_key(), &serde_json::to_value(&grant).unwrap())
+                .await
+        }
+    };
+    put_grant(&grant_id, &subject, &actor).await;
 
     // Wait until the edge reads our documents and passports.
     let (mut issuer, mut served_jwks) = (Value::Null, Value::Null);
@@ -698,18 +705,7 @@ async fn tokens_at_the_edge() {
         .kv_put(&format!("passport:{third}"), &passport(&third, "active"))
         .await;
     let onward_id = DelegationId::parse("dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6e03").unwrap();
-    let onward = Grant::issue(
-        onward_id.clone(),
-        actor.clone(),
-        third.clone(),
-        vec![vouch_core::CapabilityId::parse("payments.refund").unwrap()],
-        Timestamp::from_unix_millis(now_s * 1000),
-        3600,
-        1,
-    );
-    stack
-        .kv_put(&onward.kv_key(), &serde_json::to_value(&onward).unwrap())
-        .await;
+    put_grant(&onward_id, &actor, &third).await;
     let mut deep = claims(&subject);
     deep.act = Some(Actor::nest(
         third.clone(),
