@@ -100,44 +100,41 @@ impl EdgePassport {
                     "updated_at": self.updated_at,
                 }),
             },
-            Status::Suspended => VerifyAnswer {
-                status: 403,
-                body: json!({
-                    "error": "agent_suspended",
-                    "message": format!("agent {} is suspended", self.agent_id),
-                    "agent_id": self.agent_id,
-                    "status": self.status,
-                    "suspended_at": self.suspended_at,
-                    "reason": self.status_reason,
-                    "contact": self.contact,
-                    "version": self.version,
-                }),
-            },
-            Status::Revoked => VerifyAnswer {
-                status: 403,
-                body: json!({
-                    "error": "agent_revoked",
-                    "message": format!("agent {} has been revoked", self.agent_id),
-                    "agent_id": self.agent_id,
-                    "status": self.status,
-                    "revoked_at": self.revoked_at,
-                    "reason": self.status_reason,
-                    "contact": self.contact,
-                    "version": self.version,
-                }),
-            },
-            Status::Draft => VerifyAnswer {
-                status: 403,
-                body: json!({
-                    "error": "agent_not_active",
-                    "message": format!("agent {} has not been activated", self.agent_id),
-                    "agent_id": self.agent_id,
-                    "status": self.status,
-                    "contact": self.contact,
-                    "version": self.version,
-                }),
-            },
+            Status::Suspended => self.refusal(
+                "agent_suspended",
+                "is suspended",
+                Some(("suspended_at", self.suspended_at)),
+            ),
+            Status::Revoked => self.refusal(
+                "agent_revoked",
+                "has been revoked",
+                Some(("revoked_at", self.revoked_at)),
+            ),
+            Status::Draft => self.refusal("agent_not_active", "has not been activated", None),
         }
+    }
+
+    /// A `403` of `GET /verify`: the code, a sentence, the status, when it changed (if `since`),
+    /// why (for suspensions and revocations) and whom to contact.
+    fn refusal(
+        &self,
+        code: &str,
+        what: &str,
+        since: Option<(&str, Option<Timestamp>)>,
+    ) -> VerifyAnswer {
+        let mut body = json!({
+            "error": code,
+            "message": format!("agent {} {what}", self.agent_id),
+            "agent_id": self.agent_id,
+            "status": self.status,
+            "contact": self.contact,
+            "version": self.version,
+        });
+        if let Some((field, at)) = since {
+            body[field] = json!(at);
+            body["reason"] = json!(self.status_reason);
+        }
+        VerifyAnswer { status: 403, body }
     }
 
     /// A `did:web` DID document for the agent, served at `https://{host}/agents/{id}/did.json`.
