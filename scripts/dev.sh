@@ -4,7 +4,8 @@
 #     (workerd, via Miniflare) with a KV namespace, and an endpoint shaped like the Cloudflare KV
 #     REST API that writes into it;
 #   - the origin on embedded SQLite (.dev/vouch.db), publishing to that endpoint exactly as it
-#     would to Cloudflare.
+#     would to Cloudflare, and appending status changes to the edge's status journal (a Durable
+#     Object in the same workerd) through the worker's POST /internal/journal.
 # Prints the URLs and the platform admin token; Ctrl-C stops everything.
 # Ports: VOUCH_ORIGIN_PORT (8080), VOUCH_EDGE_PORT (8787), VOUCH_KV_API_PORT (8788).
 # The first run installs the pinned edge tools into ~/.cache/vouch (a few minutes, once).
@@ -22,8 +23,11 @@ secret() { printf '%s%s\n' "$1" "$(head -c 32 /dev/urandom | base64 | tr '+/' '-
 # Stable local secrets, generated once (git-ignored), unless the caller brings its own.
 [ -s .dev/admin-token ] || (umask 077; secret vk_admin_ > .dev/admin-token)
 [ -s .dev/kv-token ] || (umask 077; secret kv_ > .dev/kv-token)
+[ -s .dev/edge-secret ] || (umask 077; secret edge_ > .dev/edge-secret)
 export VOUCH_ADMIN_TOKEN="${VOUCH_ADMIN_TOKEN:-$(cat .dev/admin-token)}"
 export VOUCH_KV_API_TOKEN="$(cat .dev/kv-token)"
+# The secret of the edge's POST /internal/journal, shared by the local edge and the origin.
+export VOUCH_EDGE_SECRET="${VOUCH_EDGE_SECRET:-$(cat .dev/edge-secret)}"
 export DATABASE_URL="${DATABASE_URL:-sqlite://.dev/vouch.db}"
 
 ensure_edge_toolchain
@@ -67,6 +71,7 @@ cat <<BANNER
   Vouch is running.
     origin:       http://127.0.0.1:${ORIGIN_PORT}   (admin API; docs at /openapi.json)
     edge:         http://127.0.0.1:${EDGE_PORT}   (GET/POST /verify, /verify/batch, /.well-known/jwks.json)
+    journal:      on (suspend with ?wait=propagated to see propagated_at)
     KV API:       ${KV_API_BASE}   (Cloudflare KV REST shape; the origin publishes here)
     database:     ${DATABASE_URL}
     admin token:  ${VOUCH_ADMIN_TOKEN}

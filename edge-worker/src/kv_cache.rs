@@ -4,6 +4,9 @@
 //! still reach the edge quickly: every entry, found or missing, lives at most [`TTL_MS`], and the
 //! map holds at most [`MAX_ENTRIES`]. Isolate globals survive between requests without
 //! guarantee, which is fine for a cache whose every entry expires.
+//!
+//! Passports and grants come back with the status journal's newer changes laid over them
+//! ([`crate::journal`]); the callers check the journal's freshness before answering.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,6 +19,7 @@ use vouch_core::ids::DelegationId;
 use vouch_core::kv::VersionedDocument;
 use worker::{Date, Env};
 
+use crate::journal;
 use crate::respond::EdgeError;
 
 /// How long an isolate reuses what it read from KV.
@@ -107,8 +111,38 @@ async fn read_kv(env: &Env, key: &str) -> Result<Option<String>, EdgeError> {
         .map_err(|e| EdgeError::Internal(format!("KV read of {key}: {e}")))
 }
 
-/// The passport stored under `key`, if any.
+/// The passport as the edge must see it: the KV view under `key`, with a newer status from the
+/// status journal laid over it (SPEC §10).
 pub async fn passport(env: &Env, key: &str) -> Result<Option<Rc<PassportEntry>>, EdgeError> {
+    let found = passport_in_kv(env, key).await?;
+    let (Some(entry), Some(change)) = (&found, journal::change(key)) else {
+        return Ok(found);
+    };
+    Ok(Some(
+        match vouch_core::journal::overlay_passport(&entry.view, &change.change) {
+            Some(view) => {
+                let etag = vouch_core::journal::overlay_etag(view.version, entry.view.version);
+                Rc::new(PassportEntry::render(view, etag))
+            }
+            None => entry.clone(),
+        },
+    ))
+}
+
+impl PassportEntry {
+    fn render(view: EdgePassport, etag: String) -> PassportEntry {
+        let answer = view.verify_answer();
+        PassportEntry {
+            etag,
+            verify_status: answer.status,
+            verify_body: answer.body.to_string(),
+            view,
+        }
+    }
+}
+
+/// The passport stored under `key` in KV, if any.
+async fn passport_in_kv(env: &Env, key: &str) -> Result<Option<Rc<PassportEntry>>, EdgeError> {
     match lookup(key) {
         Some(Cached::Passport(entry)) => return Ok(Some(entry)),
         Some(Cached::Missing) => return Ok(None),
@@ -120,13 +154,8 @@ pub async fn passport(env: &Env, key: &str) -> Result<Option<Rc<PassportEntry>>,
     };
     let view: EdgePassport = serde_json::from_str(&text)
         .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not a passport: {e}")))?;
-    let answer = view.verify_answer();
-    let entry = Rc::new(PassportEntry {
-        etag: view.etag(),
-        verify_status: answer.status,
-        verify_body: answer.body.to_string(),
-        view,
-    });
+    let etag = view.etag();
+    let entry = Rc::new(PassportEntry::render(view, etag));
     store(key, Cached::Passport(entry.clone()));
     Ok(Some(entry))
 }
@@ -158,21 +187,33 @@ pub async fn document(
     Ok(Some(entry))
 }
 
-/// The delegation grant `id` as published (`delegation:{id}`), if any.
+/// The delegation grant `id` as the edge must see it: as published (`delegation:{id}`), and
+/// revoked when the status journal says so.
 pub async fn grant(env: &Env, id: &DelegationId) -> Result<Option<Rc<Grant>>, EdgeError> {
     let key = delegation::kv_key(id);
-    match lookup(&key) {
+    let found = grant_in_kv(env, &key).await?;
+    let (Some(grant), Some(change)) = (&found, journal::change(&key)) else {
+        return Ok(found);
+    };
+    Ok(Some(
+        vouch_core::journal::overlay_grant(grant, &change.change)
+            .map_or_else(|| grant.clone(), Rc::new),
+    ))
+}
+
+async fn grant_in_kv(env: &Env, key: &str) -> Result<Option<Rc<Grant>>, EdgeError> {
+    match lookup(key) {
         Some(Cached::Grant(entry)) => return Ok(Some(entry)),
         Some(Cached::Missing) => return Ok(None),
         _ => {}
     }
-    let Some(text) = read_kv(env, &key).await? else {
-        store(&key, Cached::Missing);
+    let Some(text) = read_kv(env, key).await? else {
+        store(key, Cached::Missing);
         return Ok(None);
     };
     let grant: Grant = serde_json::from_str(&text)
         .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not a grant: {e}")))?;
     let entry = Rc::new(grant);
-    store(&key, Cached::Grant(entry.clone()));
+    store(key, Cached::Grant(entry.clone()));
     Ok(Some(entry))
 }

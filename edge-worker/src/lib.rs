@@ -3,17 +3,23 @@
 //! ETags. Every decision comes from the core, the same code the origin runs; a token is
 //! verified with the core's ES256 verifier against the keys the origin published to KV.
 
+mod internal;
+mod journal;
 mod kv_cache;
+mod objects;
 mod respond;
 mod routes;
 mod tokens;
 mod webcrypto;
 
+pub use objects::daily_caps::DailyCaps;
+pub use objects::status_journal::StatusJournal;
+
 use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    Ok(match routes::handle(req, &env).await {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    Ok(match routes::handle(req, &env, &ctx).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     })

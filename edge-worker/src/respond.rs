@@ -23,6 +23,16 @@ pub enum EdgeError {
     MethodNotAllowed,
     PayloadTooLarge(usize),
     UnsupportedMediaType,
+    /// The isolate could not refresh the status journal within the bound: fail closed.
+    StatusUnavailable,
+    /// A commit could not reach the agent's daily-caps ledger: nothing was recorded or allowed.
+    LedgerUnavailable(String),
+    /// An internal route without the edge secret.
+    Unauthorized,
+    Conflict {
+        code: &'static str,
+        message: String,
+    },
     /// The runtime or KV failed; the message is logged, not shown.
     Internal(String),
 }
@@ -61,6 +71,36 @@ impl EdgeError {
                 415,
                 json!({ "error": "unsupported_media_type", "message": "send the body as application/json" }),
             ),
+            EdgeError::StatusUnavailable => {
+                let body = json!({
+                    "error": "status_unavailable",
+                    "message": "this edge cannot confirm agent statuses right now (the status journal is unreachable); retry shortly",
+                });
+                return json_response(
+                    503,
+                    &body.to_string(),
+                    &[("retry-after", "1"), ("cache-control", "no-store")],
+                );
+            }
+            EdgeError::LedgerUnavailable(detail) => {
+                worker::console_error!("daily-caps ledger: {detail}");
+                let body = json!({
+                    "error": "ledger_unavailable",
+                    "message": "the daily-caps ledger could not record this commit; nothing was recorded, retry with the same idempotency_key",
+                });
+                return json_response(
+                    503,
+                    &body.to_string(),
+                    &[("retry-after", "1"), ("cache-control", "no-store")],
+                );
+            }
+            EdgeError::Unauthorized => (
+                401,
+                json!({ "error": "unauthorized", "message": "this route needs the edge secret as a bearer token" }),
+            ),
+            EdgeError::Conflict { code, message } => {
+                (409, json!({ "error": code, "message": message }))
+            }
             EdgeError::Internal(detail) => {
                 worker::console_error!("internal error: {detail}");
                 (

@@ -7,8 +7,9 @@ use serde_json::Value;
 use vouch_core::decision::{Decision, Subject, VerifyRequest};
 use vouch_core::delegation::Grant;
 use vouch_core::{kv, token, AgentId, Timestamp};
-use worker::{Date, Env, Method, Request, Response, Url};
+use worker::{Context, Date, Env, Method, Request, RequestInit, Response, Url};
 
+use crate::journal;
 use crate::kv_cache::{self, PassportEntry};
 use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
 use crate::tokens;
@@ -16,20 +17,32 @@ use crate::tokens;
 /// The largest body `POST /verify` reads; a batch may be 100 times larger.
 const BODY_LIMIT: usize = 16 * 1024;
 
-pub async fn handle(req: Request, env: &Env) -> Result<Response, EdgeError> {
+pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, EdgeError> {
     let url = req.url()?;
     let method = req.method();
     let path = url.path().to_owned();
     match path.as_str() {
         "/verify" => match method {
-            Method::Get | Method::Head => verify_get(&req, &url, env).await,
-            Method::Post => verify_post(req, env).await,
+            Method::Get | Method::Head => {
+                journal::ensure_fresh(env, ctx).await?;
+                verify_get(&req, &url, env).await
+            }
+            Method::Post => {
+                journal::ensure_fresh(env, ctx).await?;
+                verify_post(req, env).await
+            }
             _ => Err(EdgeError::MethodNotAllowed),
         },
         "/verify/batch" => match method {
-            Method::Post => verify_batch(req, env).await,
+            Method::Post => {
+                journal::ensure_fresh(env, ctx).await?;
+                verify_batch(req, env).await
+            }
             _ => Err(EdgeError::MethodNotAllowed),
         },
+        internal if internal.starts_with("/internal/") => {
+            crate::internal::handle(req, env, internal).await
+        }
         "/.well-known/jwks.json" => {
             require_get(&method)?;
             document(&req, env, kv::JWKS_KEY, "jwks").await
@@ -44,6 +57,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response, EdgeError> {
         {
             Some(id) => {
                 require_get(&method)?;
+                journal::ensure_fresh(env, ctx).await?;
                 did_document(&req, &url, env, id).await
             }
             None => Err(EdgeError::NotFound {
@@ -130,7 +144,7 @@ async fn did_document(
 /// in flight makes workerd close the connection, and a client reusing it would see a reset
 /// instead of the JSON error. Past `limit` the rest is drained chunk by chunk and dropped, so an
 /// oversized body never sits in the isolate's memory.
-async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeError> {
+pub async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeError> {
     use futures_util::StreamExt;
     let mut bytes = Vec::new();
     let mut too_large = false;
@@ -182,21 +196,106 @@ fn now() -> Timestamp {
     Timestamp::from_unix_millis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
 }
 
-/// One decision (SPEC §11) from KV and the core.
-async fn decide(env: &Env, request: &VerifyRequest) -> Result<Decision, EdgeError> {
-    if request.commit {
-        return Err(EdgeError::bad(
-            "`commit` needs the daily-cap ledger, which this edge does not run yet",
-            Some("commit"),
-        ));
+/// An answer to one verify request: a decision, or for a commit the ledger's decision.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Decision(Decision),
+    Committed(Value),
+}
+
+/// One answer: the decision, recorded against the agent's daily caps when it is a commit.
+/// The second value says whether a commit was a replay of its idempotency key.
+async fn answer(env: &Env, request: &VerifyRequest) -> Result<(Answer, bool), EdgeError> {
+    let (decision, spend) = decide(env, request).await?;
+    if !request.commit {
+        return Ok((Answer::Decision(decision), false));
     }
+    let (committed, replayed) = commit(env, request, decision, spend).await?;
+    Ok((Answer::Committed(committed), replayed))
+}
+
+/// Records a commit in the ledger of the decision's agent (SPEC §11) and returns the decision
+/// the ledger settled on: the same one, a cap denial, or the first decision for a replayed key.
+async fn commit(
+    env: &Env,
+    request: &VerifyRequest,
+    decision: Decision,
+    spend: Option<vouch_core::policy::Spend>,
+) -> Result<(Value, bool), EdgeError> {
+    let (Some(key), Some(fingerprint)) = (&request.idempotency_key, &request.fingerprint) else {
+        return Err(EdgeError::bad(
+            "`commit: true` needs an `idempotency_key`",
+            Some("idempotency_key"),
+        ));
+    };
+    // A decision about no agent (unknown, or a refused token) has no ledger: it is a denial.
+    let Some(agent_id) = decision.agent_id.clone() else {
+        let body =
+            serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
+        return Ok((body, false));
+    };
+    let request = vouch_core::caps::CommitRequest {
+        agent_id: agent_id.clone(),
+        idempotency_key: key.clone(),
+        fingerprint: fingerprint.clone(),
+        day: decision.created_at.utc_day(),
+        capability: decision.capability.clone(),
+        spend: spend.filter(|s| decision.allow && !s.daily_caps.is_empty()),
+        decision: serde_json::to_value(&decision)
+            .map_err(|e| EdgeError::Internal(e.to_string()))?,
+    };
+    let text = serde_json::to_string(&request).map_err(|e| EdgeError::Internal(e.to_string()))?;
+    let unavailable = |e: worker::Error| EdgeError::LedgerUnavailable(e.to_string());
+    let stub = env
+        .durable_object(CAPS_BINDING)
+        .and_then(|ns| ns.get_by_name(agent_id.as_str()))
+        .map_err(unavailable)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(text.into()));
+    let call = Request::new_with_init("https://caps/commit", &init).map_err(unavailable)?;
+    let mut response = stub.fetch_with_request(call).await.map_err(unavailable)?;
+    match response.status_code() {
+        200 => {}
+        409 => {
+            return Err(EdgeError::Conflict {
+                code: "idempotency_key_reused",
+                message: format!(
+                "`idempotency_key` {key:?} was already used for a different request; use a new key"
+            ),
+            })
+        }
+        status => {
+            return Err(EdgeError::LedgerUnavailable(format!(
+                "the ledger answered {status}"
+            )))
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Settled {
+        decision: Value,
+        replayed: bool,
+    }
+    let settled: Settled = response.json().await.map_err(unavailable)?;
+    Ok((settled.decision, settled.replayed))
+}
+
+/// The Durable Object namespace of the per-agent daily-caps ledgers.
+const CAPS_BINDING: &str = "VOUCH_CAPS";
+
+/// One decision (SPEC §11) from KV, the journal and the core, with the amount it would spend.
+async fn decide(
+    env: &Env,
+    request: &VerifyRequest,
+) -> Result<(Decision, Option<vouch_core::policy::Spend>), EdgeError> {
     let now = now();
     match &request.subject {
         Subject::Agent(agent_id) => {
             let entry = kv_cache::passport(env, &kv::passport_key(agent_id)).await?;
             let view = entry.as_ref().map(|e| &e.view);
-            let evaluation = request.evaluate(view);
-            Ok(Decision::new(
+            let mut evaluation = request.evaluate(view);
+            let spend = evaluation.spend.take();
+            let decision = Decision::new(
                 decision_id(),
                 request,
                 vec![agent_id.clone()],
@@ -204,7 +303,8 @@ async fn decide(env: &Env, request: &VerifyRequest) -> Result<Decision, EdgeErro
                 evaluation,
                 now,
                 MAX_AGE_SECONDS,
-            ))
+            );
+            Ok((decision, spend))
         }
         Subject::Token(token) => decide_token(env, request, token, now).await,
     }
@@ -217,12 +317,12 @@ async fn decide_token(
     request: &VerifyRequest,
     token: &str,
     now: Timestamp,
-) -> Result<Decision, EdgeError> {
+) -> Result<(Decision, Option<vouch_core::policy::Spend>), EdgeError> {
     let claims = match tokens::verify(env, token, now).await? {
         Ok(claims) => claims,
         Err(reason) => {
             let evaluation = request.evaluate_token(Err(reason), &[], &|_| None, now);
-            return Ok(Decision::new(
+            let decision = Decision::new(
                 decision_id(),
                 request,
                 Vec::new(),
@@ -230,7 +330,8 @@ async fn decide_token(
                 evaluation,
                 now,
                 MAX_AGE_SECONDS,
-            ));
+            );
+            return Ok((decision, None));
         }
     };
     let chain = token::chain(&claims);
@@ -253,9 +354,10 @@ async fn decide_token(
             .and_then(Option::as_deref)
             .map(|entry| &entry.view)
     };
-    let evaluation = request.evaluate_token(Ok(&claims), &grants, &passport_of, now);
+    let mut evaluation = request.evaluate_token(Ok(&claims), &grants, &passport_of, now);
+    let spend = evaluation.spend.take();
     let subject = passport_of(&claims.sub);
-    Ok(Decision::new(
+    let decision = Decision::new(
         decision_id(),
         request,
         chain,
@@ -263,7 +365,8 @@ async fn decide_token(
         evaluation,
         now,
         MAX_AGE_SECONDS,
-    ))
+    );
+    Ok((decision, spend))
 }
 
 fn decision_response<T: serde::Serialize>(body: &T) -> Result<Response, EdgeError> {
@@ -275,7 +378,15 @@ fn decision_response<T: serde::Serialize>(body: &T) -> Result<Response, EdgeErro
 async fn verify_post(req: Request, env: &Env) -> Result<Response, EdgeError> {
     let body = json_body(req, BODY_LIMIT).await?;
     let request = VerifyRequest::from_json(body, "")?;
-    decision_response(&decide(env, &request).await?)
+    let (answer, replayed) = answer(env, &request).await?;
+    let mut response = decision_response(&answer)?;
+    if request.commit {
+        let _ = response.headers_mut().set(
+            "idempotent-replayed",
+            if replayed { "true" } else { "false" },
+        );
+    }
+    Ok(response)
 }
 
 /// `POST /verify/batch`: up to 100 decisions, in order.
@@ -284,7 +395,7 @@ async fn verify_batch(req: Request, env: &Env) -> Result<Response, EdgeError> {
     let requests = VerifyRequest::batch_from_json(body)?;
     let mut decisions = Vec::with_capacity(requests.len());
     for request in &requests {
-        decisions.push(decide(env, request).await?);
+        decisions.push(answer(env, request).await?.0);
     }
     decision_response(&serde_json::json!({ "decisions": decisions }))
 }

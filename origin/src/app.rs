@@ -31,6 +31,8 @@ pub struct AppState {
     pub platform_token_hash: Option<String>,
     pub metrics: PrometheusHandle,
     pub keys: Arc<Keys>,
+    /// A journal publisher runs: `?wait=propagated` can be honoured.
+    pub journal: bool,
 }
 
 /// What the origin needs besides its database to start.
@@ -168,6 +170,7 @@ pub async fn bootstrap(
             platform_token_hash: Some(secrets::hash(&token)),
             metrics,
             keys,
+            journal: false,
         };
         return Ok((state, None));
     }
@@ -188,6 +191,7 @@ pub async fn bootstrap(
         platform_token_hash: None,
         metrics,
         keys,
+        journal: false,
     };
     Ok((state, generated))
 }

@@ -98,6 +98,13 @@ pub struct ServeArgs {
     /// The edge's base URL; discovery points verifiers at its JWKS. Default: the origin's.
     #[arg(long, env = "VOUCH_EDGE_URL")]
     pub edge_url: Option<String>,
+    /// The secret the edge's `POST /internal/journal` expects (the worker's `VOUCH_EDGE_SECRET`).
+    /// With `VOUCH_EDGE_URL`, it turns the status journal publisher on.
+    #[arg(long, env = "VOUCH_EDGE_SECRET", hide_env_values = true)]
+    pub edge_secret: Option<String>,
+    /// How long KV must have held a change before the journal may drop it.
+    #[arg(long, env = "VOUCH_JOURNAL_SETTLE_SECONDS", default_value_t = 600)]
+    pub journal_settle_seconds: u64,
     #[command(flatten)]
     pub kv: KvArgs,
     /// Log as JSON lines instead of text.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod journal;
 pub mod keys;
 pub mod kv;
 pub mod routes;

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use vouch_origin::config::{Cli, Command, KvCommand};
+use vouch_origin::journal::{JournalClient, JournalPublisher};
 use vouch_origin::keys::{MasterKey, TokenSettings};
 use vouch_origin::kv::{KvClient, Publisher};
 use vouch_origin::{app, store, telemetry};
@@ -59,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
                     issuer,
                 },
             };
-            let (state, generated) = app::bootstrap(store, boot).await?;
+            let (mut state, generated) = app::bootstrap(store, boot).await?;
             if let Some(token) = generated {
                 println!("Platform admin token (shown once, store it now): {token}");
             } else if args.admin_token.is_none() {
@@ -73,6 +74,19 @@ async fn main() -> anyhow::Result<()> {
                 }
                 None => tracing::warn!(
                     "KV publisher off: set VOUCH_KV_ACCOUNT_ID, VOUCH_KV_NAMESPACE_ID and VOUCH_KV_API_TOKEN; changes wait in the outbox"
+                ),
+            }
+            match (&args.edge_url, &args.edge_secret) {
+                (Some(edge), Some(secret)) => {
+                    tracing::info!(edge = %edge, "status journal publisher on");
+                    let publisher =
+                        JournalPublisher::new(state.store.clone(), JournalClient::new(edge, secret)?)
+                            .with_settle(std::time::Duration::from_secs(args.journal_settle_seconds));
+                    tokio::spawn(publisher.run());
+                    state.journal = true;
+                }
+                _ => tracing::warn!(
+                    "status journal publisher off: set VOUCH_EDGE_URL and VOUCH_EDGE_SECRET; edges learn of suspensions only through KV (60 s or more)"
                 ),
             }
             let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -6,10 +6,15 @@
 //
 // Environment: VOUCH_EDGE_PORT (8787), VOUCH_KV_API_PORT (8788), VOUCH_KV_API_TOKEN (required),
 // VOUCH_KV_ACCOUNT_ID ("local"), VOUCH_KV_NAMESPACE_ID ("vouch-local"), VOUCH_EDGE_PERSIST (a
-// directory to keep KV in; default: memory only), VOUCH_EDGE_SCRIPT (edge-worker/build/index.js).
+// directory to keep KV and the Durable Objects in; default: memory only), VOUCH_EDGE_SCRIPT
+// (edge-worker/build/index.js), VOUCH_EDGE_SECRET (the secret of POST /internal/journal; without
+// it the origin cannot append to the status journal), VOUCH_JOURNAL_REFRESH_MS and
+// VOUCH_JOURNAL_BOUND_MS (the worker's variables of the same names), VOUCH_EDGE_TEST_CONTROLS=1
+// (binds VOUCH_TEST_CONTROLS: POST /internal/test/journal-outage, for tests only).
 // For tests, POST /__control/faults on the KV API port queues failures:
 //   {"status": 500 | 429, "count": 3, "retry_after": 1}  or  {"delay_ms": 200, "count": 5}
-// and GET /__control/stats reports the writes it accepted.
+// GET /__control/stats reports the writes it accepted, and GET /__control/kv/<key> reads a key
+// whatever faults are queued.
 // For benchmarks, VOUCH_EDGE_CONSTANT=1 adds, in the same workerd, a worker that answers every
 // request with a constant JSON body; requests with `Host: constant.bench` reach it.
 import http from "node:http";
@@ -42,6 +47,20 @@ const vouchWorker = {
   ],
   compatibilityDate: "2026-05-01",
   kvNamespaces: { VOUCH_KV: namespace },
+  // The same Durable Objects as wrangler.toml, SQLite-backed, in the same workerd.
+  durableObjects: {
+    VOUCH_JOURNAL: { className: "StatusJournal", useSQLite: true },
+    VOUCH_CAPS: { className: "DailyCaps", useSQLite: true },
+  },
+  bindings: Object.fromEntries(
+    [
+      ["VOUCH_EDGE_SECRET", env.VOUCH_EDGE_SECRET],
+      ["VOUCH_JOURNAL_REFRESH_MS", env.VOUCH_JOURNAL_REFRESH_MS],
+      ["VOUCH_JOURNAL_BOUND_MS", env.VOUCH_JOURNAL_BOUND_MS],
+      ["VOUCH_TEST_CONTROLS", env.VOUCH_EDGE_TEST_CONTROLS === "1" ? "1" : undefined],
+      ["VOUCH_AUDIENCE", env.VOUCH_AUDIENCE],
+    ].filter(([, value]) => value !== undefined && value !== ""),
+  ),
 };
 // The body size of a typical /verify answer, so both workers send alike.
 const constantBody = JSON.stringify({ agent_id: "ap_" + "0".repeat(32), status: "active", pad: "x".repeat(420) });
@@ -57,6 +76,7 @@ const mf = new Miniflare({
   port: edgePort,
   cf: false,
   kvPersist: env.VOUCH_EDGE_PERSIST ? path.resolve(env.VOUCH_EDGE_PERSIST) : false,
+  durableObjectsPersist: env.VOUCH_EDGE_PERSIST ? path.resolve(env.VOUCH_EDGE_PERSIST, "durable-objects") : false,
   workers: env.VOUCH_EDGE_CONSTANT === "1" ? [vouchWorker, constantWorker] : [vouchWorker],
 });
 const edgeUrl = await mf.ready;
@@ -152,6 +172,13 @@ const server = http.createServer(async (req, res) => {
       return reply(res, 200, { queued: 0 });
     }
     if (url.pathname === "/__control/stats") return reply(res, 200, stats);
+    // What KV holds under a key, past any queued fault (tests look behind the edge's back).
+    if (url.pathname.startsWith("/__control/kv/") && req.method === "GET") {
+      const value = await kv.get(decodeURIComponent(url.pathname.slice("/__control/kv/".length)));
+      if (value === null) return reply(res, 404, failure(10009, "key not found"));
+      res.writeHead(200, { "content-type": "application/json" });
+      return res.end(value);
+    }
     return await kvApi(req, res, url);
   } catch (err) {
     return reply(res, 500, failure(10001, String(err)));

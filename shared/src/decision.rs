@@ -40,6 +40,9 @@ pub struct VerifyRequest {
     pub min_assurance: Option<AssuranceLevel>,
     pub commit: bool,
     pub idempotency_key: Option<String>,
+    /// For a commit: SHA-256 (hex) of the request as sent, so a replayed `idempotency_key` can
+    /// be told from the same key reused for another request.
+    pub fingerprint: Option<String>,
 }
 
 const FIELDS: [&str; 7] = [
@@ -67,6 +70,10 @@ impl VerifyRequest {
                 format!("unknown field `{unknown}`"),
             ));
         }
+        let fingerprint = (object.get("commit") == Some(&Value::Bool(true))).then(|| {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(Value::Object(object.clone()).to_string()))
+        });
         let mut take = |key: &str| object.remove(key).unwrap_or(Value::Null);
         let field = |name: &str| format!("{at}{name}");
         let agent_id: Option<String> = deserialize_field(take("agent_id"), &field("agent_id"))?;
@@ -99,6 +106,18 @@ impl VerifyRequest {
         let commit: Option<bool> = deserialize_field(take("commit"), &field("commit"))?;
         let idempotency_key: Option<String> =
             deserialize_field(take("idempotency_key"), &field("idempotency_key"))?;
+        let commit = commit.unwrap_or(false);
+        match (&idempotency_key, commit) {
+            (None, true) => {
+                return Err(CoreError::field(
+                    field("idempotency_key"),
+                    "`commit: true` needs an `idempotency_key`, so that a retry never counts twice",
+                ))
+            }
+            (Some(key), _) => crate::caps::check_idempotency_key(key)
+                .map_err(|message| CoreError::field(field("idempotency_key"), message))?,
+            (None, false) => {}
+        }
         let context = Context::from_json(take("context")).map_err(|mut reason| {
             reason.field = reason.field.map(|f| format!("{at}{f}"));
             reason
@@ -108,8 +127,9 @@ impl VerifyRequest {
             capability,
             context,
             min_assurance,
-            commit: commit.unwrap_or(false),
+            commit,
             idempotency_key,
+            fingerprint,
         })
     }
 
@@ -331,6 +351,30 @@ mod tests {
 
     fn request(value: Value) -> Result<VerifyRequest, CoreError> {
         VerifyRequest::from_json(value, "")
+    }
+
+    #[test]
+    fn commits_need_a_key_and_get_a_fingerprint_of_the_request() {
+        let body = |key: Value, amount: u64| {
+            json!({ "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70", "capability": "a",
+                    "context": { "amount": amount, "currency": "USD" },
+                    "commit": true, "idempotency_key": key })
+        };
+        let err = request(body(Value::Null, 1)).unwrap_err();
+        assert_eq!(err.field_name(), Some("idempotency_key"));
+        let err = request(body(json!("has space"), 1)).unwrap_err();
+        assert_eq!(err.field_name(), Some("idempotency_key"));
+        let a = request(body(json!("k1"), 1)).unwrap();
+        let again = request(body(json!("k1"), 1)).unwrap();
+        let other = request(body(json!("k1"), 2)).unwrap();
+        assert!(a.commit);
+        assert_eq!(a.fingerprint.as_deref().map(str::len), Some(64));
+        assert_eq!(a.fingerprint, again.fingerprint);
+        assert_ne!(a.fingerprint, other.fingerprint);
+        let plain = request(json!({ "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70",
+                                    "capability": "a", "idempotency_key": "k" }))
+        .unwrap();
+        assert_eq!(plain.fingerprint, None);
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! same code runs natively and on `wasm32-unknown-unknown`.
 
 pub mod audit;
+pub mod caps;
 pub mod decision;
 pub mod delegation;
 pub mod edge_view;
 pub mod error;
 pub mod ids;
+pub mod journal;
 pub mod jwk;
 pub mod jws;
 pub mod kv;

@@ -242,6 +242,51 @@ pub struct DailyCap {
     pub cap_minor: u64,
 }
 
+/// The `oap.limit_exceeded` reason when `amount` (minor units) on top of `already` spent today
+/// goes above the daily `cap` at passport path `limit`; `None` when it fits.
+fn over_daily_cap(ccy: Ccy, amount: u64, already: u64, cap: u64, limit: &str) -> Option<Reason> {
+    let over = already.checked_add(amount).is_none_or(|total| total > cap);
+    if !over {
+        return None;
+    }
+    let message = if amount > cap || already == 0 {
+        format!(
+            "{} exceeds the daily cap of {} (`{limit}`)",
+            ccy.money(amount),
+            ccy.money(cap)
+        )
+    } else {
+        format!(
+            "{} on top of {} already spent today exceeds the daily cap of {} (`{limit}`)",
+            ccy.money(amount),
+            ccy.money(already),
+            ccy.money(cap)
+        )
+    };
+    Some(
+        Reason::new(codes::LIMIT_EXCEEDED, message)
+            .limit(limit)
+            .field("context.amount"),
+    )
+}
+
+impl Spend {
+    /// The reasons this spend cannot be recorded when `already` (minor units of its currency)
+    /// was spent today against the same caps: one per cap it would go above. Empty: it fits.
+    pub fn over_caps(&self, already: u64) -> Vec<Reason> {
+        let Some(ccy) = Ccy::parse_upper(&self.currency) else {
+            return vec![Reason::new(
+                codes::POLICY_ERROR,
+                format!("`{}` is not a currency code", self.currency),
+            )];
+        };
+        self.daily_caps
+            .iter()
+            .filter_map(|c| over_daily_cap(ccy, self.amount_minor, already, c.cap_minor, &c.limit))
+            .collect()
+    }
+}
+
 /// Decides `request` for `passport` with nothing spent today (see [`decide_with_spent`]).
 pub fn decide(passport: &EdgePassport, request: &DecisionRequest) -> Evaluation {
     decide_with_spent(passport, request, &SpentToday::new())
@@ -1241,28 +1286,7 @@ fn check_amount(
             limit: path.to_string(),
             cap_minor: *cap,
         });
-        let over = already.checked_add(minor).is_none_or(|total| total > *cap);
-        if over {
-            let message = if minor > *cap || already == 0 {
-                format!(
-                    "{} exceeds the daily cap of {} (`{path}`)",
-                    ccy.money(minor),
-                    ccy.money(*cap)
-                )
-            } else {
-                format!(
-                    "{} on top of {} already spent today exceeds the daily cap of {} (`{path}`)",
-                    ccy.money(minor),
-                    ccy.money(already),
-                    ccy.money(*cap)
-                )
-            };
-            out.push(
-                Reason::new(codes::LIMIT_EXCEEDED, message)
-                    .limit(path)
-                    .field("context.amount"),
-            );
-        }
+        out.extend(over_daily_cap(ccy, minor, already, *cap, &path.to_string()));
     }
     caps.sort_by_key(|c| c.cap_minor);
     Some(Spend {

@@ -35,6 +35,15 @@ impl Timestamp {
         i64::try_from(ms).ok().map(Timestamp)
     }
 
+    /// The UTC calendar day, `2026-11-22` (daily caps reset at its end).
+    pub fn utc_day(self) -> String {
+        let format = format_description!("[year]-[month]-[day]");
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .ok()
+            .and_then(|dt| dt.format(&format).ok())
+            .unwrap_or_else(|| "1970-01-01".to_owned())
+    }
+
     /// `2026-11-22T10:15:30.123Z`.
     pub fn to_rfc3339(self) -> String {
         let format = format_description!(
@@ -85,6 +94,15 @@ mod tests {
         let t = Timestamp::parse_rfc3339("2026-11-18T12:06:40.123999+01:00");
         assert_eq!(t, Some(Timestamp::from_unix_millis(1_795_000_000_123)));
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn utc_days() {
+        assert_eq!(Timestamp::from_unix_millis(0).utc_day(), "1970-01-01");
+        let midnight = Timestamp::parse_rfc3339("2026-11-22T00:00:00Z").expect("parses");
+        assert_eq!(midnight.utc_day(), "2026-11-22");
+        let before = Timestamp::from_unix_millis(midnight.unix_millis() - 1);
+        assert_eq!(before.utc_day(), "2026-11-21");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! built worker's answers. Every test brings up its own stack on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod journal;
 mod stack;
 
 use std::time::Duration;
@@ -949,17 +950,30 @@ async fn delegation_chains_at_the_edge() {
         "{refused}"
     );
 
-    // Deleting the grant kills every token resting on it.
+    // Deleting the grant kills every token resting on it — through the status journal alone,
+    // while KV takes no writes.
     let id = dlg["delegation_id"].as_str().unwrap().to_owned();
+    stack.kv_hold().await;
     let resp = stack
         .client
-        .delete(format!("{}/v1/delegations/{id}", stack.origin))
+        .delete(format!(
+            "{}/v1/delegations/{id}?wait=propagated",
+            stack.origin
+        ))
         .bearer_auth(stack::ADMIN)
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_success());
+    assert_eq!(resp.status(), StatusCode::OK);
+    let revoked: Value = resp.json().await.unwrap();
+    assert!(revoked["propagated_at"].is_string(), "{revoked}");
     let dead = until(token_ab.clone(), "payments.refund", |d| d["allow"] == false).await;
+    assert_eq!(
+        stack.kv_get(&format!("delegation:{id}")).await.unwrap()["revoked"],
+        false,
+        "KV must not have had the revocation yet"
+    );
+    stack.kv_release().await;
     assert!(
         dead["reasons"]
             .as_array()
@@ -975,8 +989,11 @@ async fn delegation_chains_at_the_edge() {
     let token_ab2 = again["access_token"].as_str().unwrap().to_owned();
     let ok = until(token_ab2.clone(), "payments.refund", |d| d["allow"] == true).await;
     assert_eq!(ok["allow"], true, "{ok}");
-    stack.set_status(&b, "suspended").await;
+    stack.kv_hold().await;
+    let (code, body) = stack.set_status_propagated(&b, "suspended").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
     let refused = until(token_ab2, "payments.refund", |d| d["allow"] == false).await;
+    stack.kv_release().await;
     let codes: Vec<&str> = refused["reasons"]
         .as_array()
         .unwrap()

@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use vouch_origin::journal::{JournalClient, JournalPublisher};
 use vouch_origin::kv::{KvClient, KvTarget, Publisher};
 use vouch_origin::{app, store};
 
@@ -21,6 +22,13 @@ pub const ADMIN: &str = "vk_admin_edge-test-platform-token-0123456789";
 /// The `iss` of the tokens the test origin issues (the edge learns it from discovery in KV).
 pub const ISSUER: &str = "http://origin.test";
 const KV_TOKEN: &str = "kv-test-token";
+/// The edge secret of `POST /internal/journal`, shared by the local edge and the test origin.
+pub const EDGE_SECRET: &str = "edge-test-secret-0123456789abcdef";
+/// How old an isolate's copy of the journal may get before `/verify` fails closed (the
+/// worker's `VOUCH_JOURNAL_BOUND_MS` in these tests; deployed it is 10 s).
+pub const JOURNAL_BOUND: Duration = Duration::from_millis(2_000);
+/// How long KV must hold a change before the test origin lets the journal drop it.
+pub const JOURNAL_SETTLE: Duration = Duration::from_secs(2);
 
 pub struct Stack {
     pub origin: String,
@@ -67,6 +75,13 @@ impl Stack {
             .env("VOUCH_KV_API_PORT", "0")
             .env("VOUCH_KV_API_TOKEN", KV_TOKEN)
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("VOUCH_EDGE_SECRET", EDGE_SECRET)
+            .env("VOUCH_EDGE_TEST_CONTROLS", "1")
+            .env("VOUCH_JOURNAL_REFRESH_MS", "250")
+            .env(
+                "VOUCH_JOURNAL_BOUND_MS",
+                JOURNAL_BOUND.as_millis().to_string(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -100,9 +115,16 @@ impl Stack {
                 jwks_uri: format!("{ISSUER}/.well-known/jwks.json"),
             },
         };
-        let (state, _) = app::bootstrap(store.clone(), boot)
+        let (mut state, _) = app::bootstrap(store.clone(), boot)
             .await
             .expect("bootstrap");
+        state.journal = true;
+        let journal = JournalPublisher::new(
+            store.clone(),
+            JournalClient::new(&edge, EDGE_SECRET).expect("journal client"),
+        )
+        .with_settle(JOURNAL_SETTLE);
+        let journaling = tokio::spawn(journal.run());
         let target = kv_target(&kv_api);
         let publisher = Publisher::new(store.clone(), KvClient::new(&target).expect("kv client"));
         let publishing = tokio::spawn(publisher.run());
@@ -121,7 +143,7 @@ impl Stack {
             client: reqwest::Client::new(),
             store,
             node: Some(child),
-            tasks: vec![drain, publishing, serving],
+            tasks: vec![drain, publishing, journaling, serving],
             _dir: dir,
         })
     }
@@ -203,6 +225,17 @@ impl Stack {
             .to_owned()
     }
 
+    /// A seeded agent, activated, once the edge allows it.
+    pub async fn active_agent(&self, name: &str) -> String {
+        let agent = self.seed_agent(name).await;
+        self.set_status(&agent, "active").await;
+        let (status, _, body) = self
+            .verify_until(&agent, Duration::from_secs(10), |s, _| s == StatusCode::OK)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        agent
+    }
+
     /// A fresh API key for `agent` (rotating it: the test needs the secret, which is shown once).
     pub async fn api_key(&self, agent: &str) -> String {
         let body = self
@@ -247,6 +280,79 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// `PUT /v1/agents/{agent}/status?wait=propagated`: `(HTTP status, body)`.
+    pub async fn set_status_propagated(&self, agent: &str, status: &str) -> (StatusCode, Value) {
+        let (code, _, body) = self
+            .send(
+                self.client
+                    .put(format!(
+                        "{}/v1/agents/{agent}/status?wait=propagated",
+                        self.origin
+                    ))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({ "status": status, "reason": format!("test: {status}") })),
+            )
+            .await;
+        (code, body)
+    }
+
+    /// Makes every KV write fail (HTTP 500) until [`Stack::kv_release`].
+    pub async fn kv_hold(&self) {
+        self.kv_fault(json!({ "status": 500, "count": 1_000_000 }))
+            .await;
+    }
+
+    /// Drops every queued KV fault.
+    pub async fn kv_release(&self) {
+        let resp = self
+            .client
+            .delete(format!("{}/__control/faults", self.kv_control))
+            .send()
+            .await
+            .expect("clear faults");
+        assert!(resp.status().is_success());
+    }
+
+    /// The value KV holds under `key` (read past any queued fault), if any.
+    pub async fn kv_get(&self, key: &str) -> Option<Value> {
+        let resp = self
+            .client
+            .get(format!("{}/__control/kv/{key}", self.kv_control))
+            .send()
+            .await
+            .expect("kv get");
+        if resp.status() == StatusCode::NOT_FOUND {
+            return None;
+        }
+        Some(resp.json().await.expect("kv value is JSON"))
+    }
+
+    /// Makes the status journal refuse isolates' pulls for `ms` (the worker's test control).
+    pub async fn journal_outage(&self, ms: u64) {
+        let resp = self
+            .client
+            .post(format!("{}/internal/test/journal-outage", self.edge))
+            .bearer_auth(EDGE_SECRET)
+            .json(&json!({ "for_ms": ms }))
+            .send()
+            .await
+            .expect("journal outage");
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
+    /// `GET /internal/journal?since=0`: what the journal holds.
+    pub async fn journal_entries(&self) -> Value {
+        let (status, _, body) = self
+            .send(
+                self.client
+                    .get(format!("{}/internal/journal?since=0", self.edge))
+                    .bearer_auth(EDGE_SECRET),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
     }
 
     /// Queues a fault on the KV REST-shaped endpoint.

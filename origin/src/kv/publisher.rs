@@ -61,7 +61,7 @@ impl Publisher {
                 tracing::warn!(error = %e, "could not refresh the JWKS");
             }
             self.report_backlog().await;
-            let _ = tokio::time::timeout(IDLE_POLL, self.store.kv_changes().notified()).await;
+            let _ = tokio::time::timeout(IDLE_POLL, self.store.signals().kv.notified()).await;
         }
     }
 
@@ -202,7 +202,7 @@ impl Publisher {
 }
 
 /// Exponential backoff with full jitter: up to `base · 2^attempts`, capped at [`BACKOFF_MAX_MS`].
-fn backoff_ms(attempts: i64) -> i64 {
+pub(crate) fn backoff_ms(attempts: i64) -> i64 {
     use rand::Rng;
     let ceiling = BACKOFF_BASE_MS
         .saturating_mul(1_i64 << attempts.clamp(0, 20))

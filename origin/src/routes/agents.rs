@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::auth::{AgentCaller, Caller};
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::{JsonBody, MergePatchBody, OptionalJsonBody, QueryParams};
-use crate::routes::{change_event, now, List, Pagination};
+use crate::routes::{change_event, now, wait_propagated, List, Pagination, WaitQuery};
 use crate::secrets;
 use crate::store::{AgentChange, AgentFilter, PageRequest};
 
@@ -291,12 +291,16 @@ pub struct StatusChanged {
     pub new_status: Status,
     pub changed_at: Timestamp,
     pub version: i64,
+    /// With `?wait=propagated`: when the edge's status journal stored the change (from then on
+    /// every edge refuses or allows by it within the bound); `null` otherwise.
+    pub propagated_at: Option<Timestamp>,
 }
 
 /// Move an agent through its lifecycle (`draft → active ⇄ suspended`, any `→ revoked`).
 #[utoipa::path(put, path = "/v1/agents/{agent_id}/status", tag = "agents", request_body = StatusRequest,
-    params(("agent_id" = String, Path, description = "`ap_…`")),
-    responses((status = 200, body = StatusChanged), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    params(("agent_id" = String, Path, description = "`ap_…`"), WaitQuery),
+    responses((status = 200, body = StatusChanged), (status = 202, body = StatusChanged, description = "`?wait=propagated` timed out: the change is committed, the journal has not stored it yet"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 412, body = ErrorBody)),
     security(("admin_token" = [])))]
@@ -304,10 +308,12 @@ pub async fn set_status(
     State(state): State<AppState>,
     caller: Caller,
     Path(agent_id): Path<String>,
+    QueryParams(wait): QueryParams<WaitQuery>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<StatusRequest>,
-) -> Result<Json<StatusChanged>> {
+) -> Result<(StatusCode, Json<StatusChanged>)> {
     let agent_id = parse_agent_id(&agent_id)?;
+    let wait = wait.wants_propagation(&state)?;
     caller.authorize_agent_write(&state, &agent_id).await?;
     let expected = if_match(&headers)?;
     let actor = caller.actor.clone();
@@ -351,13 +357,28 @@ pub async fn set_status(
             }),
         )
         .await?;
-    Ok(Json(StatusChanged {
-        previous_status: changed.before.status,
-        agent_id: changed.after.agent_id,
-        new_status: changed.after.status,
-        changed_at: changed.after.updated_at,
-        version: changed.after.version,
-    }))
+    let propagated_at = if wait {
+        let key = vouch_core::kv::passport_key(&changed.after.agent_id);
+        wait_propagated(&state, &key, changed.after.version).await?
+    } else {
+        None
+    };
+    let status = if wait && propagated_at.is_none() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(StatusChanged {
+            previous_status: changed.before.status,
+            agent_id: changed.after.agent_id,
+            new_status: changed.after.status,
+            changed_at: changed.after.updated_at,
+            version: changed.after.version,
+            propagated_at,
+        }),
+    ))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

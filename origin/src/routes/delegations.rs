@@ -14,8 +14,8 @@ use vouch_core::{AgentId, CapabilityId, OrgId, Timestamp};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{Error, ErrorBody, Result};
-use crate::extract::JsonBody;
-use crate::routes::{change_event, now};
+use crate::extract::{JsonBody, QueryParams};
+use crate::routes::{change_event, now, wait_propagated, WaitQuery};
 use crate::store::DelegationRecord;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -46,6 +46,9 @@ pub struct DelegationView {
     pub revoked_at: Option<Timestamp>,
     /// `active`, `expired` or `revoked`.
     pub status: &'static str,
+    /// `DELETE …?wait=propagated`: when the edge's status journal stored the revocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagated_at: Option<Timestamp>,
 }
 
 impl From<DelegationRecord> for DelegationView {
@@ -68,6 +71,7 @@ impl From<DelegationRecord> for DelegationView {
             expires_at: r.grant.expires_at,
             revoked_at: r.revoked_at,
             status,
+            propagated_at: None,
         }
     }
 }
@@ -176,16 +180,19 @@ pub async fn get(
 
 /// Revoke a grant: every token whose chain rests on it stops working at the edge.
 #[utoipa::path(delete, path = "/v1/delegations/{delegation_id}", tag = "delegations",
-    params(("delegation_id" = String, Path, description = "`dlg_…`")),
-    responses((status = 200, body = DelegationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    params(("delegation_id" = String, Path, description = "`dlg_…`"), WaitQuery),
+    responses((status = 200, body = DelegationView), (status = 202, body = DelegationView, description = "`?wait=propagated` timed out"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<DelegationView>> {
+    QueryParams(wait): QueryParams<WaitQuery>,
+) -> Result<(StatusCode, Json<DelegationView>)> {
     let id = parse_id(&id)?;
+    let wait = wait.wants_propagation(&state)?;
     visible(&state, &caller, &id).await?;
     caller.require_writer()?;
     let record = state
@@ -193,5 +200,17 @@ pub async fn revoke(
         .revoke_delegation(&id, now(), &caller.actor, "deleted")
         .await?
         .ok_or_else(not_found)?;
-    Ok(Json(record.into()))
+    let key = record.grant.kv_key();
+    let version = record.version;
+    let mut view = DelegationView::from(record);
+    if !wait {
+        return Ok((StatusCode::OK, Json(view)));
+    }
+    view.propagated_at = wait_propagated(&state, &key, version).await?;
+    let status = if view.propagated_at.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(view)))
 }

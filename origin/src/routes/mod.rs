@@ -51,6 +51,63 @@ pub fn change_event(
     }
 }
 
+/// The longest `?wait=propagated` holds a response.
+pub const PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `?wait=propagated` (SPEC §10): answer once the status journal has stored the change.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// `propagated`: hold the answer (up to 10 s) until the edge's status journal has stored the
+    /// change, and say when in `propagated_at`; `202` with `propagated_at: null` if it has not.
+    pub wait: Option<String>,
+}
+
+impl WaitQuery {
+    /// Whether the caller asked to wait; an unknown value is a `400`, and so is waiting on an
+    /// origin without a status journal.
+    pub fn wants_propagation(&self, state: &crate::app::AppState) -> Result<bool> {
+        match self.wait.as_deref() {
+            None => Ok(false),
+            Some("propagated") if state.journal => Ok(true),
+            Some("propagated") => Err(crate::error::Error::field(
+                "wait",
+                "this origin has no status journal to wait for (set VOUCH_EDGE_URL and VOUCH_EDGE_SECRET)",
+            )),
+            Some(other) => Err(crate::error::Error::field(
+                "wait",
+                format!("`wait` must be `propagated`, not `{other}`"),
+            )),
+        }
+    }
+}
+
+/// Waits, up to [`PROPAGATION_WAIT`], until the status journal has stored `version` (or newer)
+/// of `key`; when it did, when.
+pub async fn wait_propagated(
+    state: &crate::app::AppState,
+    key: &str,
+    version: i64,
+) -> Result<Option<Timestamp>> {
+    let deadline = tokio::time::Instant::now() + PROPAGATION_WAIT;
+    loop {
+        // Listen before looking, so a store between the look and the wait is not missed;
+        // the short poll covers appends made by another replica.
+        let stored = state.store.signals().journal_stored.notified();
+        tokio::pin!(stored);
+        stored.as_mut().enable();
+        if let Some(at) = state.store.journal_stored_at(key, version).await? {
+            return Ok(Some(at));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        let nap = (deadline - now).min(std::time::Duration::from_millis(50));
+        let _ = tokio::time::timeout(nap, stored).await;
+    }
+}
+
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 

@@ -158,6 +158,15 @@ impl ChangeEvent {
         }
     }
 
+    /// The key of the status journal this change must reach within seconds (SPEC §10), if any:
+    /// status changes and delegation revocations.
+    pub fn journal_key(&self) -> Option<String> {
+        match self.event_type.as_str() {
+            "passport.status_changed" | "delegation.revoked" => self.kv_key(),
+            _ => None,
+        }
+    }
+
     pub fn chain_id(&self) -> &str {
         self.org_id.as_ref().map_or(PLATFORM_CHAIN, |o| o.as_str())
     }
@@ -415,6 +424,44 @@ pub trait KvOutboxStore {
     async fn agents_by_ids(&self, ids: &[String]) -> Result<Vec<Passport>>;
 }
 
+/// The journal publisher's queue (`journal_outbox`, rows shaped like [`KvWork`]), filled in the
+/// same transaction as each status change and delegation revocation.
+#[async_trait]
+pub trait JournalOutboxStore {
+    /// Leases up to `limit` keys the journal is behind on, for `lease_ms`, to `owner`.
+    async fn claim_journal(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<KvWork>>;
+    /// Records that the journal stored `version` of `key` as entry `seq` at `stored_at`
+    /// (`seq` `None`: there was nothing to append, e.g. the record is gone).
+    async fn complete_journal(
+        &self,
+        owner: &str,
+        key: &str,
+        version: i64,
+        seq: Option<i64>,
+        stored_at: Timestamp,
+    ) -> Result<()>;
+    async fn retry_journal(
+        &self,
+        owner: &str,
+        key: &str,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> Result<()>;
+    /// Keys the journal is behind on, and when the oldest of their changes was committed.
+    async fn journal_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
+    /// The lowest journal `seq` still needed: entries below it hold versions KV has held since
+    /// before `settled_before`. `None` when nothing was ever appended.
+    async fn journal_compact_below(&self, settled_before: Timestamp) -> Result<Option<i64>>;
+    /// When the journal stored `version` (or a newer one) of `key`, if it has.
+    async fn journal_stored_at(&self, key: &str, version: i64) -> Result<Option<Timestamp>>;
+}
+
 #[async_trait]
 pub trait OutboxStore {
     /// Outbox rows after `after_id`, oldest first.
@@ -430,6 +477,7 @@ pub trait Store:
     + AuditStore
     + OutboxStore
     + KvOutboxStore
+    + JournalOutboxStore
     + KeyStore
     + DelegationStore
     + Send
@@ -437,8 +485,27 @@ pub trait Store:
 {
     async fn ping(&self) -> Result<()>;
     fn backend(&self) -> &'static str;
-    /// Signalled after every commit that may leave work for the KV publisher.
-    fn kv_changes(&self) -> &tokio::sync::Notify;
+    /// Wakes the publishers after commits, and `?wait=propagated` after journal appends.
+    fn signals(&self) -> &Signals;
+}
+
+/// In-process wake-ups; every waiter also polls, for the work of other replicas.
+#[derive(Default)]
+pub struct Signals {
+    /// A commit may have left work for the KV publisher.
+    pub kv: tokio::sync::Notify,
+    /// A commit may have left work for the journal publisher.
+    pub journal: tokio::sync::Notify,
+    /// The journal publisher stored something.
+    pub journal_stored: tokio::sync::Notify,
+}
+
+impl Signals {
+    /// After a commit that queued work.
+    pub fn changed(&self) {
+        self.kv.notify_one();
+        self.journal.notify_one();
+    }
 }
 
 /// Opens the database `url` names (`sqlite://…` or `postgres://…`) and runs its migrations.

@@ -7,7 +7,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 pub struct PgStore {
     write: PgPool,
     read: PgPool,
-    kv_changes: tokio::sync::Notify,
+    signals: crate::store::Signals,
 }
 
 impl PgStore {
@@ -26,7 +26,7 @@ impl PgStore {
         Ok(PgStore {
             write: pool.clone(),
             read: pool,
-            kv_changes: tokio::sync::Notify::new(),
+            signals: crate::store::Signals::default(),
         })
     }
 }

@@ -14,7 +14,7 @@ macro_rules! sql_store {
 
         use crate::error::{Error, Result};
         use crate::store::{
-            AdminToken, AgentFilter, AgentMutation, AgentStore, AuditStore, ChangeEvent, KvOutboxStore,
+            AdminToken, AgentFilter, AgentMutation, AgentStore, AuditStore, ChangeEvent, JournalOutboxStore, KvOutboxStore,
             KvWork, Mutated, Org, OrgStore, OutboxRow, OutboxStore, Page, PageRequest, Role, Scope, Store, TokenStore,
         };
 
@@ -39,7 +39,10 @@ macro_rules! sql_store {
             .execute(&mut **tx)
             .await?;
             if let Some(key) = event.kv_key() {
-                mark_kv(tx, &key, event.target_type, &event.target_id, event.version, event.created_at).await?;
+                mark_queue(tx, "kv_outbox", &key, event.target_type, &event.target_id, event.version, event.created_at).await?;
+            }
+            if let Some(key) = event.journal_key() {
+                mark_queue(tx, "journal_outbox", &key, event.target_type, &event.target_id, event.version, event.created_at).await?;
             }
             // One statement creates the chain or takes its next sequence number, and returns the
             // hash to link to (a new chain links to the genesis hash).
@@ -88,24 +91,26 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        /// Queues `key` for the KV publisher at `version` (coalescing with what is queued).
-        async fn mark_kv(
+        /// Queues `key` at `version` in `queue` (`kv_outbox`, `journal_outbox`), coalescing with
+        /// what is queued there.
+        async fn mark_queue(
             tx: &mut Tx,
+            queue: &str,
             key: &str,
             aggregate_type: &str,
             aggregate_id: &str,
             version: i64,
             at: Timestamp,
         ) -> Result<()> {
-            sqlx::query(
-                "INSERT INTO kv_outbox (kv_key, aggregate_type, aggregate_id, target_version, dirty_since) \
+            sqlx::query(&format!(
+                "INSERT INTO {queue} (kv_key, aggregate_type, aggregate_id, target_version, dirty_since) \
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (kv_key) DO UPDATE SET \
-                   dirty_since = CASE WHEN kv_outbox.published_version >= kv_outbox.target_version \
-                                 THEN excluded.dirty_since ELSE kv_outbox.dirty_since END, \
-                   target_version = CASE WHEN excluded.target_version > kv_outbox.target_version \
-                                    THEN excluded.target_version ELSE kv_outbox.target_version END",
-            )
+                   dirty_since = CASE WHEN {queue}.published_version >= {queue}.target_version \
+                                 THEN excluded.dirty_since ELSE {queue}.dirty_since END, \
+                   target_version = CASE WHEN excluded.target_version > {queue}.target_version \
+                                    THEN excluded.target_version ELSE {queue}.target_version END",
+            ))
             .bind(key)
             .bind(aggregate_type)
             .bind(aggregate_id)
@@ -139,7 +144,7 @@ macro_rules! sql_store {
             .bind(at.unix_millis())
             .execute(&mut **tx)
             .await?;
-            mark_kv(tx, name, "document", name, version, at).await?;
+            mark_queue(tx, "kv_outbox", name, "document", name, version, at).await?;
             Ok(true)
         }
 
@@ -323,7 +328,7 @@ macro_rules! sql_store {
                     .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.signals.changed();
                 Ok(())
             }
 
@@ -354,7 +359,7 @@ macro_rules! sql_store {
                 .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.signals.changed();
                 Ok(())
             }
 
@@ -445,7 +450,7 @@ macro_rules! sql_store {
                 index_agent(&mut tx, passport, false).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.signals.changed();
                 Ok(())
             }
 
@@ -539,7 +544,7 @@ macro_rules! sql_store {
                     revoke_grants_of(&mut tx, &next.agent_id, &change.event.actor, next.updated_at).await?;
                 }
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.signals.changed();
                 Ok(Mutated { before: current, after: next })
             }
 
@@ -645,8 +650,8 @@ macro_rules! sql_store {
                 <$store>::BACKEND
             }
 
-            fn kv_changes(&self) -> &tokio::sync::Notify {
-                &self.kv_changes
+            fn signals(&self) -> &crate::store::Signals {
+                &self.signals
             }
         }
 
@@ -696,7 +701,7 @@ macro_rules! sql_store {
                 .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.signals.changed();
                 Ok(())
             }
 
@@ -733,7 +738,7 @@ macro_rules! sql_store {
                 let record = delegation_from_row(&row)?;
                 record_event(&mut tx, &record.revoked_event(actor, reason)).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.signals.changed();
                 Ok(Some(record))
             }
 
@@ -814,7 +819,7 @@ macro_rules! sql_store {
                 write_document(&mut tx, "jwks", &body, key.created_at).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.signals.changed();
                 Ok(())
             }
 
@@ -824,7 +829,7 @@ macro_rules! sql_store {
                 let wrote = write_document(&mut tx, "jwks", &body, now).await?;
                 tx.commit().await?;
                 if wrote {
-                    self.kv_changes.notify_one();
+                    self.signals.changed();
                 }
                 Ok(wrote)
             }
@@ -835,7 +840,7 @@ macro_rules! sql_store {
                 if wrote {
                     record_event(&mut tx, event).await?;
                     tx.commit().await?;
-                    self.kv_changes.notify_one();
+                    self.signals.changed();
                 }
                 Ok(wrote)
             }
@@ -855,12 +860,13 @@ macro_rules! sql_store {
             }
         }
 
-        #[async_trait]
-        impl KvOutboxStore for $store {
-            async fn claim_kv(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<KvWork>> {
+        /// The publishers' queues (`kv_outbox`, `journal_outbox`) share their shape and these
+        /// statements.
+        impl $store {
+            async fn claim_from(&self, queue: &str, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<KvWork>> {
                 let rows = sqlx::query(&format!(
-                    "UPDATE kv_outbox SET lease_owner = $1, lease_until = $2 WHERE kv_key IN ( \
-                       SELECT kv_key FROM kv_outbox \
+                    "UPDATE {queue} SET lease_owner = $1, lease_until = $2 WHERE kv_key IN ( \
+                       SELECT kv_key FROM {queue} \
                        WHERE published_version < target_version AND next_attempt_at <= $3 \
                          AND (lease_until IS NULL OR lease_until < $3) \
                        ORDER BY dirty_since LIMIT $4{}) \
@@ -887,27 +893,34 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            async fn complete_kv(&self, owner: &str, key: &str, version: i64) -> Result<()> {
-                sqlx::query(
-                    "UPDATE kv_outbox SET \
+            /// Records `version` as published and releases the lease; `extra` assignments may use
+            /// `$4` (`at`) and, when `seq` is given, `$5` (its value, possibly NULL).
+            #[allow(clippy::too_many_arguments)]
+            async fn complete_in(&self, queue: &str, extra: &str, owner: &str, key: &str, version: i64, at: Timestamp, seq: Option<Option<i64>>) -> Result<()> {
+                let sql = format!(
+                    "UPDATE {queue} SET \
                        published_version = CASE WHEN $1 > published_version THEN $1 ELSE published_version END, \
-                       attempts = 0, next_attempt_at = 0, last_error = NULL, lease_owner = NULL, lease_until = NULL \
-                     WHERE kv_key = $2 AND lease_owner = $3",
-                )
+                       attempts = 0, next_attempt_at = 0, last_error = NULL, lease_owner = NULL, lease_until = NULL{extra} \
+                     WHERE kv_key = $2 AND lease_owner = $3"
+                );
+                let mut query = sqlx::query(&sql)
                 .bind(version)
                 .bind(key)
                 .bind(owner)
-                .execute(&self.write)
-                .await?;
+                .bind(at.unix_millis());
+                if let Some(seq) = seq {
+                    query = query.bind(seq);
+                }
+                query.execute(&self.write).await?;
                 Ok(())
             }
 
-            async fn retry_kv(&self, owner: &str, key: &str, next_attempt_at: Timestamp, error: &str) -> Result<()> {
-                sqlx::query(
-                    "UPDATE kv_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
+            async fn retry_in(&self, queue: &str, owner: &str, key: &str, next_attempt_at: Timestamp, error: &str) -> Result<()> {
+                sqlx::query(&format!(
+                    "UPDATE {queue} SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
                        lease_owner = NULL, lease_until = NULL \
-                     WHERE kv_key = $3 AND lease_owner = $4",
-                )
+                     WHERE kv_key = $3 AND lease_owner = $4"
+                ))
                 .bind(next_attempt_at.unix_millis())
                 .bind(error)
                 .bind(key)
@@ -917,15 +930,92 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn kv_backlog(&self) -> Result<(i64, Option<Timestamp>)> {
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS n, MIN(dirty_since) AS oldest FROM kv_outbox \
-                     WHERE published_version < target_version",
-                )
+            async fn backlog_of(&self, queue: &str) -> Result<(i64, Option<Timestamp>)> {
+                let row = sqlx::query(&format!(
+                    "SELECT COUNT(*) AS n, MIN(dirty_since) AS oldest FROM {queue} \
+                     WHERE published_version < target_version"
+                ))
                 .fetch_one(&self.read)
                 .await?;
                 let oldest: Option<i64> = row.try_get("oldest")?;
                 Ok((row.try_get("n")?, oldest.map(Timestamp::from_unix_millis)))
+            }
+        }
+
+        #[async_trait]
+        impl JournalOutboxStore for $store {
+            async fn claim_journal(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<KvWork>> {
+                self.claim_from("journal_outbox", owner, now, lease_ms, limit).await
+            }
+
+            async fn complete_journal(&self, owner: &str, key: &str, version: i64, seq: Option<i64>, stored_at: Timestamp) -> Result<()> {
+                self.complete_in(
+                    "journal_outbox",
+                    ", stored_at = CASE WHEN $1 >= published_version THEN $4 ELSE stored_at END, \
+                       journal_seq = CASE WHEN $1 >= published_version THEN $5 ELSE journal_seq END",
+                    owner, key, version, stored_at, Some(seq),
+                ).await?;
+                self.signals.journal_stored.notify_waiters();
+                Ok(())
+            }
+
+            async fn retry_journal(&self, owner: &str, key: &str, next_attempt_at: Timestamp, error: &str) -> Result<()> {
+                self.retry_in("journal_outbox", owner, key, next_attempt_at, error).await
+            }
+
+            async fn journal_backlog(&self) -> Result<(i64, Option<Timestamp>)> {
+                self.backlog_of("journal_outbox").await
+            }
+
+            async fn journal_compact_below(&self, settled_before: Timestamp) -> Result<Option<i64>> {
+                let row = sqlx::query(
+                    "SELECT MAX(j.journal_seq) AS head, \
+                       MIN(CASE WHEN k.published_at IS NOT NULL AND k.published_at <= $1 \
+                                 AND k.published_version >= j.published_version \
+                            THEN NULL ELSE j.journal_seq END) AS keep \
+                     FROM journal_outbox j LEFT JOIN kv_outbox k ON k.kv_key = j.kv_key \
+                     WHERE j.journal_seq IS NOT NULL",
+                )
+                .bind(settled_before.unix_millis())
+                .fetch_one(&self.read)
+                .await?;
+                let head: Option<i64> = row.try_get("head")?;
+                let keep: Option<i64> = row.try_get("keep")?;
+                Ok(head.map(|head| keep.unwrap_or(head + 1)))
+            }
+
+            async fn journal_stored_at(&self, key: &str, version: i64) -> Result<Option<Timestamp>> {
+                let row = sqlx::query(
+                    "SELECT stored_at FROM journal_outbox WHERE kv_key = $1 AND published_version >= $2",
+                )
+                .bind(key)
+                .bind(version)
+                .fetch_optional(&self.read)
+                .await?;
+                Ok(match row {
+                    Some(row) => row.try_get::<Option<i64>, _>("stored_at")?.map(Timestamp::from_unix_millis),
+                    None => None,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl KvOutboxStore for $store {
+            async fn claim_kv(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<KvWork>> {
+                self.claim_from("kv_outbox", owner, now, lease_ms, limit).await
+            }
+
+            async fn complete_kv(&self, owner: &str, key: &str, version: i64) -> Result<()> {
+                let at = crate::routes::now();
+                self.complete_in("kv_outbox", ", published_at = $4", owner, key, version, at, None).await
+            }
+
+            async fn retry_kv(&self, owner: &str, key: &str, next_attempt_at: Timestamp, error: &str) -> Result<()> {
+                self.retry_in("kv_outbox", owner, key, next_attempt_at, error).await
+            }
+
+            async fn kv_backlog(&self) -> Result<(i64, Option<Timestamp>)> {
+                self.backlog_of("kv_outbox").await
             }
 
             async fn mark_all_kv_dirty(&self, now: Timestamp) -> Result<i64> {
@@ -941,7 +1031,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.signals.changed();
                 Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
             }
 

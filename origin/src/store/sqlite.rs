@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
-    kv_changes: tokio::sync::Notify,
+    signals: crate::store::Signals,
 }
 
 impl SqliteStore {
@@ -39,7 +39,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             write,
             read,
-            kv_changes: tokio::sync::Notify::new(),
+            signals: crate::store::Signals::default(),
         })
     }
 }

@@ -69,6 +69,8 @@ on_both_databases! {
     outbox_row_per_change => crate::outbox::row_per_change,
     forced_failure_rolls_back => crate::outbox::forced_failure_rolls_back,
     kv_outbox_leases => crate::outbox::kv_outbox_leases,
+    journal_outbox => crate::outbox::journal_outbox,
+    wait_needs_a_journal => crate::outbox::wait_needs_a_journal,
     operations => crate::ops::operations,
     client_credentials => crate::tokens::client_credentials,
     delegation_grants => crate::delegations::grants,

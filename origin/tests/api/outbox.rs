@@ -260,3 +260,129 @@ pub async fn kv_outbox_leases(app: &TestApp) {
     assert_eq!(marked, 2);
     assert_eq!(store.kv_backlog().await.unwrap().0, 2);
 }
+
+/// The status journal's queue, on both databases: only status changes and delegation
+/// revocations enter it, in the change's transaction; completion records the journal's `seq`
+/// and store time (what `?wait=propagated` reads); an entry may be compacted only once KV has
+/// held its version since before the settle point.
+pub async fn journal_outbox(app: &TestApp) {
+    use vouch_core::Timestamp;
+    let store = &app.store;
+    let queued = |key: String| async move {
+        app.count(&format!(
+            "SELECT COUNT(*) FROM journal_outbox WHERE kv_key = '{key}' AND published_version < target_version"
+        ))
+        .await
+    };
+    let org = app.org("journal").await;
+    let owner = app.token(&org, "owner").await;
+    let (a, _) = app.agent(&org, "journaled a").await;
+    let key_a = format!("passport:{a}");
+    assert_eq!(
+        queued(key_a.clone()).await,
+        0,
+        "a registration is not a status change"
+    );
+    app.patch(&format!("/v1/agents/{a}"), &owner, json!({ "role": "x" }))
+        .await
+        .assert_status(200);
+    assert_eq!(queued(key_a.clone()).await, 0, "nor is a patch");
+    let changed = app.set_status(&a, "active").await;
+    let version = changed.assert_status(200)["version"].as_i64().unwrap();
+    assert!(changed.body["propagated_at"].is_null());
+    assert_eq!(queued(key_a.clone()).await, 1);
+
+    let now = vouch_origin::routes::now();
+    assert_eq!(
+        store.journal_stored_at(&key_a, version).await.unwrap(),
+        None
+    );
+    assert_eq!(store.journal_compact_below(now).await.unwrap(), None);
+    let work = store.claim_journal("j", now, 60_000, 10).await.unwrap();
+    assert_eq!(work.len(), 1);
+    assert_eq!(work[0].key, key_a);
+    assert!(store
+        .claim_journal("k", now, 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let stored_at = Timestamp::from_unix_millis(now.unix_millis() + 5);
+    store
+        .complete_journal("j", &key_a, version, Some(7), stored_at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.journal_stored_at(&key_a, version).await.unwrap(),
+        Some(stored_at)
+    );
+    assert_eq!(
+        store.journal_stored_at(&key_a, version + 1).await.unwrap(),
+        None
+    );
+    assert_eq!(store.journal_backlog().await.unwrap().0, 0);
+    // KV has not written that version: entry 7 must stay.
+    let later = Timestamp::from_unix_millis(now.unix_millis() + 3_600_000);
+    assert_eq!(store.journal_compact_below(later).await.unwrap(), Some(7));
+    // Once KV has it, the entry may go as soon as the settle point passes the KV write.
+    for w in store.claim_kv("kv", now, 60_000, 100).await.unwrap() {
+        store
+            .complete_kv("kv", &w.key, w.target_version)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.journal_compact_below(now).await.unwrap(), Some(7));
+    assert_eq!(store.journal_compact_below(later).await.unwrap(), Some(8));
+
+    // A delegation revocation queues its grant's key.
+    let (b, _) = app.agent(&org, "journaled b").await;
+    app.set_status(&b, "active").await.assert_status(200);
+    let grant = app
+        .post(
+            "/v1/delegations",
+            ADMIN,
+            json!({ "delegator": a, "delegatee": b, "scopes": ["payments.refund"], "ttl_seconds": 600, "max_depth": 1 }),
+        )
+        .await;
+    let id = grant.assert_status(201)["delegation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(queued(format!("delegation:{id}")).await, 0);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/delegations/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(queued(format!("delegation:{id}")).await, 1);
+}
+
+/// `?wait=` accepts only `propagated`, and only on an origin that runs a journal publisher.
+pub async fn wait_needs_a_journal(app: &TestApp) {
+    let org = app.org("waiting").await;
+    let (a, _) = app.agent(&org, "waiter").await;
+    for (query, message) in [
+        ("?wait=forever", "`wait` must be `propagated`"),
+        ("?wait=propagated", "no status journal"),
+    ] {
+        let reply = app
+            .put(
+                &format!("/v1/agents/{a}/status{query}"),
+                ADMIN,
+                json!({ "status": "active" }),
+            )
+            .await;
+        reply.assert_error(400, "invalid_request");
+        assert_eq!(reply.body["field"], "wait");
+        assert!(
+            reply.body["message"].as_str().unwrap().contains(message),
+            "{}",
+            reply.body
+        );
+    }
+    // Nothing changed: the check comes before the change.
+    let agent = app.get(&format!("/v1/agents/{a}"), ADMIN).await;
+    assert_eq!(agent.assert_status(200)["status"], "draft");
+}

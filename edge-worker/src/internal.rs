@@ -1,0 +1,147 @@
+//! Routes only the origin calls, behind the shared secret `VOUCH_EDGE_SECRET` (a bearer token,
+//! compared in constant time): `POST /internal/journal` appends to the status journal, `GET
+//! /internal/journal?since=N` shows what isolates pull. Without the secret configured every
+//! internal request is `401`.
+//!
+//! With the variable `VOUCH_TEST_CONTROLS = "1"` (set only by the local edge's tests, never in
+//! wrangler.toml) `POST /internal/test/journal-outage {"for_ms": N}` makes the journal refuse
+//! isolates' pulls for N ms, so the tests can watch the edge fail closed.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use vouch_core::journal::AppendRequest;
+use worker::{Env, Method, Request, RequestInit, Response};
+
+use crate::journal;
+use crate::respond::{json_response, EdgeError};
+use crate::routes::json_body;
+
+/// The secret's binding name (a Worker secret when deployed).
+pub const SECRET: &str = "VOUCH_EDGE_SECRET";
+/// The largest append body the edge accepts (about a thousand changes).
+const APPEND_BODY_LIMIT: usize = 1024 * 1024;
+
+enum Route {
+    Pull,
+    Append,
+    Outage,
+}
+
+pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, EdgeError> {
+    let route = match (req.method(), path) {
+        (Method::Get, "/internal/journal") => Ok(Route::Pull),
+        (Method::Post, "/internal/journal") => Ok(Route::Append),
+        (Method::Post, "/internal/test/journal-outage") if test_controls(env) => Ok(Route::Outage),
+        (_, "/internal/journal") => Err(EdgeError::MethodNotAllowed),
+        _ => Err(EdgeError::NotFound {
+            code: "not_found",
+            message: "no such endpoint".into(),
+        }),
+    };
+    let route = match authorize(&req, env).and(route) {
+        Ok(route) => route,
+        Err(refused) => {
+            // Read (and drop) the body first: answering early makes workerd reset the connection.
+            let _ = json_body(req, 0).await;
+            return Err(refused);
+        }
+    };
+    match route {
+        Route::Pull => {
+            // What the isolates pull, for operators and tests: `?since=N`.
+            let since = req
+                .url()?
+                .query_pairs()
+                .find(|(k, _)| k == "since")
+                .and_then(|(_, v)| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            call(env, Method::Get, &format!("/entries?since={since}"), None).await
+        }
+        Route::Append => {
+            let body = json_body(req, APPEND_BODY_LIMIT).await?;
+            let append: AppendRequest = serde_json::from_value(body)
+                .map_err(|e| EdgeError::bad(format!("not a journal append: {e}"), None))?;
+            if append.changes.len() > vouch_core::journal::APPEND_MAX {
+                return Err(EdgeError::bad(
+                    format!(
+                        "at most {} changes per append",
+                        vouch_core::journal::APPEND_MAX
+                    ),
+                    Some("changes"),
+                ));
+            }
+            forward(env, "/append", &append).await
+        }
+        Route::Outage => {
+            let body = json_body(req, 1024).await?;
+            forward(env, "/outage", &body).await
+        }
+    }
+}
+
+fn test_controls(env: &Env) -> bool {
+    env.var("VOUCH_TEST_CONTROLS")
+        .is_ok_and(|v| v.to_string() == "1")
+}
+
+fn authorize(req: &Request, env: &Env) -> Result<(), EdgeError> {
+    let configured = env
+        .secret(SECRET)
+        .map(|s| s.to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .ok_or(EdgeError::Unauthorized)?;
+    let presented = req
+        .headers()
+        .get("authorization")
+        .ok()
+        .flatten()
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .ok_or(EdgeError::Unauthorized)?;
+    // Digests first, so the comparison takes the same time whatever the lengths.
+    let same: bool = Sha256::digest(configured.as_bytes())
+        .ct_eq(&Sha256::digest(presented.as_bytes()))
+        .into();
+    if same {
+        Ok(())
+    } else {
+        Err(EdgeError::Unauthorized)
+    }
+}
+
+/// Sends `body` to the journal object and answers what it answered.
+async fn forward<T: serde::Serialize>(
+    env: &Env,
+    path: &str,
+    body: &T,
+) -> Result<Response, EdgeError> {
+    let text = serde_json::to_string(body).map_err(|e| EdgeError::Internal(e.to_string()))?;
+    call(env, Method::Post, path, Some(text)).await
+}
+
+async fn call(
+    env: &Env,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<Response, EdgeError> {
+    let stub = env
+        .durable_object(journal::BINDING)?
+        .get_by_name(journal::OBJECT_NAME)?;
+    let mut init = RequestInit::new();
+    init.with_method(method).with_body(body.map(Into::into));
+    let request = Request::new_with_init(&format!("https://journal{path}"), &init)?;
+    let mut response = stub.fetch_with_request(request).await?;
+    let status = response.status_code();
+    let answer = response.text().await?;
+    if status != 200 {
+        return Err(EdgeError::Internal(format!(
+            "the journal answered {status}: {answer}"
+        )));
+    }
+    Ok(json_response(
+        200,
+        &answer,
+        &[("cache-control", "no-store")],
+    ))
+}

@@ -1,0 +1,175 @@
+//! The isolate's copy of the status journal (SPEC §10).
+//!
+//! Each isolate keeps the journal's changes it has pulled (the newest per key) and the `seq` it
+//! pulled up to. Before any answer that depends on a status it checks how old its copy is
+//! ([`vouch_core::journal::freshness`]): younger than the refresh interval, it is used as is;
+//! younger than the bound, it is used and refreshed in the background (one pull per isolate at a
+//! time, whatever the traffic); older — or never pulled — it is pulled before answering, and if
+//! that fails the answer is `503 status_unavailable`: an isolate that cannot see the journal
+//! never allows on KV alone.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use vouch_core::journal::{self, Entry, Freshness, Pull};
+use worker::{Context, Date, Env};
+
+use crate::respond::EdgeError;
+
+/// The Durable Object namespace binding of the journal.
+pub const BINDING: &str = "VOUCH_JOURNAL";
+/// The one journal object's name.
+pub const OBJECT_NAME: &str = "status-journal";
+/// How often an isolate pulls at most (variable `VOUCH_JOURNAL_REFRESH_MS`).
+pub const DEFAULT_REFRESH_MS: u64 = 1_000;
+/// How old an isolate's copy may get before it fails closed (variable `VOUCH_JOURNAL_BOUND_MS`).
+pub const DEFAULT_BOUND_MS: u64 = 10_000;
+/// A background pull that has not finished after this long no longer blocks another one.
+const PULL_GIVE_UP_MS: u64 = 5_000;
+/// The most pulls one refresh chains while the journal says `more`.
+const MAX_PAGES: usize = 50;
+
+#[derive(Clone, Copy)]
+struct Settings {
+    refresh_ms: u64,
+    bound_ms: u64,
+}
+
+#[derive(Default)]
+struct Copy {
+    changes: HashMap<String, Rc<Entry>>,
+    cursor: i64,
+    /// When the last successful pull started (ms): the copy is at least that fresh.
+    refreshed_at: Option<u64>,
+    /// When a background pull started, while it runs.
+    pulling_since: Option<u64>,
+    settings: Option<Settings>,
+}
+
+thread_local! {
+    static COPY: RefCell<Copy> = RefCell::new(Copy::default());
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+fn settings(env: &Env) -> Settings {
+    if let Some(settings) = COPY.with(|c| c.borrow().settings) {
+        return settings;
+    }
+    let read = |name: &str, default: u64| {
+        env.var(name)
+            .ok()
+            .and_then(|v| v.to_string().trim().parse::<u64>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(default)
+    };
+    let refresh_ms = read("VOUCH_JOURNAL_REFRESH_MS", DEFAULT_REFRESH_MS);
+    let settings = Settings {
+        refresh_ms,
+        bound_ms: read("VOUCH_JOURNAL_BOUND_MS", DEFAULT_BOUND_MS).max(refresh_ms),
+    };
+    COPY.with(|c| c.borrow_mut().settings = Some(settings));
+    settings
+}
+
+/// The newest change the isolate knows for `key` (a KV key), if any.
+pub fn change(key: &str) -> Option<Rc<Entry>> {
+    COPY.with(|c| c.borrow().changes.get(key).cloned())
+}
+
+/// Makes sure the isolate's copy of the journal is inside the bound before a status answer.
+pub async fn ensure_fresh(env: &Env, ctx: &Context) -> Result<(), EdgeError> {
+    let settings = settings(env);
+    let now = now_ms();
+    let (age, pulling) = COPY.with(|c| {
+        let c = c.borrow();
+        (
+            c.refreshed_at.map(|at| now.saturating_sub(at)),
+            c.pulling_since
+                .is_some_and(|since| now.saturating_sub(since) < PULL_GIVE_UP_MS),
+        )
+    });
+    match journal::freshness(age, settings.refresh_ms, settings.bound_ms) {
+        Freshness::Fresh => Ok(()),
+        Freshness::Refresh => {
+            if !pulling {
+                COPY.with(|c| c.borrow_mut().pulling_since = Some(now));
+                let env = env.clone();
+                ctx.wait_until(async move {
+                    if let Err(error) = refresh(&env).await {
+                        worker::console_warn!("status journal refresh failed: {error}");
+                    }
+                    COPY.with(|c| c.borrow_mut().pulling_since = None);
+                });
+            }
+            Ok(())
+        }
+        Freshness::Stale => refresh(env).await.map_err(|detail| {
+            worker::console_error!("status journal unreachable: {detail}");
+            EdgeError::StatusUnavailable
+        }),
+    }
+}
+
+/// Pulls every change after the isolate's cursor and lays them into its copy.
+async fn refresh(env: &Env) -> Result<(), String> {
+    let started = now_ms();
+    let stub = env
+        .durable_object(BINDING)
+        .and_then(|ns| ns.get_by_name(OBJECT_NAME))
+        .map_err(|e| format!("no journal binding: {e}"))?;
+    for _ in 0..MAX_PAGES {
+        let cursor = COPY.with(|c| c.borrow().cursor);
+        let mut response = stub
+            .fetch_with_str(&format!("https://journal/entries?since={cursor}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status_code() != 200 {
+            return Err(format!("the journal answered {}", response.status_code()));
+        }
+        let pull: Pull = response.json().await.map_err(|e| e.to_string())?;
+        let more = pull.more;
+        if apply(pull) || more {
+            continue;
+        }
+        COPY.with(|c| {
+            let mut c = c.borrow_mut();
+            c.refreshed_at = Some(c.refreshed_at.map_or(started, |at| at.max(started)));
+        });
+        return Ok(());
+    }
+    Err("the journal kept saying `more`".into())
+}
+
+/// Lays a pull into the copy; `true` when the journal must be pulled again from the start (it
+/// was reset: its head is below what this isolate had seen).
+fn apply(pull: Pull) -> bool {
+    COPY.with(|c| {
+        let mut c = c.borrow_mut();
+        if pull.head < c.cursor {
+            c.changes.clear();
+            c.cursor = 0;
+            return true;
+        }
+        for entry in pull.entries {
+            c.cursor = c.cursor.max(entry.seq);
+            let key = entry.change.key();
+            let newer = c
+                .changes
+                .get(&key)
+                .is_none_or(|known| journal::supersedes(&entry.change, Some(&known.change)));
+            if newer {
+                c.changes.insert(key, Rc::new(entry));
+            }
+        }
+        let floor = pull.floor;
+        c.changes.retain(|_, entry| entry.seq >= floor);
+        if !pull.more {
+            c.cursor = c.cursor.max(pull.head);
+        }
+        false
+    })
+}

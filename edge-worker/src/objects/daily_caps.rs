@@ -1,0 +1,146 @@
+//! The daily-caps ledger of one agent (SPEC §11), a Durable Object named by the agent id.
+//!
+//! `POST /commit` with a [`CommitRequest`]: the object reads what it holds for the idempotency
+//! key and what the agent spent today in the request's row, lets the core decide
+//! ([`vouch_core::caps::commit`]) and writes the outcome, all without awaiting in between, so
+//! concurrent commits are applied one after another and never pass a cap together. Rows of
+//! days before yesterday are dropped as it goes: caps reset at the UTC day boundary, and a key
+//! replays for the rest of its day and the next.
+
+use serde::Deserialize;
+use serde_json::json;
+use vouch_core::caps::{self, CommitRequest, Outcome, StoredCommit};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+
+use super::{int, read_json, sql_error};
+
+#[durable_object]
+pub struct DailyCaps {
+    state: State,
+}
+
+#[derive(Deserialize)]
+struct CommitRow {
+    fingerprint: String,
+    decision: String,
+}
+
+#[derive(Deserialize)]
+struct SpentRow {
+    amount: i64,
+}
+
+impl DurableObject for DailyCaps {
+    fn new(state: State, _env: Env) -> Self {
+        let sql = state.storage().sql();
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS spent (day TEXT NOT NULL, capability TEXT NOT NULL, \
+             currency TEXT NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (day, capability, currency))",
+            "CREATE TABLE IF NOT EXISTS commits (key TEXT PRIMARY KEY, day TEXT NOT NULL, \
+             fingerprint TEXT NOT NULL, decision TEXT NOT NULL)",
+        ] {
+            if let Err(error) = sql.exec(ddl, None) {
+                worker::console_error!("daily caps schema: {error}");
+            }
+        }
+        DailyCaps { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let url = req.url()?;
+        match (req.method(), url.path()) {
+            (Method::Post, "/commit") => {
+                let request: CommitRequest = read_json(&mut req).await?;
+                self.commit(&request)
+            }
+            _ => Response::error("no such ledger route", 404),
+        }
+    }
+}
+
+impl DailyCaps {
+    fn commit(&self, request: &CommitRequest) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        let prior: Vec<CommitRow> = sql
+            .exec(
+                "SELECT fingerprint, decision FROM commits WHERE key = ?",
+                vec![request.idempotency_key.clone().into()],
+            )?
+            .to_array()?;
+        let prior = match prior.first() {
+            Some(row) => Some(StoredCommit {
+                fingerprint: row.fingerprint.clone(),
+                decision: serde_json::from_str(&row.decision).map_err(sql_error)?,
+            }),
+            None => None,
+        };
+        let row = request.ledger_key();
+        let already = match &row {
+            Some((day, capability, currency)) => {
+                let rows: Vec<SpentRow> = sql
+                    .exec(
+                        "SELECT amount FROM spent WHERE day = ? AND capability = ? AND currency = ?",
+                        vec![day.clone().into(), capability.clone().into(), currency.clone().into()],
+                    )?
+                    .to_array()?;
+                rows.first()
+                    .map_or(0, |r| u64::try_from(r.amount).unwrap_or(0))
+            }
+            None => 0,
+        };
+        match caps::commit(request, prior.as_ref(), already) {
+            Outcome::Replay(decision) => {
+                Response::from_json(&json!({ "decision": decision, "replayed": true }))
+            }
+            Outcome::Conflict => {
+                Response::error("this idempotency_key was used for a different request", 409)
+            }
+            Outcome::Record { decision, add } => {
+                if let (Some((day, capability, currency)), true) = (&row, add > 0) {
+                    let total = i64::try_from(already.saturating_add(add)).unwrap_or(i64::MAX);
+                    sql.exec(
+                        "INSERT INTO spent (day, capability, currency, amount) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (day, capability, currency) DO UPDATE SET amount = excluded.amount",
+                        vec![
+                            day.clone().into(),
+                            capability.clone().into(),
+                            currency.clone().into(),
+                            int(total)?,
+                        ],
+                    )?;
+                }
+                sql.exec(
+                    "INSERT INTO commits (key, day, fingerprint, decision) VALUES (?, ?, ?, ?)",
+                    vec![
+                        request.idempotency_key.clone().into(),
+                        request.day.clone().into(),
+                        request.fingerprint.clone().into(),
+                        decision.to_string().into(),
+                    ],
+                )?;
+                self.forget_before_yesterday(&request.day)?;
+                Response::from_json(&json!({ "decision": decision, "replayed": false }))
+            }
+        }
+    }
+
+    /// Drops ledger rows and keys of days before the one before `today` (ISO dates sort as text).
+    fn forget_before_yesterday(&self, today: &str) -> Result<()> {
+        let Some(yesterday) = previous_day(today) else {
+            return Ok(());
+        };
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "DELETE FROM spent WHERE day < ?",
+            vec![yesterday.clone().into()],
+        )?;
+        sql.exec("DELETE FROM commits WHERE day < ?", vec![yesterday.into()])?;
+        Ok(())
+    }
+}
+
+/// The UTC day before `day` (`2026-11-22` → `2026-11-21`).
+fn previous_day(day: &str) -> Option<String> {
+    let noon = vouch_core::Timestamp::parse_rfc3339(&format!("{day}T12:00:00Z"))?;
+    Some(vouch_core::Timestamp::from_unix_millis(noon.unix_millis() - 86_400_000).utc_day())
+}

@@ -1,0 +1,56 @@
+//! The edge's Durable Objects and what they share: SQLite-backed storage (`new_sqlite_classes`),
+//! whose statements run synchronously, so one request's reads and writes are never interleaved
+//! with another's.
+
+pub mod daily_caps;
+pub mod status_journal;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use worker::{Request, Result, SqlStorageValue, State};
+
+pub fn now_ms() -> i64 {
+    i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// An integer binding (refused beyond what a JavaScript number holds exactly).
+pub fn int(value: i64) -> Result<SqlStorageValue> {
+    SqlStorageValue::try_from_i64(value)
+}
+
+pub fn sql_error(error: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(error.to_string())
+}
+
+#[derive(Deserialize)]
+struct MetaRow {
+    value: i64,
+}
+
+/// A named integer of the object's `meta` table.
+pub fn meta(state: &State, name: &str) -> Result<Option<i64>> {
+    let rows: Vec<MetaRow> = state
+        .storage()
+        .sql()
+        .exec(
+            "SELECT value FROM meta WHERE name = ?",
+            vec![name.to_owned().into()],
+        )?
+        .to_array()?;
+    Ok(rows.first().map(|r| r.value))
+}
+
+pub fn set_meta(state: &State, name: &str, value: i64) -> Result<()> {
+    state.storage().sql().exec(
+        "INSERT INTO meta (name, value) VALUES (?, ?) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        vec![name.to_owned().into(), int(value)?],
+    )?;
+    Ok(())
+}
+
+/// The request's JSON body (the worker checked its size and shape before forwarding it).
+pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
+    let text = req.text().await?;
+    serde_json::from_str(&text).map_err(sql_error)
+}

@@ -1,0 +1,217 @@
+//! The journal publisher: leases keys the journal is behind on (`journal_outbox`), appends each
+//! key's *current* status (an agent's status, or a grant's revocation) in one request, and
+//! records the `seq` and store time the journal answered — `?wait=propagated` and the lag
+//! metrics read them. It runs beside the KV publisher and independently of it: KV being slow or
+//! down never holds a status change back. Each append also tells the journal which entries KV
+//! has long caught up with ([`SETTLE`]), so the journal only holds recent changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+use vouch_core::journal::{AppendRequest, Change, APPEND_MAX};
+use vouch_core::Timestamp;
+
+use crate::error::Result;
+use crate::journal::client::{JournalClient, JournalError};
+use crate::kv::publisher::backoff_ms;
+use crate::routes::now;
+use crate::store::{KvWork, Store};
+
+const LEASE_MS: i64 = 60_000;
+const BATCH: u32 = 500;
+/// How often to look for work when nothing wakes the publisher (other replicas' changes,
+/// retries, compaction).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long KV must have held a version before the journal may forget it: KV reaches every
+/// location within about 60 s, edges cache reads for 30 s; ten minutes is "long caught up".
+pub const SETTLE: Duration = Duration::from_secs(600);
+
+pub struct JournalPublisher {
+    store: Arc<dyn Store>,
+    client: JournalClient,
+    owner: String,
+    settle: Duration,
+}
+
+impl JournalPublisher {
+    pub fn new(store: Arc<dyn Store>, client: JournalClient) -> Self {
+        JournalPublisher {
+            store,
+            client,
+            owner: format!("journal-{}", Uuid::now_v7().simple()),
+            settle: SETTLE,
+        }
+    }
+
+    /// Overrides [`SETTLE`] (tests watch compaction happen).
+    pub fn with_settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
+    }
+
+    /// Appends until the process stops: right after each commit, else every [`IDLE_POLL`].
+    pub async fn run(self) {
+        let mut last_compaction = std::time::Instant::now();
+        loop {
+            match self.pass().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "journal publisher pass failed"),
+            }
+            // Compaction rides on appends; with none for a while, send it on its own.
+            if last_compaction.elapsed() >= self.settle.min(Duration::from_secs(30)) {
+                match self.append(Vec::new()).await {
+                    Ok(_) => last_compaction = std::time::Instant::now(),
+                    Err(e) => tracing::debug!(error = %e, "journal compaction failed"),
+                }
+            }
+            self.report_backlog().await;
+            let _ = tokio::time::timeout(IDLE_POLL, self.store.signals().journal.notified()).await;
+        }
+    }
+
+    /// Claims one batch and appends it; returns how many keys it handled (stored or failed).
+    pub async fn pass(&self) -> Result<usize> {
+        let work = self
+            .store
+            .claim_journal(&self.owner, now(), LEASE_MS, BATCH.min(APPEND_MAX as u32))
+            .await?;
+        if work.is_empty() {
+            return Ok(0);
+        }
+        let changes = self.current_changes(&work).await?;
+        // Keys with nothing to tell the journal (a record gone, a grant not revoked): done.
+        for item in &work {
+            if !changes.iter().any(|(key, _, _)| *key == item.key) {
+                self.store
+                    .complete_journal(&self.owner, &item.key, item.target_version, None, now())
+                    .await?;
+            }
+        }
+        if changes.is_empty() {
+            return Ok(work.len());
+        }
+        let started = std::time::Instant::now();
+        let result = self
+            .append(changes.iter().map(|(_, _, c)| c.clone()).collect())
+            .await;
+        metrics::histogram!("vouch_journal_append_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(answer) => {
+                for ((key, version, _), stored) in changes.iter().zip(&answer.stored) {
+                    self.store
+                        .complete_journal(
+                            &self.owner,
+                            key,
+                            *version,
+                            Some(stored.seq),
+                            stored.stored_at,
+                        )
+                        .await?;
+                    if let Some(item) = work.iter().find(|w| w.key == *key) {
+                        let lag = (stored.stored_at.unix_millis() - item.dirty_since.unix_millis())
+                            .max(0) as f64
+                            / 1000.0;
+                        metrics::histogram!("vouch_journal_lag_seconds").record(lag);
+                    }
+                }
+                metrics::counter!("vouch_journal_changes_appended_total")
+                    .increment(changes.len() as u64);
+            }
+            Err(error) => {
+                let kind = match &error {
+                    JournalError::Refused { .. } => "refused",
+                    JournalError::Unreachable(_) => "unreachable",
+                };
+                metrics::counter!("vouch_journal_append_errors_total", "kind" => kind).increment(1);
+                tracing::warn!(error = %error, keys = work.len(), "journal append failed; will retry");
+                self.schedule_retry(&work, &error.to_string()).await?;
+            }
+        }
+        Ok(work.len())
+    }
+
+    async fn append(
+        &self,
+        changes: Vec<Change>,
+    ) -> std::result::Result<vouch_core::journal::AppendResponse, JournalError> {
+        let settled_before =
+            Timestamp::from_unix_millis(now().unix_millis() - self.settle.as_millis() as i64);
+        let compact_below = self
+            .store
+            .journal_compact_below(settled_before)
+            .await
+            .unwrap_or(None);
+        self.client
+            .append(&AppendRequest {
+                changes,
+                compact_below,
+            })
+            .await
+    }
+
+    /// `(key, version, change)` of the current status of every claimed key that has one.
+    async fn current_changes(&self, work: &[KvWork]) -> Result<Vec<(String, i64, Change)>> {
+        let of_type = |t: &str| -> Vec<String> {
+            work.iter()
+                .filter(|w| w.aggregate_type == t)
+                .map(|w| w.aggregate_id.clone())
+                .collect()
+        };
+        let mut changes = Vec::with_capacity(work.len());
+        for p in self.store.agents_by_ids(&of_type("agent")).await? {
+            changes.push((
+                vouch_core::kv::passport_key(&p.agent_id),
+                p.version,
+                Change::Agent {
+                    agent_id: p.agent_id.clone(),
+                    version: p.version,
+                    status: p.status,
+                    status_reason: p.status_reason.clone(),
+                    suspended_at: p.suspended_at,
+                    revoked_at: p.revoked_at,
+                    updated_at: p.updated_at,
+                },
+            ));
+        }
+        for record in self
+            .store
+            .delegations_by_ids(&of_type("delegation"))
+            .await?
+        {
+            if let Some(revoked_at) = record.revoked_at {
+                changes.push((
+                    record.grant.kv_key(),
+                    record.version,
+                    Change::DelegationRevoked {
+                        delegation_id: record.grant.delegation_id.clone(),
+                        revoked_at,
+                    },
+                ));
+            }
+        }
+        Ok(changes)
+    }
+
+    async fn schedule_retry(&self, work: &[KvWork], message: &str) -> Result<()> {
+        for item in work {
+            let at = Timestamp::from_unix_millis(now().unix_millis() + backoff_ms(item.attempts));
+            self.store
+                .retry_journal(&self.owner, &item.key, at, message)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn report_backlog(&self) {
+        if let Ok((behind, oldest)) = self.store.journal_backlog().await {
+            metrics::gauge!("vouch_journal_backlog_keys").set(behind as f64);
+            let lag = oldest.map_or(0.0, |t| {
+                (now().unix_millis() - t.unix_millis()).max(0) as f64 / 1000.0
+            });
+            metrics::gauge!("vouch_journal_oldest_unpropagated_seconds").set(lag);
+        }
+    }
+}

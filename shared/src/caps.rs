@@ -1,0 +1,213 @@
+//! Daily caps, committed (SPEC §11): the ledger rule behind `"commit": true`.
+//!
+//! A decision with `commit: true` carries an `idempotency_key`. The ledger (one per agent, at the
+//! edge a Durable Object) holds what the agent spent per UTC day, capability and currency, and
+//! the decision answered for every key. [`commit`] decides what a commit does, given what the
+//! ledger holds: the same key with the same request replays the first decision; the same key
+//! with another request is refused; a new key records its amount when it fits under every cap,
+//! and otherwise turns the decision into an `oap.limit_exceeded` denial. The caller applies the
+//! outcome atomically with its read of the ledger.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::ids::AgentId;
+use crate::policy::Spend;
+
+/// The longest `idempotency_key` accepted.
+pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// What the edge asks the agent's ledger to commit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommitRequest {
+    pub agent_id: AgentId,
+    pub idempotency_key: String,
+    /// [`crate::decision::VerifyRequest::fingerprint`] of the request.
+    pub fingerprint: String,
+    /// The UTC day the decision was made (`2026-11-22`).
+    pub day: String,
+    pub capability: String,
+    /// The amount to record, when the decision allows and the amount counts against caps.
+    pub spend: Option<Spend>,
+    /// The decision as made without the ledger.
+    pub decision: Value,
+}
+
+impl CommitRequest {
+    /// The ledger row the spend counts in: day, capability, currency.
+    pub fn ledger_key(&self) -> Option<(String, String, String)> {
+        self.spend.as_ref().map(|s| {
+            (
+                self.day.clone(),
+                self.capability.clone(),
+                s.currency.clone(),
+            )
+        })
+    }
+}
+
+/// A decision the ledger answered for a key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredCommit {
+    pub fingerprint: String,
+    pub decision: Value,
+}
+
+/// What a commit does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The key was answered before for the same request: answer the same decision again.
+    Replay(Value),
+    /// The key was used before for a different request.
+    Conflict,
+    /// Store `decision` under the key and add `add` (minor units) to the ledger row.
+    Record { decision: Value, add: u64 },
+}
+
+/// Decides a commit from the stored answer for its key (if any) and what the agent already spent
+/// in the request's ledger row today (minor units).
+pub fn commit(request: &CommitRequest, prior: Option<&StoredCommit>, already: u64) -> Outcome {
+    if let Some(prior) = prior {
+        return if prior.fingerprint == request.fingerprint {
+            Outcome::Replay(prior.decision.clone())
+        } else {
+            Outcome::Conflict
+        };
+    }
+    let allowed = request.decision.get("allow") == Some(&Value::Bool(true));
+    let Some(spend) = request.spend.as_ref().filter(|_| allowed) else {
+        return Outcome::Record {
+            decision: request.decision.clone(),
+            add: 0,
+        };
+    };
+    let over = spend.over_caps(already);
+    if over.is_empty() {
+        return Outcome::Record {
+            decision: request.decision.clone(),
+            add: spend.amount_minor,
+        };
+    }
+    let mut decision = request.decision.clone();
+    decision["allow"] = Value::Bool(false);
+    decision["reasons"] = json!(over);
+    Outcome::Record { decision, add: 0 }
+}
+
+/// Checks an `idempotency_key`: 1 to [`IDEMPOTENCY_KEY_MAX`] visible ASCII characters.
+pub fn check_idempotency_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX {
+        return Err(format!(
+            "`idempotency_key` must be 1 to {IDEMPOTENCY_KEY_MAX} characters"
+        ));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("`idempotency_key` must be visible ASCII characters, without spaces".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{codes, DailyCap};
+
+    fn request(key: &str, amount: u64, allow: bool) -> CommitRequest {
+        CommitRequest {
+            agent_id: AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70").expect("id"),
+            idempotency_key: key.into(),
+            fingerprint: format!("fp-{key}-{amount}"),
+            day: "2026-11-22".into(),
+            capability: "payments.refund".into(),
+            spend: Some(Spend {
+                currency: "USD".into(),
+                amount_minor: amount,
+                daily_caps: vec![DailyCap {
+                    limit: "limits.refund_usd_daily_cap".into(),
+                    cap_minor: 100_000,
+                }],
+            }),
+            decision: json!({ "decision_id": format!("dec_{key}"), "allow": allow,
+                              "reasons": [{ "code": "oap.allowed", "message": "ok" }] }),
+        }
+    }
+
+    fn recorded(outcome: Outcome) -> (Value, u64) {
+        match outcome {
+            Outcome::Record { decision, add } => (decision, add),
+            other => panic!("expected a record, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fitting_amount_is_recorded_as_allowed() {
+        let (decision, add) = recorded(commit(&request("a", 25_000, true), None, 75_000));
+        assert_eq!(add, 25_000);
+        assert_eq!(decision["allow"], true);
+    }
+
+    #[test]
+    fn an_amount_above_what_is_left_is_denied_and_not_counted() {
+        let (decision, add) = recorded(commit(&request("a", 25_000, true), None, 75_001));
+        assert_eq!(add, 0);
+        assert_eq!(decision["allow"], false);
+        assert_eq!(decision["reasons"][0]["code"], codes::LIMIT_EXCEEDED);
+        assert_eq!(
+            decision["reasons"][0]["limit"],
+            "limits.refund_usd_daily_cap"
+        );
+        let message = decision["reasons"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains("750.01 USD already spent"), "{message}");
+        assert_eq!(decision["decision_id"], "dec_a");
+    }
+
+    #[test]
+    fn a_denied_decision_is_recorded_without_spending() {
+        let (decision, add) = recorded(commit(&request("a", 25_000, false), None, 0));
+        assert_eq!((decision["allow"].clone(), add), (json!(false), 0));
+    }
+
+    #[test]
+    fn the_same_key_replays_and_a_changed_request_conflicts() {
+        let first = request("k", 100, true);
+        let stored = StoredCommit {
+            fingerprint: first.fingerprint.clone(),
+            decision: json!({ "decision_id": "dec_first", "allow": true }),
+        };
+        assert_eq!(
+            commit(&first, Some(&stored), 99_999_999),
+            Outcome::Replay(stored.decision.clone())
+        );
+        assert_eq!(
+            commit(&request("k", 200, true), Some(&stored), 0),
+            Outcome::Conflict
+        );
+    }
+
+    #[test]
+    fn the_sum_recorded_never_passes_the_cap() {
+        let mut spent = 0u64;
+        let mut allowed = 0u64;
+        for i in 0..50 {
+            let (decision, add) =
+                recorded(commit(&request(&i.to_string(), 7_000, true), None, spent));
+            spent += add;
+            if decision["allow"] == true {
+                allowed += 7_000;
+            }
+        }
+        assert_eq!(spent, allowed);
+        assert_eq!(spent, 98_000);
+    }
+
+    #[test]
+    fn idempotency_keys_are_checked() {
+        assert!(check_idempotency_key("order-42/refund").is_ok());
+        assert!(check_idempotency_key("").is_err());
+        assert!(check_idempotency_key("has space").is_err());
+        assert!(check_idempotency_key(&"k".repeat(256)).is_err());
+        assert!(check_idempotency_key(&"k".repeat(255)).is_ok());
+    }
+}

@@ -1,0 +1,306 @@
+//! The status journal (SPEC §10): the few facts that must reach every edge within seconds,
+//! beside the KV views that may take a minute or more.
+//!
+//! The origin appends one [`Change`] per key (`passport:{id}`, `delegation:{id}`), carrying the
+//! version it describes; the journal keeps the newest change per key, numbers each stored change
+//! with a sequence number (`seq`, only growing), and drops changes that KV has long caught up
+//! with (everything below a `compact_below` the origin sends). Each edge isolate pulls the
+//! changes after the last `seq` it saw and lays them over what KV says: a change newer than the
+//! KV view wins ([`overlay_passport`], [`overlay_grant`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::delegation::Grant;
+use crate::edge_view::{EdgePassport, BODY_REVISION};
+use crate::ids::{AgentId, DelegationId};
+use crate::passport::Status;
+use crate::timestamp::Timestamp;
+
+/// What changed, as the origin appends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// An agent's status, as of passport `version`.
+    Agent {
+        agent_id: AgentId,
+        version: i64,
+        status: Status,
+        #[serde(default)]
+        status_reason: Option<String>,
+        #[serde(default)]
+        suspended_at: Option<Timestamp>,
+        #[serde(default)]
+        revoked_at: Option<Timestamp>,
+        updated_at: Timestamp,
+    },
+    /// A delegation grant that is dead (deleted, or a party left `active`).
+    DelegationRevoked {
+        delegation_id: DelegationId,
+        revoked_at: Timestamp,
+    },
+}
+
+impl Change {
+    /// The key the change is about: the KV key of the same record.
+    pub fn key(&self) -> String {
+        match self {
+            Change::Agent { agent_id, .. } => crate::kv::passport_key(agent_id),
+            Change::DelegationRevoked { delegation_id, .. } => {
+                crate::delegation::kv_key(delegation_id)
+            }
+        }
+    }
+
+    /// The version the change describes (a revocation is final: it outranks every version).
+    pub fn version(&self) -> i64 {
+        match self {
+            Change::Agent { version, .. } => *version,
+            Change::DelegationRevoked { .. } => FINAL_VERSION,
+        }
+    }
+}
+
+/// The version of a final change (a revocation): the largest integer a JavaScript number holds
+/// exactly, since the journal's storage hands numbers through JavaScript.
+pub const FINAL_VERSION: i64 = (1 << 53) - 1;
+
+/// `POST /internal/journal`: changes to store, and the `seq` below which KV has long caught up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendRequest {
+    #[serde(default)]
+    pub changes: Vec<Change>,
+    /// Stored changes with a lower `seq` may be dropped.
+    #[serde(default)]
+    pub compact_below: Option<i64>,
+}
+
+/// The most changes one append may carry.
+pub const APPEND_MAX: usize = 1_000;
+/// The most entries one pull returns (the caller pulls again while `more`).
+pub const PULL_MAX: usize = 2_000;
+
+/// A stored change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: i64,
+    /// When the journal stored it.
+    pub stored_at: Timestamp,
+    pub change: Change,
+}
+
+/// The journal's answer to an append: for each change, in order, where it stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendResponse {
+    pub stored: Vec<Stored>,
+    pub head: i64,
+}
+
+/// One appended change: the `seq` of the entry that now holds its key at `version` or newer,
+/// and when that entry was stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub key: String,
+    pub version: i64,
+    pub seq: i64,
+    pub stored_at: Timestamp,
+}
+
+/// `entries since N`: what an isolate pulls.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pull {
+    /// Entries with `seq` above the one asked for, in `seq` order.
+    pub entries: Vec<Entry>,
+    /// The highest `seq` the journal has given out.
+    pub head: i64,
+    /// Entries below this `seq` were compacted: KV has long caught up with them.
+    pub floor: i64,
+    /// More entries follow `entries`; pull again from the last one.
+    pub more: bool,
+}
+
+/// Whether an append of `incoming` must replace the stored `current` of the same key.
+pub fn supersedes(incoming: &Change, current: Option<&Change>) -> bool {
+    current.is_none_or(|c| incoming.version() > c.version())
+}
+
+/// The passport as the edge must see it: `kv` with the journal's newer status laid over it,
+/// or `None` when the journal has nothing newer than KV. The result carries the journal's
+/// version, so a decision says which version it used.
+pub fn overlay_passport(kv: &EdgePassport, change: &Change) -> Option<EdgePassport> {
+    let Change::Agent {
+        agent_id,
+        version,
+        status,
+        status_reason,
+        suspended_at,
+        revoked_at,
+        updated_at,
+    } = change
+    else {
+        return None;
+    };
+    if *agent_id != kv.agent_id || *version <= kv.version {
+        return None;
+    }
+    let mut view = kv.clone();
+    view.status = *status;
+    view.status_reason = status_reason.clone();
+    view.suspended_at = *suspended_at;
+    view.revoked_at = *revoked_at;
+    view.updated_at = *updated_at;
+    view.version = *version;
+    Some(view)
+}
+
+/// The ETag of a view the journal changed: it names both versions, since the rest of the body
+/// is the KV view's (a later KV view of the same version may differ in other fields).
+pub fn overlay_etag(journal_version: i64, kv_version: i64) -> String {
+    format!("\"passport-r{BODY_REVISION}-v{journal_version}-k{kv_version}\"")
+}
+
+/// The grant as the edge must see it: revoked when the journal says so.
+pub fn overlay_grant(kv: &Grant, change: &Change) -> Option<Grant> {
+    match change {
+        Change::DelegationRevoked { delegation_id, .. }
+            if *delegation_id == kv.delegation_id && !kv.revoked =>
+        {
+            let mut grant = kv.clone();
+            grant.revoked = true;
+            Some(grant)
+        }
+        _ => None,
+    }
+}
+
+/// How the edge treats its copy of the journal, given how long ago it last refreshed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Refreshed within the refresh interval: use it.
+    Fresh,
+    /// Older than the refresh interval but inside the bound: use it, refresh in the background.
+    Refresh,
+    /// Older than the bound (or never refreshed): refresh before answering; fail closed if that fails.
+    Stale,
+}
+
+/// Classifies a copy refreshed `age_ms` ago (`None`: never).
+pub fn freshness(age_ms: Option<u64>, refresh_ms: u64, bound_ms: u64) -> Freshness {
+    match age_ms {
+        Some(age) if age < refresh_ms => Freshness::Fresh,
+        Some(age) if age < bound_ms => Freshness::Refresh,
+        _ => Freshness::Stale,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::passport::tests::seed_passport;
+
+    fn view(version: i64, status: Status) -> EdgePassport {
+        let mut v = EdgePassport::from(&seed_passport());
+        v.version = version;
+        v.status = status;
+        v
+    }
+
+    fn agent_change(agent_id: &AgentId, version: i64, status: Status) -> Change {
+        Change::Agent {
+            agent_id: agent_id.clone(),
+            version,
+            status,
+            status_reason: Some("fraud review".into()),
+            suspended_at: Some(Timestamp::from_unix_millis(5_000)),
+            revoked_at: None,
+            updated_at: Timestamp::from_unix_millis(5_000),
+        }
+    }
+
+    #[test]
+    fn a_newer_change_wins_over_kv_and_says_its_version() {
+        let kv = view(3, Status::Active);
+        let change = agent_change(&kv.agent_id, 4, Status::Suspended);
+        let seen = overlay_passport(&kv, &change).expect("newer");
+        assert_eq!(seen.status, Status::Suspended);
+        assert_eq!(seen.version, 4);
+        assert_eq!(seen.status_reason.as_deref(), Some("fraud review"));
+        assert_eq!(seen.capabilities, kv.capabilities);
+        let answer = seen.verify_answer();
+        assert_eq!(answer.status, 403);
+        assert_eq!(answer.body["error"], "agent_suspended");
+        assert_eq!(answer.body["version"], 4);
+    }
+
+    #[test]
+    fn kv_wins_when_it_has_caught_up() {
+        let kv = view(4, Status::Suspended);
+        assert!(overlay_passport(&kv, &agent_change(&kv.agent_id, 4, Status::Suspended)).is_none());
+        let kv = view(5, Status::Active);
+        assert!(overlay_passport(&kv, &agent_change(&kv.agent_id, 4, Status::Suspended)).is_none());
+    }
+
+    #[test]
+    fn a_change_about_another_agent_is_ignored() {
+        let kv = view(1, Status::Active);
+        let other = AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f71").expect("id");
+        assert!(overlay_passport(&kv, &agent_change(&other, 9, Status::Revoked)).is_none());
+    }
+
+    #[test]
+    fn reactivation_in_the_journal_wins_too() {
+        let kv = view(4, Status::Suspended);
+        let seen =
+            overlay_passport(&kv, &agent_change(&kv.agent_id, 5, Status::Active)).expect("newer");
+        assert_eq!(seen.verify_answer().status, 200);
+    }
+
+    #[test]
+    fn overlay_etags_differ_from_kv_etags_and_from_each_other() {
+        let kv = view(4, Status::Active);
+        assert_ne!(overlay_etag(5, 4), kv.etag());
+        assert_ne!(overlay_etag(5, 4), overlay_etag(5, 3));
+        assert_ne!(overlay_etag(5, 4), view(5, Status::Active).etag());
+    }
+
+    #[test]
+    fn revocations_outrank_every_version_and_only_their_grant() {
+        let id = DelegationId::parse("dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6f70").expect("id");
+        let revoked = Change::DelegationRevoked {
+            delegation_id: id.clone(),
+            revoked_at: Timestamp::from_unix_millis(1),
+        };
+        assert!(!supersedes(&revoked, Some(&revoked.clone())));
+        let agent = agent_change(&view(1, Status::Active).agent_id, 7, Status::Active);
+        assert!(supersedes(&agent, None));
+        assert!(!supersedes(&agent, Some(&agent)));
+        let newer = agent_change(&view(1, Status::Active).agent_id, 8, Status::Suspended);
+        assert!(supersedes(&newer, Some(&agent)));
+        assert!(!supersedes(&agent, Some(&newer)));
+        assert_eq!(revoked.key(), format!("delegation:{}", id.as_str()));
+    }
+
+    #[test]
+    fn freshness_bounds() {
+        assert_eq!(freshness(None, 1_000, 10_000), Freshness::Stale);
+        assert_eq!(freshness(Some(0), 1_000, 10_000), Freshness::Fresh);
+        assert_eq!(freshness(Some(999), 1_000, 10_000), Freshness::Fresh);
+        assert_eq!(freshness(Some(1_000), 1_000, 10_000), Freshness::Refresh);
+        assert_eq!(freshness(Some(9_999), 1_000, 10_000), Freshness::Refresh);
+        assert_eq!(freshness(Some(10_000), 1_000, 10_000), Freshness::Stale);
+    }
+
+    #[test]
+    fn append_requests_refuse_unknown_fields_and_read_both_kinds() {
+        let text = r#"{"changes":[
+            {"kind":"agent","agent_id":"ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70","version":3,"status":"suspended",
+             "status_reason":"x","suspended_at":"2026-11-22T00:00:00.000Z","updated_at":"2026-11-22T00:00:00.000Z"},
+            {"kind":"delegation_revoked","delegation_id":"dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6f70",
+             "revoked_at":"2026-11-22T00:00:00.000Z"}],
+            "compact_below": 7}"#;
+        let req: AppendRequest = serde_json::from_str(text).expect("reads");
+        assert_eq!(req.changes.len(), 2);
+        assert_eq!(req.compact_below, Some(7));
+        assert!(serde_json::from_str::<AppendRequest>(r#"{"changes":[],"x":1}"#).is_err());
+    }
+}
