@@ -7,7 +7,10 @@
 #   - POST /verify (a policy decision) likewise
 # The runs are interleaved over VOUCH_BENCH_ROUNDS rounds (default 3) and each figure is the
 # median over rounds, so a noisy moment on a shared machine moves every column alike.
-# Environment: VOUCH_BENCH_DURATION (seconds per run, default 5), VOUCH_BENCH_CONNECTIONS (16).
+# Environment: VOUCH_BENCH_DURATION (seconds per run, default 5), VOUCH_BENCH_CONNECTIONS (16),
+# VOUCH_BENCH_BASELINE (a git revision: its worker is built too and served by a second workerd
+# without Durable Objects, and its warm GET /verify runs interleaved with ours, so the table
+# also shows what the changes since then cost — e.g. the status journal check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/edge-toolchain.sh
@@ -25,21 +28,43 @@ build_edge_worker
 
 work="$(mktemp -d)"
 edge_pid=""
+trap 'cleanup' EXIT
+
+baseline="${VOUCH_BENCH_BASELINE:-}"
+base_pid=""
+if [ -n "$baseline" ]; then
+  echo "==> building the worker of $baseline (release) for comparison" >&2
+  git worktree add -f --detach "$work/baseline" "$baseline" >/dev/null 2>&1
+  ln -s "$PWD/scripts/edge/node_modules" "$work/baseline/scripts/edge/node_modules"
+  (cd "$work/baseline" && bash scripts/build-edge.sh >/dev/null)
+fi
 cleanup() {
   [ -n "$edge_pid" ] && kill -TERM "$edge_pid" 2>/dev/null && wait "$edge_pid" 2>/dev/null
+  [ -n "$base_pid" ] && kill -TERM "$base_pid" 2>/dev/null && wait "$base_pid" 2>/dev/null
+  [ -n "$baseline" ] && git worktree remove --force "$work/baseline" 2>/dev/null
   rm -rf "$work"
 }
-trap cleanup EXIT
 
-VOUCH_EDGE_CONSTANT=1 VOUCH_EDGE_PORT=0 VOUCH_KV_API_PORT=0 VOUCH_KV_API_TOKEN=bench \
-  "$VOUCH_NODE" scripts/edge/serve.mjs > "$work/ready" 2> "$work/edge.log" &
-edge_pid=$!
-for _ in $(seq 1 300); do [ -s "$work/ready" ] && break; sleep 0.1; done
-edge="$(sed -n 's/.*"edge":"\([^"]*\)".*/\1/p' "$work/ready")"
-kv="$(sed -n 's/.*"kv_api_base":"\([^"]*\)".*/\1/p' "$work/ready")"
+# start_edge NAME [ENV…]: a local edge; sets NAME_url, NAME_kv and NAME_pid.
+start_edge() {
+  local name="$1"
+  shift
+  env "$@" VOUCH_EDGE_PORT=0 VOUCH_KV_API_PORT=0 VOUCH_KV_API_TOKEN=bench \
+    "$VOUCH_NODE" scripts/edge/serve.mjs > "$work/$name.ready" 2> "$work/$name.log" &
+  printf -v "${name}_pid" '%s' "$!"
+  for _ in $(seq 1 300); do [ -s "$work/$name.ready" ] && break; sleep 0.1; done
+  printf -v "${name}_url" '%s' "$(sed -n 's/.*"edge":"\([^"]*\)".*/\1/p' "$work/$name.ready")"
+  printf -v "${name}_kv" '%s' "$(sed -n 's/.*"kv_api_base":"\([^"]*\)".*/\1/p' "$work/$name.ready")"
+}
+start_edge main VOUCH_EDGE_CONSTANT=1
+edge_pid="$main_pid" edge="$main_url" kv="$main_kv"
+if [ -n "$baseline" ]; then
+  start_edge base VOUCH_EDGE_OBJECTS=0 VOUCH_EDGE_SCRIPT="$work/baseline/edge-worker/build/index.js"
+fi
 
 agent=ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70
-curl -fsS -X PUT -H "authorization: Bearer bench" "$kv/accounts/local/storage/kv/namespaces/vouch-local/values/passport:$agent" \
+for target in "$kv" ${base_kv:+"$base_kv"}; do
+curl -fsS -X PUT -H "authorization: Bearer bench" "$target/accounts/local/storage/kv/namespaces/vouch-local/values/passport:$agent" \
   --data-binary @- >/dev/null <<JSON
 {"agent_id":"$agent","org_id":"org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71","status":"active","name":"Acme Support Bot",
  "owner_display":"Acme Support Team","contact":"security@acme.com","role":"Tier-2 Support",
@@ -48,6 +73,7 @@ curl -fsS -X PUT -H "authorization: Bearer bench" "$kv/accounts/local/storage/kv
  "regions":["US-NY","US-CA"],"assurance_level":"L2","tier":"standard","require_act_as":false,"public_jwk":null,
  "status_reason":null,"suspended_at":null,"revoked_at":null,"version":7,"updated_at":"2026-11-22T00:00:00.000Z"}
 JSON
+done
 etag="$(curl -fsS -o /dev/null -D - "$edge/verify?agent_id=$agent" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')"
 
 cat > "$work/post.lua" <<LUA
@@ -72,6 +98,7 @@ run() {
 for _ in $(seq 1 "$rounds"); do
   run constant -H "Host: constant.bench" "$edge/"
   run verify_200 "$edge/verify?agent_id=$agent"
+  [ -n "$baseline" ] && run baseline_200 "$base_url/verify?agent_id=$agent"
   run verify_304 -H "If-None-Match: $etag" "$edge/verify?agent_id=$agent"
   run decision -s "$work/post.lua" "$edge/verify"
 done > "$work/results"
@@ -89,9 +116,12 @@ awk -v c="$connections" -v d="$duration" -v r="$rounds" '
     base = median(rps["constant"])
     printf "| run (wrk, 2 threads, %d connections, %d s × %d rounds, medians) | requests/s | p50 (ms) | p99 (ms) | non-2xx/3xx | ratio to constant |\n", c, d, r
     print  "|---|---|---|---|---|---|"
-    n = split("constant verify_200 verify_304 decision", order, " ")
+    n = split("constant verify_200 baseline_200 verify_304 decision", order, " ")
     for (i = 1; i <= n; i++) {
       k = order[i]
+      if (!(k in rps)) continue
       printf "| %s | %.0f | %.2f | %.2f | %d | %.2f× |\n", k, median(rps[k]), median(p50[k]), median(p99[k]), bad[k], median(rps[k]) / base
     }
+    if ("baseline_200" in rps)
+      printf "\nverify_200 / baseline_200 (this build against the baseline build): %.3f\n", median(rps["verify_200"]) / median(rps["baseline_200"])
   }' "$work/results"

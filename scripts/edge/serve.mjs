@@ -47,8 +47,9 @@ const vouchWorker = {
   ],
   compatibilityDate: "2026-05-01",
   kvNamespaces: { VOUCH_KV: namespace },
-  // The same Durable Objects as wrangler.toml, SQLite-backed, in the same workerd.
-  durableObjects: {
+  // The same Durable Objects as wrangler.toml, SQLite-backed, in the same workerd
+  // (VOUCH_EDGE_OBJECTS=0 leaves them out, to serve an older build in benchmarks).
+  durableObjects: env.VOUCH_EDGE_OBJECTS === "0" ? {} : {
     VOUCH_JOURNAL: { className: "StatusJournal", useSQLite: true },
     VOUCH_CAPS: { className: "DailyCaps", useSQLite: true },
   },

@@ -1,6 +1,7 @@
 //! Propagation benchmark (SPEC §10, DESIGN §4): from the moment `PUT /v1/agents/{id}/status`
 //! returns to the first `GET /verify` at the local edge that refuses the agent, over many
-//! suspensions (and, separately, until a reactivated agent is served again).
+//! suspensions (and, separately, until a reactivated agent is served again); then the same
+//! with every KV write failing, so that only the status journal carries the changes.
 //! A benchmark, not a test: run it with scripts/bench-propagation.sh.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -64,35 +65,40 @@ async fn main() {
     stack.set_status(&agent, "active").await;
     until(&stack, &agent, Instant::now(), |s| s == StatusCode::OK).await;
 
+    let (refuse, serve) = rounds(&stack, &agent, changes).await;
+    // The same with KV taking no writes: only the status journal can carry the changes.
+    stack.kv_hold().await;
+    let (refuse_journal, serve_journal) = rounds(&stack, &agent, changes).await;
+    stack.kv_release().await;
+    println!("| change → edge answer (ms) | changes | p50 | p95 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    summary("suspend → edge refuses (403), KV + journal", refuse);
+    summary("reactivate → edge serves (200), KV + journal", serve);
+    summary("suspend → edge refuses (403), journal only", refuse_journal);
+    summary("reactivate → edge serves (200), journal only", serve_journal);
+}
+
+/// `changes` suspensions and reactivations: the times to refuse and to serve again, in ms.
+async fn rounds(stack: &stack::Stack, agent: &str, changes: usize) -> (Vec<f64>, Vec<f64>) {
     let mut refuse = Vec::with_capacity(changes);
     let mut serve = Vec::with_capacity(changes);
     for _ in 0..changes {
-        let resp = stack
-            .client
-            .put(format!("{}/v1/agents/{agent}/status", stack.origin))
-            .bearer_auth(stack::ADMIN)
-            .json(&json!({ "status": "suspended" }))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
-        let returned = Instant::now();
-        refuse.push(until(&stack, &agent, returned, |s| s == StatusCode::FORBIDDEN).await);
-
-        let resp = stack
-            .client
-            .put(format!("{}/v1/agents/{agent}/status", stack.origin))
-            .bearer_auth(stack::ADMIN)
-            .json(&json!({ "status": "active" }))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
-        let returned = Instant::now();
-        serve.push(until(&stack, &agent, returned, |s| s == StatusCode::OK).await);
+        for (status, answer, times) in [
+            ("suspended", StatusCode::FORBIDDEN, &mut refuse),
+            ("active", StatusCode::OK, &mut serve),
+        ] {
+            let resp = stack
+                .client
+                .put(format!("{}/v1/agents/{agent}/status", stack.origin))
+                .bearer_auth(stack::ADMIN)
+                .json(&json!({ "status": status }))
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success());
+            let returned = Instant::now();
+            times.push(until(stack, agent, returned, |s| s == answer).await);
+        }
     }
-    println!("| change → edge answer (ms) | changes | p50 | p95 | p99 | max |");
-    println!("|---|---|---|---|---|---|");
-    summary("suspend → edge refuses (403)", refuse);
-    summary("reactivate → edge serves (200)", serve);
+    (refuse, serve)
 }

@@ -77,7 +77,11 @@ impl Stack {
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("VOUCH_EDGE_SECRET", EDGE_SECRET)
             .env("VOUCH_EDGE_TEST_CONTROLS", "1")
-            .env("VOUCH_JOURNAL_REFRESH_MS", "250")
+            // Benchmarks measure with the deployed default (`VOUCH_JOURNAL_REFRESH_MS` set).
+            .env(
+                "VOUCH_JOURNAL_REFRESH_MS",
+                std::env::var("VOUCH_JOURNAL_REFRESH_MS").unwrap_or_else(|_| "250".into()),
+            )
             .env(
                 "VOUCH_JOURNAL_BOUND_MS",
                 JOURNAL_BOUND.as_millis().to_string(),
