@@ -8,6 +8,7 @@ pub struct PgStore {
     write: PgPool,
     read: PgPool,
     kv_changes: tokio::sync::Notify,
+    signals: crate::store::Signals,
 }
 
 impl PgStore {
@@ -27,6 +28,7 @@ impl PgStore {
             write: pool.clone(),
             read: pool,
             kv_changes: tokio::sync::Notify::new(),
+            signals: crate::store::Signals::default(),
         })
     }
 }
@@ -36,5 +38,6 @@ crate::store::sql::sql_store!(
     sqlx::Postgres,
     for_update = " FOR UPDATE",
     skip_locked = " FOR UPDATE SKIP LOCKED",
-    one_trip_append = true
+    one_trip_append = true,
+    txid_stream = true
 );

@@ -6,7 +6,7 @@
 
 /// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, for_update = $lock:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal) => {
+    ($store:ty, $db:ty, for_update = $lock:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal, txid_stream = $txid:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
         use vouch_core::audit::{verify_chain, AuditEvent, ChainReport, GENESIS_HASH};
@@ -41,6 +41,7 @@ macro_rules! sql_store {
             if let Some(key) = event.kv_key() {
                 mark_kv(tx, &key, event.target_type, &event.target_id, event.version, event.created_at).await?;
             }
+            queue_webhooks(tx, event).await?;
             // One statement creates the chain or takes its next sequence number, and returns the
             // hash to link to (a new chain links to the genesis hash).
             let chain = event.chain_id();
@@ -85,6 +86,29 @@ macro_rules! sql_store {
                     .execute(&mut **tx)
                     .await?;
             }
+            Ok(())
+        }
+
+        /// Queues one delivery of `event` per enabled subscription that wants it (of the event's
+        /// org; of every org for platform-wide events).
+        async fn queue_webhooks(tx: &mut Tx, event: &ChangeEvent) -> Result<()> {
+            let Some((kind, typed)) = crate::webhooks::events::filter_names(event) else {
+                return Ok(());
+            };
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, created_at, updated_at) \
+                 SELECT w.webhook_id, $1, $2, $2, $2 FROM webhooks w \
+                 WHERE w.status = 'enabled' AND (w.org_id = $3 OR $3 IS NULL) \
+                   AND EXISTS (SELECT 1 FROM webhook_event_types t WHERE t.webhook_id = w.webhook_id \
+                               AND t.event_type IN ($4, $5, '*'))",
+            )
+            .bind(event.event_id.as_str())
+            .bind(event.created_at.unix_millis())
+            .bind(event.org_id.as_ref().map(|o| o.as_str().to_owned()))
+            .bind(kind)
+            .bind(typed.unwrap_or(kind))
+            .execute(&mut **tx)
+            .await?;
             Ok(())
         }
 
@@ -323,7 +347,7 @@ macro_rules! sql_store {
                     .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.committed();
                 Ok(())
             }
 
@@ -354,7 +378,7 @@ macro_rules! sql_store {
                 .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.committed();
                 Ok(())
             }
 
@@ -400,6 +424,7 @@ macro_rules! sql_store {
                 }
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
+                self.committed();
                 Ok(true)
             }
 
@@ -411,6 +436,7 @@ macro_rules! sql_store {
                 if done.rows_affected() > 0 {
                     record_event(&mut tx, event).await?;
                     tx.commit().await?;
+                    self.committed();
                 }
                 Ok(done.rows_affected())
             }
@@ -445,7 +471,7 @@ macro_rules! sql_store {
                 index_agent(&mut tx, passport, false).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.committed();
                 Ok(())
             }
 
@@ -539,7 +565,7 @@ macro_rules! sql_store {
                     revoke_grants_of(&mut tx, &next.agent_id, &change.event.actor, next.updated_at).await?;
                 }
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.committed();
                 Ok(Mutated { before: current, after: next })
             }
 
@@ -648,7 +674,21 @@ macro_rules! sql_store {
             fn kv_changes(&self) -> &tokio::sync::Notify {
                 &self.kv_changes
             }
+
+            fn signals(&self) -> &crate::store::Signals {
+                &self.signals
+            }
         }
+
+        impl $store {
+            /// Wakes the KV publisher, the webhook sender and live streams after a commit.
+            fn committed(&self) {
+                self.kv_changes.notify_one();
+                self.signals.committed();
+            }
+        }
+
+        crate::store::webhooks_sql::webhook_store!($store, $db, skip_locked = $skip, txid_stream = $txid);
 
         #[async_trait]
         impl crate::store::DelegationStore for $store {
@@ -696,7 +736,7 @@ macro_rules! sql_store {
                 .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.committed();
                 Ok(())
             }
 
@@ -733,7 +773,7 @@ macro_rules! sql_store {
                 let record = delegation_from_row(&row)?;
                 record_event(&mut tx, &record.revoked_event(actor, reason)).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.committed();
                 Ok(Some(record))
             }
 
@@ -814,7 +854,7 @@ macro_rules! sql_store {
                 write_document(&mut tx, "jwks", &body, key.created_at).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.committed();
                 Ok(())
             }
 
@@ -824,7 +864,7 @@ macro_rules! sql_store {
                 let wrote = write_document(&mut tx, "jwks", &body, now).await?;
                 tx.commit().await?;
                 if wrote {
-                    self.kv_changes.notify_one();
+                    self.committed();
                 }
                 Ok(wrote)
             }
@@ -835,7 +875,7 @@ macro_rules! sql_store {
                 if wrote {
                     record_event(&mut tx, event).await?;
                     tx.commit().await?;
-                    self.kv_changes.notify_one();
+                    self.committed();
                 }
                 Ok(wrote)
             }
@@ -941,7 +981,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                self.kv_changes.notify_one();
+                self.committed();
                 Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
             }
 

@@ -12,6 +12,7 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     kv_changes: tokio::sync::Notify,
+    signals: crate::store::Signals,
 }
 
 impl SqliteStore {
@@ -40,6 +41,7 @@ impl SqliteStore {
             write,
             read,
             kv_changes: tokio::sync::Notify::new(),
+            signals: crate::store::Signals::default(),
         })
     }
 }
@@ -49,5 +51,6 @@ crate::store::sql::sql_store!(
     sqlx::Sqlite,
     for_update = "",
     skip_locked = "",
-    one_trip_append = false
+    one_trip_append = false,
+    txid_stream = false
 );
