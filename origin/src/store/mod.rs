@@ -585,7 +585,7 @@ pub trait WebhookStore {
         event_id: &str,
         now: Timestamp,
     ) -> Result<Option<Delivery>>;
-    /// Pending deliveries, and when the oldest of them was created.
+    /// Pending deliveries of enabled subscriptions, and when the oldest of them was created.
     async fn delivery_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
     /// Outbox rows visible to `scope` after `after`, in stream order.
     async fn stream_after(

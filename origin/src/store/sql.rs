@@ -95,20 +95,29 @@ macro_rules! sql_store {
             let Some((kind, typed)) = crate::webhooks::events::filter_names(event) else {
                 return Ok(());
             };
-            sqlx::query(
+            // An org's event looks at that org's subscriptions only (an index lookup); a
+            // platform-wide one at all of them.
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
                 "INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, created_at, updated_at) \
-                 SELECT w.webhook_id, $1, $2, $2, $2 FROM webhooks w \
-                 WHERE w.status = 'enabled' AND (w.org_id = $3 OR $3 IS NULL) \
-                   AND EXISTS (SELECT 1 FROM webhook_event_types t WHERE t.webhook_id = w.webhook_id \
-                               AND t.event_type IN ($4, $5, '*'))",
-            )
-            .bind(event.event_id.as_str())
-            .bind(event.created_at.unix_millis())
-            .bind(event.org_id.as_ref().map(|o| o.as_str().to_owned()))
-            .bind(kind)
-            .bind(typed.unwrap_or(kind))
-            .execute(&mut **tx)
-            .await?;
+                 SELECT w.webhook_id, ",
+            );
+            qb.push_bind(event.event_id.as_str().to_owned());
+            for _ in 0..3 {
+                qb.push(", ").push_bind(event.created_at.unix_millis());
+            }
+            qb.push(" FROM webhooks w WHERE w.status = 'enabled'");
+            if let Some(org) = &event.org_id {
+                qb.push(" AND w.org_id = ").push_bind(org.as_str().to_owned());
+            }
+            qb.push(
+                " AND EXISTS (SELECT 1 FROM webhook_event_types t WHERE t.webhook_id = w.webhook_id \
+                 AND t.event_type IN (",
+            );
+            qb.push_bind(kind.to_owned())
+                .push(", ")
+                .push_bind(typed.unwrap_or(kind).to_owned())
+                .push(", '*'))");
+            qb.build().execute(&mut **tx).await?;
             Ok(())
         }
 

@@ -400,7 +400,8 @@ macro_rules! webhook_store {
 
             async fn delivery_backlog(&self) -> Result<(i64, Option<Timestamp>)> {
                 let row = sqlx::query(
-                    "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries WHERE state = 'pending'",
+                    "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries \
+                     WHERE state = 'pending' AND webhook_id IN (SELECT webhook_id FROM webhooks WHERE status = 'enabled')",
                 )
                 .fetch_one(&self.read)
                 .await?;
