@@ -27,17 +27,11 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
                 journal::ensure_fresh(env, ctx).await?;
                 verify_get(&req, &url, env).await
             }
-            Method::Post => {
-                journal::ensure_fresh(env, ctx).await?;
-                verify_post(req, env).await
-            }
+            Method::Post => verify_post(req, env, ctx).await,
             _ => Err(EdgeError::MethodNotAllowed),
         },
         "/verify/batch" => match method {
-            Method::Post => {
-                journal::ensure_fresh(env, ctx).await?;
-                verify_batch(req, env).await
-            }
+            Method::Post => verify_batch(req, env, ctx).await,
             _ => Err(EdgeError::MethodNotAllowed),
         },
         internal if internal.starts_with("/internal/") => {
@@ -375,8 +369,11 @@ fn decision_response<T: serde::Serialize>(body: &T) -> Result<Response, EdgeErro
 }
 
 /// `POST /verify`: one decision.
-async fn verify_post(req: Request, env: &Env) -> Result<Response, EdgeError> {
-    let body = json_body(req, BODY_LIMIT).await?;
+async fn verify_post(req: Request, env: &Env, ctx: &Context) -> Result<Response, EdgeError> {
+    // The body first, always: an answer before it is read would reset the connection.
+    let body = json_body(req, BODY_LIMIT).await;
+    journal::ensure_fresh(env, ctx).await?;
+    let body = body?;
     let request = VerifyRequest::from_json(body, "")?;
     let (answer, replayed) = answer(env, &request).await?;
     let mut response = decision_response(&answer)?;
@@ -390,8 +387,10 @@ async fn verify_post(req: Request, env: &Env) -> Result<Response, EdgeError> {
 }
 
 /// `POST /verify/batch`: up to 100 decisions, in order.
-async fn verify_batch(req: Request, env: &Env) -> Result<Response, EdgeError> {
-    let body = json_body(req, BODY_LIMIT * vouch_core::decision::BATCH_MAX).await?;
+async fn verify_batch(req: Request, env: &Env, ctx: &Context) -> Result<Response, EdgeError> {
+    let body = json_body(req, BODY_LIMIT * vouch_core::decision::BATCH_MAX).await;
+    journal::ensure_fresh(env, ctx).await?;
+    let body = body?;
     let requests = VerifyRequest::batch_from_json(body)?;
     let mut decisions = Vec::with_capacity(requests.len());
     for request in &requests {

@@ -18,10 +18,11 @@ use utoipa_axum::routes;
 use crate::error::Error;
 use crate::extract::BODY_LIMIT;
 use crate::keys::{Keys, MasterKey, TokenSettings};
-use crate::routes::{agents, audit, delegations, oauth, ops, orgs, wellknown};
+use crate::routes::{agents, audit, delegations, events, oauth, ops, orgs, webhooks, wellknown};
 use crate::secrets;
 use crate::store::{Role, Store};
 use crate::telemetry;
+use crate::webhooks::WebhookSettings;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -33,6 +34,10 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// A journal publisher runs: `?wait=propagated` can be honoured.
     pub journal: bool,
+    /// How webhooks are checked and delivered.
+    pub webhooks: WebhookSettings,
+    /// Turns true when the origin shuts down: live streams end so the server can drain.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// What the origin needs besides its database to start.
@@ -53,6 +58,7 @@ pub struct Boot {
         (name = "audit", description = "Tamper-evident audit log"),
         (name = "tokens", description = "Token endpoint, signing keys, discovery"),
         (name = "delegations", description = "Agent-to-agent delegation grants"),
+        (name = "webhooks", description = "Webhook subscriptions, deliveries and the live event stream"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -97,6 +103,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(audit::verify_audit))
         .routes(routes!(delegations::create))
         .routes(routes!(delegations::get, delegations::revoke))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(events::stream))
         .routes(routes!(oauth::token))
         .routes(routes!(wellknown::jwks))
         .routes(routes!(wellknown::discovery))
@@ -171,6 +183,8 @@ pub async fn bootstrap(
             metrics,
             keys,
             journal: false,
+            webhooks: WebhookSettings::default(),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         return Ok((state, None));
     }
@@ -192,17 +206,24 @@ pub async fn bootstrap(
         metrics,
         keys,
         journal: false,
+        webhooks: WebhookSettings::default(),
+        stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
     };
     Ok((state, generated))
 }
 
-/// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
+/// Serves until Ctrl-C or SIGTERM, then drains in-flight requests (live event streams end,
+/// and `state.stopping` tells background workers to finish).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> anyhow::Result<()> {
+    let stopping = state.stopping.clone();
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        stopping.send_replace(true);
+    })
     .await?;
     Ok(())
 }

@@ -139,3 +139,27 @@ impl FromRequestParts<AppState> for AgentCaller {
         }
     }
 }
+
+/// Whoever may read the live event stream: an admin token, or an agent's own API key (which
+/// sees the events about that agent, so its SDK can drain work when it is being suspended).
+pub enum Reader {
+    Admin(Caller),
+    /// The agent's id (its key authenticated it).
+    Agent(AgentId),
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let agent_key = bearer(parts).is_some_and(|t| t.starts_with(secrets::AGENT_KEY_PREFIX));
+        if agent_key {
+            let AgentCaller(passport) = AgentCaller::from_request_parts(parts, state).await?;
+            Ok(Reader::Agent(passport.agent_id))
+        } else {
+            Ok(Reader::Admin(
+                Caller::from_request_parts(parts, state).await?,
+            ))
+        }
+    }
+}

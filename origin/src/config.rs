@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),
     /// Workers KV maintenance.
@@ -66,6 +66,40 @@ impl KvArgs {
     }
 }
 
+/// How webhooks are delivered.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Allow webhook URLs on loopback, private, link-local and other non-public addresses, and
+    /// plain http (development and tests; never on a shared network).
+    #[arg(long, env = "VOUCH_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+    /// How long one delivery attempt may take, in milliseconds.
+    #[arg(long, env = "VOUCH_WEBHOOK_TIMEOUT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub webhook_timeout_ms: u64,
+    /// The first retry delay in milliseconds; each retry doubles it (up to 2880 times it).
+    /// The default (10 s, 18 attempts) retries for more than a day; tests shorten it.
+    #[arg(long, env = "VOUCH_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_base_ms: u64,
+    /// Attempts per delivery before it fails (and, if nothing got through meanwhile, the
+    /// subscription is disabled).
+    #[arg(long, env = "VOUCH_WEBHOOK_MAX_ATTEMPTS", default_value_t = 18,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_max_attempts: u32,
+}
+
+impl WebhookArgs {
+    pub fn settings(&self) -> crate::webhooks::WebhookSettings {
+        crate::webhooks::WebhookSettings {
+            allow_private: self.webhook_allow_private,
+            timeout: std::time::Duration::from_millis(self.webhook_timeout_ms),
+            retry_base: std::time::Duration::from_millis(self.webhook_retry_base_ms),
+            max_attempts: self.webhook_max_attempts,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// `sqlite://path` (created if missing) or `postgres://…`.
@@ -107,6 +141,8 @@ pub struct ServeArgs {
     pub journal_settle_seconds: u64,
     #[command(flatten)]
     pub kv: KvArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "VOUCH_LOG_JSON", default_value_t = false)]
     pub log_json: bool,

@@ -131,6 +131,11 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Err
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::invalid(format!("the body is not valid JSON: {e}")))?;
+    from_value(value)
+}
+
+/// Deserializes a JSON value, naming the field at fault.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let message = e.inner().to_string();
         let path = e.path().to_string();

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -13,3 +14,4 @@ pub mod routes;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

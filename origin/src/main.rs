@@ -5,6 +5,7 @@ use vouch_origin::config::{Cli, Command, KvCommand};
 use vouch_origin::journal::{JournalClient, JournalPublisher};
 use vouch_origin::keys::{MasterKey, TokenSettings};
 use vouch_origin::kv::{KvClient, Publisher};
+use vouch_origin::webhooks::Dispatcher;
 use vouch_origin::{app, store, telemetry};
 
 #[tokio::main]
@@ -61,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
                 },
             };
             let (mut state, generated) = app::bootstrap(store, boot).await?;
+            state.webhooks = args.webhooks.settings();
             if let Some(token) = generated {
                 println!("Platform admin token (shown once, store it now): {token}");
             } else if args.admin_token.is_none() {
@@ -89,11 +91,24 @@ async fn main() -> anyhow::Result<()> {
                     "status journal publisher off: set VOUCH_EDGE_URL and VOUCH_EDGE_SECRET; edges learn of suspensions only through KV (60 s or more)"
                 ),
             }
+            if state.webhooks.allow_private {
+                tracing::warn!("VOUCH_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach loopback and private addresses");
+            }
+            let sender = Dispatcher::new(
+                state.store.clone(),
+                state.keys.clone(),
+                state.webhooks.clone(),
+            )?;
+            let sending = tokio::spawn(sender.run(state.stopping.subscribe()));
             let listener = tokio::net::TcpListener::bind(args.listen).await?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, backend = state.store.backend(), "origin listening");
             println!("Vouch origin listening on http://{addr}");
-            app::serve(listener, state).await
+            let drain = state.webhooks.timeout + std::time::Duration::from_secs(1);
+            let served = app::serve(listener, state).await;
+            // Let attempts in flight finish and be recorded (a lease covers any that do not).
+            let _ = tokio::time::timeout(drain, sending).await;
+            served
         }
     }
 }

@@ -11,6 +11,9 @@ use serde_json::Value;
 use tempfile::TempDir;
 use vouch_core::{Passport, Status};
 
+#[path = "support/receiver.rs"]
+mod receiver;
+
 const ADMIN_TOKEN: &str = "vk_admin_cli_test_platform_token_0123456789";
 
 /// The origin under test; killed when dropped, even when an assertion fails.
@@ -29,9 +32,17 @@ impl Drop for Server {
 
 impl Server {
     fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(tempfile::tempdir().unwrap(), &[])
+    }
+
+    /// An origin on the database in `dir` (created or reused), with `env` added.
+    fn start_in(dir: TempDir, env: &[(&str, &str)]) -> Server {
         let db = dir.path().join("vouch.db");
-        let log = std::fs::File::create(dir.path().join("origin.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("origin.log"))
+            .unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_vouch-origin"))
             .args(["serve", "--listen", &addr])
@@ -41,6 +52,7 @@ impl Server {
             .env_remove("VOUCH_KV_API_TOKEN")
             .env_remove("VOUCH_EDGE_URL")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -54,6 +66,13 @@ impl Server {
         };
         server.wait_healthy();
         server
+    }
+
+    /// Kills the origin at once (SIGKILL: no shutdown, no cleanup), keeping its database.
+    fn kill(mut self) -> TempDir {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     fn log(&self) -> String {
@@ -805,5 +824,181 @@ fn token_and_key_rotation() {
         human.stdout.contains("signs from now on"),
         "{}",
         human.stdout
+    );
+}
+
+/// Deliveries survive `kill -9` mid-attempt (the same `webhook-id` arrives after the restart),
+/// and `vouch webhooks` / `vouch events tail` drive it all through the real binaries.
+#[test]
+fn webhooks_survive_a_kill_and_the_cli_manages_them() {
+    use receiver::{Answer, Receiver};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(Receiver::start());
+    // The first attempt hangs: the origin is killed while it waits for the answer.
+    receiver.plan([Answer::Hang(Duration::from_secs(60))]);
+    let env = [
+        ("VOUCH_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("VOUCH_WEBHOOK_TIMEOUT_MS", "3000"),
+        ("VOUCH_WEBHOOK_RETRY_BASE_MS", "100"),
+    ];
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &env);
+    let admin = Some(ADMIN_TOKEN);
+    let org = server
+        .vouch(
+            admin,
+            &[
+                "--json", "orgs", "create", "--name", "Hooks", "--slug", "hooks",
+            ],
+        )
+        .ok()
+        .json()["org_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let made = server
+        .vouch(
+            admin,
+            &[
+                "webhooks",
+                "create",
+                &receiver.url,
+                "--event",
+                "passport.created",
+                "--org",
+                &org,
+            ],
+        )
+        .ok();
+    assert!(made.stdout.contains("shown once"), "{}", made.stdout);
+    let secret = made
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("whsec_"))
+        .unwrap()
+        .to_owned();
+    receiver.set_secrets(&[&secret]);
+    let listed = server
+        .vouch(admin, &["--json", "webhooks", "list"])
+        .ok()
+        .json();
+    let hook = str_of(&listed, "/data/0/webhook_id").to_owned();
+    assert_eq!(str_of(&listed, "/data/0/url"), receiver.url);
+    assert!(
+        !listed.to_string().contains("whsec_"),
+        "the secret is shown once"
+    );
+    let table = server.vouch(admin, &["webhooks", "list"]).ok();
+    assert!(
+        table.stdout.contains(&hook) && table.stdout.contains("enabled"),
+        "{}",
+        table.stdout
+    );
+    server
+        .vouch(
+            admin,
+            &[
+                "agents",
+                "register",
+                "--org",
+                &org,
+                "--name",
+                "Delivered twice",
+                "--owner-name",
+                "Ops",
+                "--owner-contact",
+                "ops@example.com",
+            ],
+        )
+        .ok();
+
+    let first = rt.block_on(receiver.wait_for(1, Duration::from_secs(30)));
+    let dir = server.kill();
+    let server = Server::start_in(dir, &env);
+    let both = rt.block_on(receiver.wait_for(2, Duration::from_secs(60)));
+    assert_eq!(
+        both[1].webhook_id, first[0].webhook_id,
+        "the same webhook-id after the restart"
+    );
+    assert_eq!(both[1].body, first[0].body);
+    assert!(both.iter().all(|d| d.verified == [true]));
+    assert_eq!(both[0].event_type(), "passport.created");
+
+    // The log shows the delivery settled (the attempt cut by the kill left no record).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = server
+            .vouch(admin, &["--json", "webhooks", "deliveries", &hook])
+            .ok()
+            .json();
+        if str_of(&log, "/data/0/status") == "succeeded" {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "never settled: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(str_of(&log, "/data/0/event_id"), first[0].webhook_id);
+    assert_eq!(
+        log.pointer("/data/0/attempts/0/status_code"),
+        Some(&Value::from(200))
+    );
+    let table = server.vouch(admin, &["webhooks", "deliveries", &hook]).ok();
+    assert!(
+        table.stdout.contains("succeeded") && table.stdout.contains("HTTP 200"),
+        "{}",
+        table.stdout
+    );
+
+    // `events tail` replays from the start, filtered, then stops at --count.
+    let tailed = server
+        .vouch(
+            admin,
+            &[
+                "--json",
+                "events",
+                "tail",
+                "--type",
+                "passport.created",
+                "--last-event-id",
+                "0",
+                "--count",
+                "1",
+            ],
+        )
+        .ok();
+    let envelope: Value = serde_json::from_str(tailed.stdout.trim()).unwrap();
+    assert_eq!(envelope["id"].as_str(), Some(first[0].webhook_id.as_str()));
+    let human = server
+        .vouch(
+            admin,
+            &["events", "tail", "--last-event-id", "0", "--count", "2"],
+        )
+        .ok();
+    assert_eq!(human.stdout.lines().count(), 2, "{}", human.stdout);
+
+    // Delete; then it is gone, and asking about it is an API error (exit 1).
+    server.vouch(admin, &["webhooks", "delete", &hook]).ok();
+    let listed = server
+        .vouch(admin, &["--json", "webhooks", "list"])
+        .ok()
+        .json();
+    assert_eq!(listed["data"], serde_json::json!([]));
+    let missing = server
+        .vouch(admin, &["webhooks", "deliveries", &hook])
+        .code(1);
+    assert!(
+        missing.stderr.contains("webhook_not_found"),
+        "{}",
+        missing.stderr
+    );
+    let refused = server
+        .vouch(
+            admin,
+            &["webhooks", "create", "ftp://example.com/", "--org", &org],
+        )
+        .code(1);
+    assert!(
+        refused.stderr.contains("invalid_webhook_url"),
+        "{}",
+        refused.stderr
     );
 }

@@ -96,6 +96,10 @@ prefixed_id!(
     /// A delegation grant (SPEC §6): `dlg_…`.
     DelegationId, "dlg_", "dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6f74"
 );
+prefixed_id!(
+    /// A webhook subscription (SPEC §7): `wh_…`.
+    WebhookId, "wh_", "wh_0192f2a4c3b87d9e8f1a2b3c4d5e6f75"
+);
 
 #[cfg(test)]
 mod tests {

@@ -75,7 +75,10 @@ async fn main() {
     summary("suspend → edge refuses (403), KV + journal", refuse);
     summary("reactivate → edge serves (200), KV + journal", serve);
     summary("suspend → edge refuses (403), journal only", refuse_journal);
-    summary("reactivate → edge serves (200), journal only", serve_journal);
+    summary(
+        "reactivate → edge serves (200), journal only",
+        serve_journal,
+    );
 }
 
 /// `changes` suspensions and reactivations: the times to refuse and to serve again, in ms.

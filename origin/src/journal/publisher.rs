@@ -14,7 +14,6 @@ use vouch_core::Timestamp;
 
 use crate::error::Result;
 use crate::journal::client::{JournalClient, JournalError};
-use crate::kv::publisher::backoff_ms;
 use crate::routes::now;
 use crate::store::{KvWork, Store};
 
@@ -197,7 +196,9 @@ impl JournalPublisher {
 
     async fn schedule_retry(&self, work: &[KvWork], message: &str) -> Result<()> {
         for item in work {
-            let at = Timestamp::from_unix_millis(now().unix_millis() + backoff_ms(item.attempts));
+            let at = Timestamp::from_unix_millis(
+                now().unix_millis() + crate::backoff::jittered_ms(200, 60_000, item.attempts),
+            );
             self.store
                 .retry_journal(&self.owner, &item.key, at, message)
                 .await?;

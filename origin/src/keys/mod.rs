@@ -85,6 +85,11 @@ impl Keys {
         Ok(keys)
     }
 
+    /// The master key, which also seals webhook secrets.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
     /// A new active key; the previous one keeps being published until its tokens expired.
     pub async fn rotate(&self, actor: &str) -> Result<String> {
         let (row, _) = self.new_key()?;

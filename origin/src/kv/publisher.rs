@@ -201,27 +201,7 @@ impl Publisher {
     }
 }
 
-/// Exponential backoff with full jitter: up to `base · 2^attempts`, capped at [`BACKOFF_MAX_MS`].
-pub(crate) fn backoff_ms(attempts: i64) -> i64 {
-    use rand::Rng;
-    let ceiling = BACKOFF_BASE_MS
-        .saturating_mul(1_i64 << attempts.clamp(0, 20))
-        .min(BACKOFF_MAX_MS);
-    rand::thread_rng().gen_range(ceiling / 2..=ceiling)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempts in 0..40 {
-            let ceiling = (BACKOFF_BASE_MS << attempts.min(20)).min(BACKOFF_MAX_MS);
-            let d = backoff_ms(attempts);
-            assert!(d >= ceiling / 2 && d <= ceiling, "{attempts}: {d}");
-        }
-        assert!(backoff_ms(0) <= BACKOFF_BASE_MS);
-        assert!(backoff_ms(30) >= BACKOFF_MAX_MS / 2);
-    }
+/// The publisher's retry delay (see [`crate::backoff`]).
+fn backoff_ms(attempts: i64) -> i64 {
+    crate::backoff::jittered_ms(BACKOFF_BASE_MS, BACKOFF_MAX_MS, attempts)
 }

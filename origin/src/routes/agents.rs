@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::auth::{AgentCaller, Caller};
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::{JsonBody, MergePatchBody, OptionalJsonBody, QueryParams};
-use crate::routes::{change_event, now, wait_propagated, List, Pagination, WaitQuery};
+use crate::routes::{change_event, now, target_org, wait_propagated, List, Pagination, WaitQuery};
 use crate::secrets;
 use crate::store::{AgentChange, AgentFilter, PageRequest};
 
@@ -83,18 +83,7 @@ pub async fn register_agent(
 ) -> Result<Response> {
     caller.require_writer()?;
     let body = NewAgent::from_json(body)?;
-    let org_id = match (&caller.org_id, &body.org_id) {
-        (Some(own), None) => own.clone(),
-        (Some(own), Some(named)) if own == named => own.clone(),
-        (Some(_), Some(_)) => return Err(Error::org_not_found()),
-        (None, Some(named)) => named.clone(),
-        (None, None) => {
-            return Err(Error::field(
-                "org_id",
-                "`org_id` is required with the platform admin token",
-            ))
-        }
-    };
+    let org_id = target_org(&caller, body.org_id.clone())?;
     // An org that does not exist fails the insert's foreign key: `404 org_not_found`.
     let at = now();
     let passport = Passport::register(body, AgentId::from_uuid(Uuid::now_v7()), org_id, at)?;

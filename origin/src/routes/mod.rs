@@ -3,9 +3,11 @@
 pub mod agents;
 pub mod audit;
 pub mod delegations;
+pub mod events;
 pub mod oauth;
 pub mod ops;
 pub mod orgs;
+pub mod webhooks;
 pub mod wellknown;
 
 use serde::{Deserialize, Serialize};
@@ -140,6 +142,31 @@ impl Pagination {
 pub struct List<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+impl<T> List<T> {
+    /// The same page with each item turned into something else.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> List<U> {
+        List {
+            data: self.data.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
+/// The org a new record goes into: an org token's own (naming another org is
+/// `404 org_not_found`); the platform admin must name one.
+pub fn target_org(caller: &crate::auth::Caller, named: Option<OrgId>) -> Result<OrgId> {
+    match (&caller.org_id, named) {
+        (Some(own), None) => Ok(own.clone()),
+        (Some(own), Some(named)) if *own == named => Ok(named),
+        (Some(_), Some(_)) => Err(crate::error::Error::org_not_found()),
+        (None, Some(named)) => Ok(named),
+        (None, None) => Err(crate::error::Error::field(
+            "org_id",
+            "`org_id` is required with the platform admin token",
+        )),
+    }
 }
 
 impl<T> From<Page<T>> for List<T> {

@@ -7,11 +7,13 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod webhooks_sql;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{json, Value};
 use vouch_core::audit::{AuditDraft, AuditEvent, ChainReport, PLATFORM_CHAIN};
+use vouch_core::ids::WebhookId;
 use vouch_core::{
     AgentId, CapabilityId, EventId, Health, OrgId, Passport, Region, Status, Timestamp, TokenId,
 };
@@ -468,6 +470,225 @@ pub trait OutboxStore {
     async fn outbox_after(&self, after_id: i64, limit: u32) -> Result<Vec<OutboxRow>>;
 }
 
+/// A webhook subscription as stored (its secrets sealed with the master key).
+#[derive(Clone, Debug)]
+pub struct WebhookRecord {
+    pub webhook_id: WebhookId,
+    pub org_id: OrgId,
+    pub url: String,
+    pub description: String,
+    /// Event types as given (`*` for all).
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// The current signing secret, sealed.
+    pub secret: String,
+    /// The secret before the last rotation, sealed; it also signs until `previous_until`.
+    pub previous_secret: Option<String>,
+    pub previous_until: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_success_at: Option<Timestamp>,
+}
+
+/// A delivery due now, leased to one sender.
+#[derive(Clone, Debug)]
+pub struct DeliveryWork {
+    pub delivery_id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// Failed attempts in the current retry schedule.
+    pub retry_index: i64,
+    pub created_at: Timestamp,
+    /// The event envelope, sent as it is.
+    pub payload: String,
+    pub webhook: WebhookRecord,
+}
+
+/// One delivery attempt, as recorded.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    pub started_at: Timestamp,
+    pub duration_ms: i64,
+    /// The receiver's HTTP status, when it answered.
+    pub status_code: Option<u16>,
+    /// Why the attempt failed, when it did.
+    pub error: Option<String>,
+    /// The start of the receiver's answer (at most 1 KiB), for debugging.
+    pub response_body: Option<String>,
+    /// When the next attempt is due; `null` when this one settled the delivery.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// How an attempt leaves its delivery.
+#[derive(Clone, Debug)]
+pub enum Settle {
+    Succeeded,
+    /// Failed; try again at this time.
+    Retry(Timestamp),
+    /// Failed and the retry schedule is exhausted. If the subscription has had no success since
+    /// the delivery was created, it is disabled with `disable` (a `webhook.disabled` event).
+    Exhausted {
+        disable: ChangeEvent,
+    },
+}
+
+/// One event's delivery to one subscription, with every attempt.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// The event delivered; also the `webhook-id` header of every attempt.
+    pub event_id: String,
+    pub event_type: String,
+    pub webhook_id: String,
+    /// `pending`, `succeeded` or `failed` (retries exhausted).
+    pub status: String,
+    pub attempt_count: i64,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Oldest first.
+    pub attempts: Vec<Attempt>,
+    #[serde(skip)]
+    pub(crate) id: i64,
+}
+
+/// Whose events a live stream shows.
+#[derive(Clone, Debug)]
+pub enum StreamScope {
+    /// Every event (the platform admin).
+    All,
+    /// One org's events, and the platform's signing-key rotations.
+    Org(OrgId),
+    /// Events about one agent (its own API key).
+    Agent(AgentId),
+}
+
+/// A place in the outbox, in the order the stream reads it: `(tx, id)` (Postgres: the writing
+/// transaction, so rows that commit late are not stepped over; SQLite, whose writes are
+/// serial: always 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamPos {
+    pub tx: i64,
+    pub id: i64,
+}
+
+/// An outbox row as the stream sends it.
+#[derive(Clone, Debug)]
+pub struct StreamRow {
+    pub pos: StreamPos,
+    pub event_type: String,
+    pub payload: String,
+}
+
+/// Webhook subscriptions, their deliveries, and the live stream's reads of the outbox.
+#[async_trait]
+pub trait WebhookStore {
+    async fn create_webhook(&self, webhook: &WebhookRecord, event: &ChangeEvent) -> Result<()>;
+    async fn get_webhook(&self, scope: &Scope, id: &WebhookId) -> Result<Option<WebhookRecord>>;
+    /// Newest first.
+    async fn list_webhooks(&self, scope: &Scope, page: &PageRequest)
+        -> Result<Page<WebhookRecord>>;
+    /// Writes a changed subscription (its event types too) with `event`. Enabling it makes
+    /// its waiting deliveries due at once.
+    async fn update_webhook(&self, webhook: &WebhookRecord, event: &ChangeEvent) -> Result<()>;
+    /// Deletes a subscription and its delivery log, with `event`; `false` if there was none.
+    async fn delete_webhook(
+        &self,
+        scope: &Scope,
+        id: &WebhookId,
+        event: &ChangeEvent,
+    ) -> Result<bool>;
+    /// Leases up to `limit` due deliveries of enabled subscriptions, for `lease_ms`, to `owner`.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DeliveryWork>>;
+    /// Records `attempt` and settles the delivery as `outcome` says, in one transaction.
+    async fn settle_delivery(
+        &self,
+        owner: &str,
+        work: &DeliveryWork,
+        attempt: &Attempt,
+        outcome: &Settle,
+    ) -> Result<()>;
+    /// A subscription's deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        webhook_id: &WebhookId,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>>;
+    /// Makes a delivery due now with a fresh retry schedule; `None` if there is no such delivery.
+    async fn redeliver(
+        &self,
+        webhook_id: &WebhookId,
+        event_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>>;
+    /// Pending deliveries of enabled subscriptions, and when the oldest of them was created.
+    async fn delivery_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
+    /// Outbox rows visible to `scope` after `after`, in stream order.
+    async fn stream_after(
+        &self,
+        scope: &StreamScope,
+        after: StreamPos,
+        limit: u32,
+    ) -> Result<Vec<StreamRow>>;
+    /// Where the stream stands after the outbox row `id`; `None` if there is no such row.
+    async fn stream_pos_of(&self, id: i64) -> Result<Option<StreamPos>>;
+    /// Where a stream of events "from now on" starts: a position, and the ids of rows after it
+    /// that are already committed (to skip). (On Postgres a transaction still running may take
+    /// an earlier place than one already committed; it must not be stepped over.)
+    async fn stream_head(&self) -> Result<(StreamPos, Vec<i64>)>;
+}
+
+/// Wake-ups after commits, for the background workers and live streams of this process
+/// (other replicas' commits are found by polling).
+pub struct Signals {
+    /// A commit may have left work for the KV publisher.
+    pub kv: tokio::sync::Notify,
+    /// A commit may have left work for the journal publisher.
+    pub journal: tokio::sync::Notify,
+    /// The journal publisher stored something (`?wait=propagated` listens).
+    pub journal_stored: tokio::sync::Notify,
+    pub webhooks: tokio::sync::Notify,
+    events: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Signals {
+            kv: tokio::sync::Notify::new(),
+            journal: tokio::sync::Notify::new(),
+            journal_stored: tokio::sync::Notify::new(),
+            webhooks: tokio::sync::Notify::new(),
+            events: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl Signals {
+    /// Called after every commit that recorded events.
+    pub fn committed(&self) {
+        self.kv.notify_one();
+        self.journal.notify_one();
+        self.webhooks.notify_one();
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes whenever a commit recorded events.
+    pub fn events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+}
+
 /// Everything the HTTP layer needs from storage.
 #[async_trait]
 pub trait Store:
@@ -480,32 +701,14 @@ pub trait Store:
     + JournalOutboxStore
     + KeyStore
     + DelegationStore
+    + WebhookStore
     + Send
     + Sync
 {
     async fn ping(&self) -> Result<()>;
     fn backend(&self) -> &'static str;
-    /// Wakes the publishers after commits, and `?wait=propagated` after journal appends.
+    /// Wake-ups for the publishers, the webhook sender, live streams and `?wait=propagated`.
     fn signals(&self) -> &Signals;
-}
-
-/// In-process wake-ups; every waiter also polls, for the work of other replicas.
-#[derive(Default)]
-pub struct Signals {
-    /// A commit may have left work for the KV publisher.
-    pub kv: tokio::sync::Notify,
-    /// A commit may have left work for the journal publisher.
-    pub journal: tokio::sync::Notify,
-    /// The journal publisher stored something.
-    pub journal_stored: tokio::sync::Notify,
-}
-
-impl Signals {
-    /// After a commit that queued work.
-    pub fn changed(&self) {
-        self.kv.notify_one();
-        self.journal.notify_one();
-    }
 }
 
 /// Opens the database `url` names (`sqlite://…` or `postgres://…`) and runs its migrations.

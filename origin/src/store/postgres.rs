@@ -36,5 +36,6 @@ crate::store::sql::sql_store!(
     sqlx::Postgres,
     for_update = " FOR UPDATE",
     skip_locked = " FOR UPDATE SKIP LOCKED",
-    one_trip_append = true
+    one_trip_append = true,
+    txid_stream = true
 );

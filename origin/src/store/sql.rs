@@ -6,7 +6,7 @@
 
 /// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, for_update = $lock:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal) => {
+    ($store:ty, $db:ty, for_update = $lock:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal, txid_stream = $txid:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
         use vouch_core::audit::{verify_chain, AuditEvent, ChainReport, GENESIS_HASH};
@@ -44,6 +44,7 @@ macro_rules! sql_store {
             if let Some(key) = event.journal_key() {
                 mark_queue(tx, "journal_outbox", &key, event.target_type, &event.target_id, event.version, event.created_at).await?;
             }
+            queue_webhooks(tx, event).await?;
             // One statement creates the chain or takes its next sequence number, and returns the
             // hash to link to (a new chain links to the genesis hash).
             let chain = event.chain_id();
@@ -88,6 +89,38 @@ macro_rules! sql_store {
                     .execute(&mut **tx)
                     .await?;
             }
+            Ok(())
+        }
+
+        /// Queues one delivery of `event` per enabled subscription that wants it (of the event's
+        /// org; of every org for platform-wide events).
+        async fn queue_webhooks(tx: &mut Tx, event: &ChangeEvent) -> Result<()> {
+            let Some((kind, typed)) = crate::webhooks::events::filter_names(event) else {
+                return Ok(());
+            };
+            // An org's event looks at that org's subscriptions only (an index lookup); a
+            // platform-wide one at all of them.
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, created_at, updated_at) \
+                 SELECT w.webhook_id, ",
+            );
+            qb.push_bind(event.event_id.as_str().to_owned());
+            for _ in 0..3 {
+                qb.push(", ").push_bind(event.created_at.unix_millis());
+            }
+            qb.push(" FROM webhooks w WHERE w.status = 'enabled'");
+            if let Some(org) = &event.org_id {
+                qb.push(" AND w.org_id = ").push_bind(org.as_str().to_owned());
+            }
+            qb.push(
+                " AND EXISTS (SELECT 1 FROM webhook_event_types t WHERE t.webhook_id = w.webhook_id \
+                 AND t.event_type IN (",
+            );
+            qb.push_bind(kind.to_owned())
+                .push(", ")
+                .push_bind(typed.unwrap_or(kind).to_owned())
+                .push(", '*'))");
+            qb.build().execute(&mut **tx).await?;
             Ok(())
         }
 
@@ -328,7 +361,7 @@ macro_rules! sql_store {
                     .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.signals.changed();
+                self.signals.committed();
                 Ok(())
             }
 
@@ -359,7 +392,7 @@ macro_rules! sql_store {
                 .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.signals.changed();
+                self.signals.committed();
                 Ok(())
             }
 
@@ -405,6 +438,7 @@ macro_rules! sql_store {
                 }
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
+                self.signals.committed();
                 Ok(true)
             }
 
@@ -416,6 +450,7 @@ macro_rules! sql_store {
                 if done.rows_affected() > 0 {
                     record_event(&mut tx, event).await?;
                     tx.commit().await?;
+                    self.signals.committed();
                 }
                 Ok(done.rows_affected())
             }
@@ -450,7 +485,7 @@ macro_rules! sql_store {
                 index_agent(&mut tx, passport, false).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.signals.changed();
+                self.signals.committed();
                 Ok(())
             }
 
@@ -544,7 +579,7 @@ macro_rules! sql_store {
                     revoke_grants_of(&mut tx, &next.agent_id, &change.event.actor, next.updated_at).await?;
                 }
                 tx.commit().await?;
-                self.signals.changed();
+                self.signals.committed();
                 Ok(Mutated { before: current, after: next })
             }
 
@@ -655,6 +690,9 @@ macro_rules! sql_store {
             }
         }
 
+
+        crate::store::webhooks_sql::webhook_store!($store, $db, skip_locked = $skip, txid_stream = $txid);
+
         #[async_trait]
         impl crate::store::DelegationStore for $store {
             async fn create_delegation(&self, record: &crate::store::DelegationRecord, event: &ChangeEvent) -> Result<()> {
@@ -701,7 +739,7 @@ macro_rules! sql_store {
                 .await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.signals.changed();
+                self.signals.committed();
                 Ok(())
             }
 
@@ -738,7 +776,7 @@ macro_rules! sql_store {
                 let record = delegation_from_row(&row)?;
                 record_event(&mut tx, &record.revoked_event(actor, reason)).await?;
                 tx.commit().await?;
-                self.signals.changed();
+                self.signals.committed();
                 Ok(Some(record))
             }
 
@@ -819,7 +857,7 @@ macro_rules! sql_store {
                 write_document(&mut tx, "jwks", &body, key.created_at).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
-                self.signals.changed();
+                self.signals.committed();
                 Ok(())
             }
 
@@ -829,7 +867,7 @@ macro_rules! sql_store {
                 let wrote = write_document(&mut tx, "jwks", &body, now).await?;
                 tx.commit().await?;
                 if wrote {
-                    self.signals.changed();
+                    self.signals.committed();
                 }
                 Ok(wrote)
             }
@@ -840,7 +878,7 @@ macro_rules! sql_store {
                 if wrote {
                     record_event(&mut tx, event).await?;
                     tx.commit().await?;
-                    self.signals.changed();
+                    self.signals.committed();
                 }
                 Ok(wrote)
             }
@@ -1031,7 +1069,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                self.signals.changed();
+                self.signals.committed();
                 Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
             }
 

@@ -49,5 +49,6 @@ crate::store::sql::sql_store!(
     sqlx::Sqlite,
     for_update = "",
     skip_locked = "",
-    one_trip_append = false
+    one_trip_append = false,
+    txid_stream = false
 );

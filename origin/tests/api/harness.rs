@@ -31,7 +31,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     db: Database,
     pub store: std::sync::Arc<dyn store::Store>,
+    pub keys: std::sync::Arc<vouch_origin::keys::Keys>,
     server: tokio::task::JoinHandle<()>,
+    sender: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A response: status, headers and JSON body (`Value::Null` when empty).
@@ -69,7 +71,11 @@ impl Reply {
 }
 
 impl TestApp {
-    pub async fn start(backend: Backend) -> Option<TestApp> {
+    /// With `webhooks`: those settings, and the webhook sender running.
+    pub async fn start_with(
+        backend: Backend,
+        webhooks: Option<vouch_origin::webhooks::WebhookSettings>,
+    ) -> Option<TestApp> {
         let db = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -95,9 +101,17 @@ impl TestApp {
             }
         };
         let store = store::connect(db.url()).await.unwrap();
-        let (state, _) = app::bootstrap(store.clone(), boot(Some(ADMIN)))
+        let (mut state, _) = app::bootstrap(store.clone(), boot(Some(ADMIN)))
             .await
             .unwrap();
+        let keys = state.keys.clone();
+        let sender = webhooks.map(|settings| {
+            state.webhooks = settings.clone();
+            let sender =
+                vouch_origin::webhooks::Dispatcher::new(store.clone(), keys.clone(), settings)
+                    .unwrap();
+            tokio::spawn(sender.run(state.stopping.subscribe()))
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
@@ -108,7 +122,9 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             store,
+            keys,
             server,
+            sender,
         })
     }
 
@@ -270,6 +286,9 @@ impl Database {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(sender) = &self.sender {
+            sender.abort();
+        }
         if let Database::Postgres {
             admin_url, name, ..
         } = &self.db

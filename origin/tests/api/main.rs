@@ -11,16 +11,19 @@ mod isolation;
 mod lifecycle;
 mod ops;
 mod outbox;
+#[path = "../support/receiver.rs"]
+mod receiver;
 mod tokens;
+mod webhooks;
 
 /// Generates one test per case and backend: `sqlite::case` and `postgres::case`.
 macro_rules! on_both_databases {
-    ($($case:ident => $path:path),* $(,)?) => {
+    ($($case:ident => $path:path $([$webhooks:expr])?),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let app = crate::harness::TestApp::start(crate::harness::Backend::Sqlite)
+                    let app = crate::harness::TestApp::start_with(crate::harness::Backend::Sqlite, None $(.or(Some($webhooks)))?)
                         .await
                         .expect("sqlite always runs");
                     $path(&app).await;
@@ -31,7 +34,7 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let Some(app) = crate::harness::TestApp::start(crate::harness::Backend::Postgres).await else {
+                    let Some(app) = crate::harness::TestApp::start_with(crate::harness::Backend::Postgres, None $(.or(Some($webhooks)))?).await else {
                         eprintln!("skipped: set VOUCH_TEST_POSTGRES_URL to run the Postgres suite");
                         return;
                     };
@@ -77,4 +80,11 @@ on_both_databases! {
     signing_keys_rotate => crate::tokens::signing_keys_rotate,
     generated_platform_token => crate::ops::generated_platform_token,
     configured_platform_token_without_prefix => crate::ops::configured_platform_token_without_prefix,
+    webhook_event_types => crate::webhooks::every_event_type_once_per_change [crate::webhooks::fast()],
+    webhook_retries => crate::webhooks::retries_keep_the_webhook_id [crate::webhooks::fast()],
+    webhook_disabled_after_failures => crate::webhooks::failing_subscription_is_disabled [crate::webhooks::impatient()],
+    webhook_secret_rotation => crate::webhooks::secret_rotation_signs_with_both [crate::webhooks::fast()],
+    webhook_private_addresses => crate::webhooks::private_addresses_are_refused,
+    webhook_isolation_and_roles => crate::webhooks::isolation_and_roles,
+    event_stream_resume => crate::webhooks::event_stream_resumes_without_gaps,
 }

@@ -63,6 +63,12 @@ pub enum Command {
     /// Token-signing keys (platform admin).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Webhook subscriptions and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// The live event stream.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Exchange an agent's API key for a short-lived access token (for scripts and demos).
     Token(TokenArgs),
 }
@@ -96,6 +102,90 @@ pub enum DelegationsCommand {
     Revoke {
         #[arg(value_name = "DELEGATION_ID")]
         delegation_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Subscribe a URL to events; the signing secret (`whsec_…`) is shown once.
+    Create {
+        /// Where to POST events (https; http and private addresses only if the origin allows
+        /// them). A positional argument: `--url` is the origin's address.
+        #[arg(value_name = "URL")]
+        endpoint: String,
+        /// An event type to receive, e.g. `agent.suspended` (repeat for several; default: all).
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+        /// A note for humans.
+        #[arg(long)]
+        description: Option<String>,
+        /// The organization (`org_…`); required with the platform token, implied by an org token.
+        #[arg(long, value_name = "ORG_ID")]
+        org: Option<String>,
+    },
+    /// List subscriptions, newest first.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one subscription.
+    Show {
+        #[arg(value_name = "WEBHOOK_ID")]
+        webhook_id: String,
+    },
+    /// Delete a subscription: nothing more is sent to it.
+    Delete {
+        #[arg(value_name = "WEBHOOK_ID")]
+        webhook_id: String,
+    },
+    /// Enable a subscription again (after it was disabled for failing, or by hand).
+    Enable {
+        #[arg(value_name = "WEBHOOK_ID")]
+        webhook_id: String,
+    },
+    /// Pause a subscription: events are not queued for it until it is enabled.
+    Disable {
+        #[arg(value_name = "WEBHOOK_ID")]
+        webhook_id: String,
+    },
+    /// Rotate the signing secret; the old one keeps signing beside it for the grace period.
+    RotateSecret {
+        #[arg(value_name = "WEBHOOK_ID")]
+        webhook_id: String,
+        /// Seconds the previous secret stays valid (0 to 604800; the API's default is 86400).
+        #[arg(long, value_name = "SECONDS")]
+        grace_period_seconds: Option<i64>,
+    },
+    /// A subscription's deliveries and their attempts, newest first.
+    Deliveries {
+        #[arg(value_name = "WEBHOOK_ID")]
+        webhook_id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Send an event to a subscription again, now (same `webhook-id`).
+    Redeliver {
+        #[arg(value_name = "WEBHOOK_ID")]
+        webhook_id: String,
+        /// The event (`evt_…`), as listed by `deliveries`.
+        #[arg(value_name = "EVENT_ID")]
+        event_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Follow events as they happen (Server-Sent Events), reconnecting where it left off.
+    Tail {
+        /// Only this event type, e.g. `agent.suspended` (repeat for several).
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// Start after this event id (`0`: from the first event); default: from now on.
+        #[arg(long, value_name = "ID")]
+        last_event_id: Option<String>,
+        /// Stop after this many events.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
     },
 }
 
@@ -402,6 +492,30 @@ mod tests {
             "suspended"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn a_webhook_url_is_not_the_origin_url() {
+        let cli = Cli::try_parse_from([
+            "vouch",
+            "--url",
+            "http://origin",
+            "webhooks",
+            "create",
+            "https://hooks.example/x",
+            "--event",
+            "agent.suspended",
+        ])
+        .unwrap();
+        assert_eq!(cli.url, "http://origin");
+        let Command::Webhooks(WebhooksCommand::Create {
+            endpoint, events, ..
+        }) = cli.command
+        else {
+            panic!("not webhooks create");
+        };
+        assert_eq!(endpoint, "https://hooks.example/x");
+        assert_eq!(events, ["agent.suspended"]);
     }
 
     #[test]

@@ -73,6 +73,8 @@ impl Call {
 
 pub struct Client {
     http: Http,
+    /// For event streams: no overall time limit.
+    streaming: Http,
     base: Url,
     token: Option<String>,
 }
@@ -89,14 +91,15 @@ impl Client {
                 "--url / VOUCH_URL must be an http:// or https:// URL, not `{base}`"
             )));
         }
-        let http = Http::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("vouch-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CliError::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        let http = http_client(Some(REQUEST_TIMEOUT))?;
+        let streaming = http_client(None)?;
         let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        Ok(Client { http, base, token })
+        Ok(Client {
+            http,
+            streaming,
+            base,
+            token,
+        })
     }
 
     /// The origin's base URL, as the user gave it (for messages).
@@ -123,14 +126,39 @@ impl Client {
         Ok(url)
     }
 
-    /// Sends `call` with the admin token; the JSON body of a 2xx answer (`null` when empty).
-    pub fn send(&self, call: Call) -> Result<Value> {
-        let token = self.token.as_deref().ok_or_else(|| {
+    fn token(&self) -> Result<&str> {
+        self.token.as_deref().ok_or_else(|| {
             CliError::Usage(
                 "no admin token: pass --token vk_admin_… or set the VOUCH_TOKEN environment variable"
                     .into(),
             )
-        })?;
+        })
+    }
+
+    /// Opens `call` as a Server-Sent Events stream (resuming after `last_event_id`): the
+    /// answer, to be read line by line; an error answer becomes the API's error.
+    pub fn open_stream(&self, call: Call, last_event_id: Option<&str>) -> Result<Response> {
+        let mut request = self
+            .streaming
+            .get(self.url(&call)?)
+            .bearer_auth(self.token()?)
+            .header(ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().map_err(|e| self.unreachable(&e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        match self.read(response) {
+            Err(e) => Err(e),
+            Ok(_) => Err(CliError::Protocol("the event stream was refused".into())),
+        }
+    }
+
+    /// Sends `call` with the admin token; the JSON body of a 2xx answer (`null` when empty).
+    pub fn send(&self, call: Call) -> Result<Value> {
+        let token = self.token()?;
         let url = self.url(&call)?;
         let mut request = self
             .http
@@ -204,6 +232,17 @@ impl Client {
             reason,
         }
     }
+}
+
+fn http_client(timeout: Option<Duration>) -> Result<Http> {
+    let mut builder = Http::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(concat!("vouch-cli/", env!("CARGO_PKG_VERSION")));
+    // A blocking client's default is 30 s: a stream must not be cut then.
+    builder = builder.timeout(timeout);
+    builder
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot set up the HTTP client: {e}")))
 }
 
 /// `(error, message, field)` of an API error body.

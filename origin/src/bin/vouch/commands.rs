@@ -8,8 +8,8 @@ use vouch_core::audit::{BreakKind, ChainReport};
 use vouch_core::Status;
 
 use crate::args::{
-    AgentsCommand, AuditCommand, Cli, Command, DelegationsCommand, KeysCommand, ListArgs,
-    OrgsCommand, PageArgs, RegisterArgs, StatusArgs, TokensCommand,
+    AgentsCommand, AuditCommand, Cli, Command, DelegationsCommand, EventsCommand, KeysCommand,
+    ListArgs, OrgsCommand, PageArgs, RegisterArgs, StatusArgs, TokensCommand, WebhooksCommand,
 };
 use crate::client::{Call, Client, MERGE_PATCH};
 use crate::error::{CliError, Result};
@@ -55,6 +55,12 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Agents(cmd) => agents(&client, out, cmd),
         Command::Audit(cmd) => audit(&client, out, cmd),
         Command::Delegations(cmd) => delegations(&client, out, cmd),
+        Command::Webhooks(cmd) => webhooks(&client, out, cmd),
+        Command::Events(EventsCommand::Tail {
+            types,
+            last_event_id,
+            count,
+        }) => tail(&client, out, types, last_event_id.clone(), *count),
         Command::Keys(KeysCommand::Rotate) => {
             let rotated = client.send(Call::post(&["v1", "keys", "rotate"]))?;
             out.show(&rotated, |r| {
@@ -146,6 +152,212 @@ fn delegations(client: &Client, out: &Output, cmd: &DelegationsCommand) -> Resul
     };
     out.show(&grant, |g| render::object(g, &DELEGATION_FIELDS));
     Ok(())
+}
+
+const WEBHOOK_FIELDS: [&str; 11] = [
+    "webhook_id",
+    "org_id",
+    "url",
+    "events",
+    "status",
+    "disabled_reason",
+    "description",
+    "last_success_at",
+    "previous_secret_expires_at",
+    "created_at",
+    "updated_at",
+];
+
+fn webhooks(client: &Client, out: &Output, cmd: &WebhooksCommand) -> Result<()> {
+    let path = |id: &str| vec!["v1".to_owned(), "webhooks".to_owned(), id.to_owned()];
+    let toggle = |id: &str, enabled: bool| {
+        Call::new(Method::PATCH, &path(id)).json(json!({ "enabled": enabled }))
+    };
+    let hook = match cmd {
+        WebhooksCommand::Create {
+            endpoint,
+            events,
+            description,
+            org,
+        } => {
+            let mut body = json!({ "url": endpoint, "events": events });
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if let Some(org) = org {
+                body["org_id"] = json!(org);
+            }
+            let created = client.send(Call::post(&["v1", "webhooks"]).json(body))?;
+            out.show(&created, |created| {
+                let (public, secret) = split_secret(created, "secret");
+                format!(
+                    "Created webhook {}.\n{}\n\n{}",
+                    str_field(created, "webhook_id"),
+                    render::object(&public, &WEBHOOK_FIELDS),
+                    render::secret("Signing secret", &secret)
+                )
+            });
+            return Ok(());
+        }
+        WebhooksCommand::List { page } => {
+            let list = client.send(paged(Call::get(&["v1", "webhooks"]), page))?;
+            out.show(&list, |list| {
+                let table = |items: &[Value]| {
+                    render::columns(
+                        items,
+                        &[
+                            ("WEBHOOK ID", "webhook_id"),
+                            ("URL", "url"),
+                            ("EVENTS", "events"),
+                            ("STATUS", "status"),
+                            ("LAST SUCCESS", "last_success_at"),
+                        ],
+                    )
+                };
+                list_text(list, "No webhooks.", table, "vouch webhooks list", page)
+            });
+            return Ok(());
+        }
+        WebhooksCommand::Deliveries { webhook_id, page } => {
+            let mut segments = path(webhook_id);
+            segments.push("deliveries".into());
+            let list = client.send(paged(Call::get(&segments), page))?;
+            out.show(&list, |list| {
+                let base = format!("vouch webhooks deliveries {}", shell_word(webhook_id));
+                list_text(list, "No deliveries.", render::deliveries, &base, page)
+            });
+            return Ok(());
+        }
+        WebhooksCommand::Redeliver {
+            webhook_id,
+            event_id,
+        } => {
+            let mut segments = path(webhook_id);
+            segments.extend(["deliveries".into(), event_id.clone(), "redeliver".into()]);
+            let delivery = client.send(Call::post(&segments))?;
+            out.show(&delivery, |d| {
+                format!(
+                    "Event {} will be sent to webhook {} again now.",
+                    str_field(d, "event_id"),
+                    str_field(d, "webhook_id")
+                )
+            });
+            return Ok(());
+        }
+        WebhooksCommand::RotateSecret {
+            webhook_id,
+            grace_period_seconds,
+        } => {
+            let mut segments = path(webhook_id);
+            segments.extend(["secret".into(), "rotate".into()]);
+            let mut body = json!({});
+            if let Some(grace) = grace_period_seconds {
+                body["grace_period_seconds"] = json!(grace);
+            }
+            let rotated = client.send(Call::post(&segments).json(body))?;
+            out.show(&rotated, |rotated| {
+                let (public, secret) = split_secret(rotated, "secret");
+                format!(
+                    "Rotated the signing secret of webhook {}.\n{}\n\n{}",
+                    str_field(rotated, "webhook_id"),
+                    render::object(&public, &["webhook_id", "previous_secret_expires_at"]),
+                    render::secret("New signing secret", &secret)
+                )
+            });
+            return Ok(());
+        }
+        WebhooksCommand::Delete { webhook_id } => {
+            client.send(Call::new(Method::DELETE, &path(webhook_id)))?;
+            let gone = json!({ "webhook_id": webhook_id, "deleted": true });
+            out.show(&gone, |_| format!("Deleted webhook {webhook_id}."));
+            return Ok(());
+        }
+        WebhooksCommand::Show { webhook_id } => client.send(Call::get(&path(webhook_id)))?,
+        WebhooksCommand::Enable { webhook_id } => client.send(toggle(webhook_id, true))?,
+        WebhooksCommand::Disable { webhook_id } => client.send(toggle(webhook_id, false))?,
+    };
+    out.show(&hook, |h| render::object(h, &WEBHOOK_FIELDS));
+    Ok(())
+}
+
+/// `vouch events tail`: prints each event of the stream as it comes (one JSON envelope per
+/// line with `--json`), reconnecting after the last one seen when the stream drops.
+fn tail(
+    client: &Client,
+    out: &Output,
+    types: &[String],
+    mut last: Option<String>,
+    count: Option<u64>,
+) -> Result<()> {
+    use std::io::BufRead;
+    let mut printed = 0;
+    let mut connected = false;
+    loop {
+        if count.is_some_and(|n| printed >= n) {
+            return Ok(());
+        }
+        let call = Call::get(&["v1", "events", "stream"])
+            .query("types", (!types.is_empty()).then(|| types.join(",")));
+        let response = match client.open_stream(call, last.as_deref()) {
+            Ok(response) => response,
+            // Once streaming worked, a restart of the origin is waited out.
+            Err(CliError::Unreachable { .. }) if connected => {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        connected = true;
+        let (mut id, mut data) = (None::<String>, String::new());
+        for line in io::BufReader::new(response).lines() {
+            let Ok(line) = line else { break };
+            if let Some(value) = line.strip_prefix("id:") {
+                id = Some(value.trim().to_owned());
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push_str(value.trim_start());
+            } else if line.is_empty() && !data.is_empty() {
+                let envelope: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                if out.json {
+                    out.text(&envelope.to_string());
+                } else {
+                    out.text(&event_line(&envelope));
+                }
+                last = id.take().or(last);
+                data.clear();
+                printed += 1;
+                if count.is_some_and(|n| printed >= n) {
+                    return Ok(());
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// One event as a line: time, type (and typed name), what it is about, event id.
+fn event_line(envelope: &Value) -> String {
+    let data = &envelope["data"];
+    let about = [
+        &data["agent_id"],
+        &data["passport"]["agent_id"],
+        &data["delegation_id"],
+        &data["kid"],
+        &data["webhook_id"],
+        &data["webhook"]["webhook_id"],
+    ]
+    .into_iter()
+    .find_map(Value::as_str)
+    .unwrap_or("-");
+    let typed = data["typed_event"]
+        .as_str()
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default();
+    format!(
+        "{}  {}{typed}  {about}  {}",
+        str_field(envelope, "created_at"),
+        str_field(envelope, "type"),
+        str_field(envelope, "id"),
+    )
 }
 
 fn tokens(client: &Client, out: &Output, cmd: &TokensCommand) -> Result<()> {

@@ -179,6 +179,67 @@ pub fn agents(items: &[Value]) -> String {
     t.to_string()
 }
 
+/// Items as a table with these `(header, field)` columns.
+pub fn columns(items: &[Value], columns: &[(&str, &str)]) -> String {
+    let mut t = table();
+    t.set_header(
+        columns
+            .iter()
+            .map(|(header, _)| *header)
+            .collect::<Vec<_>>(),
+    );
+    for item in items {
+        t.add_row(
+            columns
+                .iter()
+                .map(|(_, key)| field(item, key))
+                .collect::<Vec<_>>(),
+        );
+    }
+    t.to_string()
+}
+
+/// Webhook deliveries as a table, one row per delivery with its last attempt.
+pub fn deliveries(items: &[Value]) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "EVENT ID",
+        "TYPE",
+        "STATUS",
+        "ATTEMPTS",
+        "LAST RESULT",
+        "NEXT ATTEMPT",
+        "CREATED",
+    ]);
+    for item in items {
+        let last = item
+            .get("attempts")
+            .and_then(Value::as_array)
+            .and_then(|a| a.last())
+            .map(|a| {
+                match (
+                    a.get("status_code").and_then(Value::as_u64),
+                    a.get("error").and_then(Value::as_str),
+                ) {
+                    (Some(code), _) => format!("HTTP {code} ({} ms)", field(a, "duration_ms")),
+                    (None, Some(error)) => error.to_owned(),
+                    (None, None) => "-".to_owned(),
+                }
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        t.add_row(vec![
+            field(item, "event_id"),
+            field(item, "event_type"),
+            field(item, "status"),
+            field(item, "attempt_count"),
+            last,
+            field(item, "next_attempt_at"),
+            field(item, "created_at"),
+        ]);
+    }
+    t.to_string()
+}
+
 /// Audit events as a table.
 pub fn events(items: &[Value]) -> String {
     let mut t = table();

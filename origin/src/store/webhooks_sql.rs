@@ -1,0 +1,497 @@
+//! The SQL of [`crate::store::WebhookStore`], instantiated inside `sql_store!` for each
+//! database (it uses that expansion's `Tx` and `record_event`).
+
+/// Implements `WebhookStore` for `$store`. `txid_stream`: the outbox has a `txid` column
+/// (Postgres) and the stream reads in `(txid, id)` order below the oldest running transaction;
+/// otherwise (SQLite, serial writes) `id` order is commit order.
+macro_rules! webhook_store {
+    ($store:ty, $db:ty, skip_locked = $skip:literal, txid_stream = $txid:literal) => {
+        const WEBHOOK_COLUMNS: &str = "w.webhook_id, w.org_id, w.url, w.description, w.events, \
+             w.status, w.disabled_reason, w.secret, w.previous_secret, w.previous_until, \
+             w.created_at, w.updated_at, w.last_success_at";
+
+        const DELIVERY_COLUMNS: &str = "d.id AS d_id, d.event_id AS d_event_id, \
+             d.webhook_id AS d_webhook_id, d.state AS d_state, d.attempts AS d_attempts, \
+             d.retry_index AS d_retry_index, d.next_attempt_at AS d_next_attempt_at, \
+             d.created_at AS d_created_at, d.updated_at AS d_updated_at, o.event_type AS o_event_type";
+
+        fn webhook_from_row(row: &<$db as sqlx::Database>::Row) -> Result<crate::store::WebhookRecord> {
+            let bad = |e: vouch_core::ids::IdError| Error::internal(anyhow::anyhow!("{e}"));
+            let at = |v: Option<i64>| v.map(Timestamp::from_unix_millis);
+            let events: String = row.try_get("events")?;
+            let status: String = row.try_get("status")?;
+            Ok(crate::store::WebhookRecord {
+                webhook_id: vouch_core::ids::WebhookId::parse(&row.try_get::<String, _>("webhook_id")?).map_err(bad)?,
+                org_id: OrgId::parse(&row.try_get::<String, _>("org_id")?).map_err(bad)?,
+                url: row.try_get("url")?,
+                description: row.try_get("description")?,
+                events: serde_json::from_str(&events).map_err(Error::internal)?,
+                enabled: status == "enabled",
+                disabled_reason: row.try_get("disabled_reason")?,
+                secret: row.try_get("secret")?,
+                previous_secret: row.try_get("previous_secret")?,
+                previous_until: at(row.try_get("previous_until")?),
+                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+                last_success_at: at(row.try_get("last_success_at")?),
+            })
+        }
+
+        fn delivery_from_row(row: &<$db as sqlx::Database>::Row) -> Result<crate::store::Delivery> {
+            let state: String = row.try_get("d_state")?;
+            let next: i64 = row.try_get("d_next_attempt_at")?;
+            Ok(crate::store::Delivery {
+                id: row.try_get("d_id")?,
+                event_id: row.try_get("d_event_id")?,
+                event_type: row.try_get("o_event_type")?,
+                webhook_id: row.try_get("d_webhook_id")?,
+                next_attempt_at: (state == "pending").then(|| Timestamp::from_unix_millis(next)),
+                status: state,
+                attempt_count: i64::from(row.try_get::<i32, _>("d_attempts")?),
+                created_at: Timestamp::from_unix_millis(row.try_get("d_created_at")?),
+                updated_at: Timestamp::from_unix_millis(row.try_get("d_updated_at")?),
+                attempts: Vec::new(),
+            })
+        }
+
+        /// Fills in the attempts of `deliveries`.
+        async fn with_attempts<'e, E>(executor: E, mut deliveries: Vec<crate::store::Delivery>) -> Result<Vec<crate::store::Delivery>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            if deliveries.is_empty() {
+                return Ok(deliveries);
+            }
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, response_body, \
+                 next_attempt_at FROM webhook_attempts WHERE delivery_id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for d in &deliveries {
+                list.push_bind(d.id);
+            }
+            qb.push(") ORDER BY delivery_id, attempt");
+            let rows = qb.build().fetch_all(executor).await?;
+            for row in &rows {
+                let delivery_id: i64 = row.try_get("delivery_id")?;
+                let status: Option<i32> = row.try_get("status_code")?;
+                let next: Option<i64> = row.try_get("next_attempt_at")?;
+                let attempt = crate::store::Attempt {
+                    attempt: i64::from(row.try_get::<i32, _>("attempt")?),
+                    started_at: Timestamp::from_unix_millis(row.try_get("started_at")?),
+                    duration_ms: row.try_get("duration_ms")?,
+                    status_code: status.and_then(|s| u16::try_from(s).ok()),
+                    error: row.try_get("error")?,
+                    response_body: row.try_get("response_body")?,
+                    next_attempt_at: next.map(Timestamp::from_unix_millis),
+                };
+                if let Some(d) = deliveries.iter_mut().find(|d| d.id == delivery_id) {
+                    d.attempts.push(attempt);
+                }
+            }
+            Ok(deliveries)
+        }
+
+        /// Writes the subscription's event types (after deleting the old ones).
+        async fn write_event_types(tx: &mut Tx, webhook: &crate::store::WebhookRecord) -> Result<()> {
+            sqlx::query("DELETE FROM webhook_event_types WHERE webhook_id = $1")
+                .bind(webhook.webhook_id.as_str())
+                .execute(&mut **tx)
+                .await?;
+            let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO webhook_event_types (webhook_id, event_type) ");
+            qb.push_values(&webhook.events, |mut row, kind| {
+                row.push_bind(webhook.webhook_id.as_str().to_owned()).push_bind(kind.clone());
+            });
+            qb.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+
+        fn stream_pos(row: &<$db as sqlx::Database>::Row) -> Result<crate::store::StreamPos> {
+            let tx: String = row.try_get("tx")?;
+            Ok(crate::store::StreamPos {
+                tx: tx.parse().map_err(Error::internal)?,
+                id: row.try_get("id")?,
+            })
+        }
+
+        #[async_trait]
+        impl crate::store::WebhookStore for $store {
+            async fn create_webhook(&self, webhook: &crate::store::WebhookRecord, event: &ChangeEvent) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "INSERT INTO webhooks (webhook_id, org_id, url, description, events, status, disabled_reason, \
+                     secret, previous_secret, previous_until, created_at, updated_at, last_success_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, NULL, NULL, $8, $8, NULL)",
+                )
+                .bind(webhook.webhook_id.as_str())
+                .bind(webhook.org_id.as_str())
+                .bind(&webhook.url)
+                .bind(&webhook.description)
+                .bind(serde_json::to_string(&webhook.events).map_err(Error::internal)?)
+                .bind(if webhook.enabled { "enabled" } else { "disabled" })
+                .bind(&webhook.secret)
+                .bind(webhook.created_at.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                write_event_types(&mut tx, webhook).await?;
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(())
+            }
+
+            async fn get_webhook(&self, scope: &Scope, id: &vouch_core::ids::WebhookId) -> Result<Option<crate::store::WebhookRecord>> {
+                let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE w.webhook_id = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.write)
+                    .await?;
+                let webhook = row.as_ref().map(webhook_from_row).transpose()?;
+                Ok(webhook.filter(|w| scope.allows(&w.org_id)))
+            }
+
+            async fn list_webhooks(&self, scope: &Scope, page: &PageRequest) -> Result<Page<crate::store::WebhookRecord>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE 1 = 1"));
+                if let Scope::Org(org) = scope {
+                    qb.push(" AND w.org_id = ").push_bind(org.as_str().to_owned());
+                }
+                if let Some(after) = &page.after {
+                    qb.push(" AND w.webhook_id < ").push_bind(after.clone());
+                }
+                qb.push(" ORDER BY w.webhook_id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+                let rows = qb.build().fetch_all(&self.read).await?;
+                let hooks = rows.iter().map(webhook_from_row).collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(hooks, page.limit, |w| w.webhook_id.to_string()))
+            }
+
+            async fn update_webhook(&self, webhook: &crate::store::WebhookRecord, event: &ChangeEvent) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                let was = sqlx::query("SELECT status FROM webhooks WHERE webhook_id = $1")
+                    .bind(webhook.webhook_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(was) = was else {
+                    return Err(crate::webhooks::not_found());
+                };
+                let was_enabled = was.try_get::<String, _>("status")? == "enabled";
+                sqlx::query(
+                    "UPDATE webhooks SET url = $1, description = $2, events = $3, status = $4, disabled_reason = $5, \
+                     secret = $6, previous_secret = $7, previous_until = $8, updated_at = $9 WHERE webhook_id = $10",
+                )
+                .bind(&webhook.url)
+                .bind(&webhook.description)
+                .bind(serde_json::to_string(&webhook.events).map_err(Error::internal)?)
+                .bind(if webhook.enabled { "enabled" } else { "disabled" })
+                .bind(&webhook.disabled_reason)
+                .bind(&webhook.secret)
+                .bind(&webhook.previous_secret)
+                .bind(webhook.previous_until.map(|t| t.unix_millis()))
+                .bind(webhook.updated_at.unix_millis())
+                .bind(webhook.webhook_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                write_event_types(&mut tx, webhook).await?;
+                if webhook.enabled && !was_enabled {
+                    // Deliveries that waited while it was disabled go now, on a fresh schedule.
+                    sqlx::query(
+                        "UPDATE webhook_deliveries SET next_attempt_at = $1, retry_index = 0, updated_at = $1 \
+                         WHERE webhook_id = $2 AND state = 'pending'",
+                    )
+                    .bind(webhook.updated_at.unix_millis())
+                    .bind(webhook.webhook_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(())
+            }
+
+            async fn delete_webhook(&self, scope: &Scope, id: &vouch_core::ids::WebhookId, event: &ChangeEvent) -> Result<bool> {
+                let mut tx = self.write.begin().await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM webhooks WHERE webhook_id = ");
+                qb.push_bind(id.as_str().to_owned());
+                if let Scope::Org(org) = scope {
+                    qb.push(" AND org_id = ").push_bind(org.as_str().to_owned());
+                }
+                let done = qb.build().execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(true)
+            }
+
+            async fn claim_deliveries(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<crate::store::DeliveryWork>> {
+                let claimed = sqlx::query(&format!(
+                    "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
+                       SELECT id FROM webhook_deliveries \
+                       WHERE state = 'pending' AND next_attempt_at <= $3 \
+                         AND (lease_until IS NULL OR lease_until < $3) \
+                         AND webhook_id IN (SELECT webhook_id FROM webhooks WHERE status = 'enabled') \
+                       ORDER BY next_attempt_at LIMIT $4{}) \
+                     RETURNING id",
+                    $skip
+                ))
+                .bind(owner)
+                .bind(now.unix_millis() + lease_ms)
+                .bind(now.unix_millis())
+                .bind(i64::from(limit))
+                .fetch_all(&self.write)
+                .await?;
+                if claimed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {DELIVERY_COLUMNS}, o.payload AS o_payload, {WEBHOOK_COLUMNS} \
+                     FROM webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id \
+                     JOIN webhooks w ON w.webhook_id = d.webhook_id WHERE d.lease_owner = "
+                ));
+                qb.push_bind(owner.to_owned()).push(" AND d.id IN (");
+                let mut list = qb.separated(", ");
+                for row in &claimed {
+                    list.push_bind(row.try_get::<i64, _>("id")?);
+                }
+                qb.push(")");
+                let rows = qb.build().fetch_all(&self.write).await?;
+                rows.iter()
+                    .map(|row| {
+                        let delivery = delivery_from_row(row)?;
+                        Ok(crate::store::DeliveryWork {
+                            delivery_id: delivery.id,
+                            event_id: delivery.event_id,
+                            event_type: delivery.event_type,
+                            attempts: delivery.attempt_count,
+                            retry_index: i64::from(row.try_get::<i32, _>("d_retry_index")?),
+                            created_at: delivery.created_at,
+                            payload: row.try_get("o_payload")?,
+                            webhook: webhook_from_row(row)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn settle_delivery(
+                &self,
+                owner: &str,
+                work: &crate::store::DeliveryWork,
+                attempt: &crate::store::Attempt,
+                outcome: &crate::store::Settle,
+            ) -> Result<()> {
+                use crate::store::Settle;
+                let at = attempt.started_at.unix_millis() + attempt.duration_ms;
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, \
+                     error, response_body, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (delivery_id, attempt) DO NOTHING",
+                )
+                .bind(work.delivery_id)
+                .bind(i32::try_from(attempt.attempt).unwrap_or(i32::MAX))
+                .bind(attempt.started_at.unix_millis())
+                .bind(attempt.duration_ms)
+                .bind(attempt.status_code.map(i32::from))
+                .bind(&attempt.error)
+                .bind(&attempt.response_body)
+                .bind(attempt.next_attempt_at.map(|t| t.unix_millis()))
+                .execute(&mut *tx)
+                .await?;
+                let (state, next, step) = match outcome {
+                    Settle::Succeeded => ("succeeded", at, 0),
+                    Settle::Retry(next) => ("pending", next.unix_millis(), 1),
+                    Settle::Exhausted { .. } => ("failed", at, 0),
+                };
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET state = $1, attempts = $2, retry_index = retry_index + $3, \
+                     next_attempt_at = $4, updated_at = $5, lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $6 AND lease_owner = $7",
+                )
+                .bind(state)
+                .bind(i32::try_from(attempt.attempt).unwrap_or(i32::MAX))
+                .bind(step)
+                .bind(next)
+                .bind(at)
+                .bind(work.delivery_id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+                let mut disabled = false;
+                match outcome {
+                    Settle::Succeeded => {
+                        sqlx::query("UPDATE webhooks SET last_success_at = $1 WHERE webhook_id = $2")
+                            .bind(at)
+                            .bind(work.webhook.webhook_id.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Settle::Retry(_) => {}
+                    Settle::Exhausted { disable } => {
+                        // Disabled only if nothing got through since this delivery began.
+                        let done = sqlx::query(
+                            "UPDATE webhooks SET status = 'disabled', disabled_reason = 'retries_exhausted', \
+                             updated_at = $1 WHERE webhook_id = $2 AND status = 'enabled' \
+                             AND (last_success_at IS NULL OR last_success_at < $3)",
+                        )
+                        .bind(at)
+                        .bind(work.webhook.webhook_id.as_str())
+                        .bind(work.created_at.unix_millis())
+                        .execute(&mut *tx)
+                        .await?;
+                        if done.rows_affected() > 0 {
+                            record_event(&mut tx, disable).await?;
+                            disabled = true;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                if disabled {
+                    self.signals.committed();
+                }
+                Ok(())
+            }
+
+            async fn list_deliveries(&self, webhook_id: &vouch_core::ids::WebhookId, page: &PageRequest) -> Result<Page<crate::store::Delivery>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id \
+                     WHERE d.webhook_id = "
+                ));
+                qb.push_bind(webhook_id.as_str().to_owned());
+                if let Some(after) = &page.after {
+                    let after: i64 = after.parse().map_err(|_| Error::field("cursor", "invalid cursor"))?;
+                    qb.push(" AND d.id < ").push_bind(after);
+                }
+                qb.push(" ORDER BY d.id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+                let rows = qb.build().fetch_all(&self.read).await?;
+                let deliveries = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>>>()?;
+                let page = Page::from_rows(deliveries, page.limit, |d| d.id.to_string());
+                Ok(Page {
+                    data: with_attempts(&self.read, page.data).await?,
+                    next_after: page.next_after,
+                })
+            }
+
+            async fn redeliver(&self, webhook_id: &vouch_core::ids::WebhookId, event_id: &str, now: Timestamp) -> Result<Option<crate::store::Delivery>> {
+                let done = sqlx::query(
+                    "UPDATE webhook_deliveries SET state = 'pending', retry_index = 0, next_attempt_at = $1, \
+                     updated_at = $1 WHERE webhook_id = $2 AND event_id = $3",
+                )
+                .bind(now.unix_millis())
+                .bind(webhook_id.as_str())
+                .bind(event_id)
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                self.signals.webhooks.notify_one();
+                let row = sqlx::query(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id \
+                     WHERE d.webhook_id = $1 AND d.event_id = $2"
+                ))
+                .bind(webhook_id.as_str())
+                .bind(event_id)
+                .fetch_one(&self.write)
+                .await?;
+                let delivery = delivery_from_row(&row)?;
+                Ok(with_attempts(&self.write, vec![delivery]).await?.pop())
+            }
+
+            async fn delivery_backlog(&self) -> Result<(i64, Option<Timestamp>)> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries \
+                     WHERE state = 'pending' AND webhook_id IN (SELECT webhook_id FROM webhooks WHERE status = 'enabled')",
+                )
+                .fetch_one(&self.read)
+                .await?;
+                let oldest: Option<i64> = row.try_get("oldest")?;
+                Ok((row.try_get("n")?, oldest.map(Timestamp::from_unix_millis)))
+            }
+
+            async fn stream_after(&self, scope: &crate::store::StreamScope, after: crate::store::StreamPos, limit: u32) -> Result<Vec<crate::store::StreamRow>> {
+                use crate::store::StreamScope;
+                let mut qb = if $txid {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, txid::text AS tx, event_type, payload FROM outbox \
+                         WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) AND (txid, id) > (",
+                    );
+                    qb.push_bind(after.tx.to_string()).push("::text::xid8, ").push_bind(after.id).push(")");
+                    qb
+                } else {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, '0' AS tx, event_type, payload FROM outbox WHERE id > ",
+                    );
+                    qb.push_bind(after.id);
+                    qb
+                };
+                match scope {
+                    StreamScope::All => {}
+                    StreamScope::Org(org) => {
+                        qb.push(" AND (org_id = ").push_bind(org.as_str().to_owned()).push(" OR event_type IN (");
+                        let mut list = qb.separated(", ");
+                        for kind in crate::webhooks::events::platform_wide() {
+                            list.push_bind(*kind);
+                        }
+                        qb.push("))");
+                    }
+                    StreamScope::Agent(agent) => {
+                        qb.push(" AND aggregate_id = ").push_bind(agent.as_str().to_owned());
+                    }
+                }
+                qb.push(if $txid { " ORDER BY txid, id LIMIT " } else { " ORDER BY id LIMIT " });
+                qb.push_bind(i64::from(limit));
+                let rows = qb.build().fetch_all(&self.read).await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(crate::store::StreamRow {
+                            pos: stream_pos(row)?,
+                            event_type: row.try_get("event_type")?,
+                            payload: row.try_get("payload")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn stream_pos_of(&self, id: i64) -> Result<Option<crate::store::StreamPos>> {
+                let query = if $txid {
+                    "SELECT id, txid::text AS tx FROM outbox WHERE id = $1"
+                } else {
+                    "SELECT id, '0' AS tx FROM outbox WHERE id = $1"
+                };
+                let row = sqlx::query(query).bind(id).fetch_optional(&self.read).await?;
+                row.as_ref().map(stream_pos).transpose()
+            }
+
+            async fn stream_head(&self) -> Result<(crate::store::StreamPos, Vec<i64>)> {
+                if $txid {
+                    // One statement, one snapshot: the horizon and what already lies beyond it.
+                    let rows = sqlx::query(
+                        "SELECT h.xmin::text AS tx, o.id AS id FROM \
+                         (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h \
+                         LEFT JOIN outbox o ON o.txid >= h.xmin",
+                    )
+                    .fetch_all(&self.read)
+                    .await?;
+                    let mut tx = 0;
+                    let mut seen = Vec::new();
+                    for row in &rows {
+                        let text: String = row.try_get("tx")?;
+                        tx = text.parse().map_err(Error::internal)?;
+                        if let Some(id) = row.try_get::<Option<i64>, _>("id")? {
+                            seen.push(id);
+                        }
+                    }
+                    Ok((crate::store::StreamPos { tx, id: 0 }, seen))
+                } else {
+                    let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id, '0' AS tx FROM outbox")
+                        .fetch_one(&self.read)
+                        .await?;
+                    Ok((stream_pos(&row)?, Vec::new()))
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use webhook_store;

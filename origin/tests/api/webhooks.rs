@@ -1,0 +1,872 @@
+//! Webhooks end to end: a real origin, the real sender, and a real HTTP receiver that checks
+//! every signature with the `standardwebhooks` crate. Also the live event stream (SSE).
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use vouch_origin::webhooks::{Dispatcher, WebhookSettings};
+
+use crate::harness::{passport, TestApp, ADMIN};
+use crate::receiver::{Answer, Receiver};
+
+/// Loopback allowed, and a schedule of milliseconds instead of hours.
+pub fn fast() -> WebhookSettings {
+    WebhookSettings {
+        allow_private: true,
+        timeout: Duration::from_secs(2),
+        retry_base: Duration::from_millis(20),
+        max_attempts: 6,
+    }
+}
+
+/// Like [`fast`], giving up after three attempts.
+pub fn impatient() -> WebhookSettings {
+    WebhookSettings {
+        max_attempts: 3,
+        ..fast()
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Subscribes `url` (in `org`, for the platform token); returns `(webhook_id, secret)`.
+async fn subscribe(
+    app: &TestApp,
+    token: &str,
+    org: Option<&str>,
+    url: &str,
+    events: Value,
+) -> (String, String) {
+    let mut body = json!({ "url": url, "events": events, "description": "test receiver" });
+    if let Some(org) = org {
+        body["org_id"] = json!(org);
+    }
+    let made = app.post("/v1/webhooks", token, body).await;
+    let made = made.assert_status(201);
+    let id = made["webhook_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("wh_"), "{made}");
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{made}");
+    assert_eq!(made["status"], "enabled");
+    (id, secret)
+}
+
+/// A receiver subscribed to `events` (in `org`, for the platform token) that verifies with
+/// the new secret; returns it, the webhook id and the secret.
+async fn listen(
+    app: &TestApp,
+    token: &str,
+    org: Option<&str>,
+    events: Value,
+) -> (Receiver, String, String) {
+    let receiver = Receiver::start().await;
+    let (id, secret) = subscribe(app, token, org, &receiver.url, events).await;
+    receiver.set_secrets(&[&secret]);
+    (receiver, id, secret)
+}
+
+/// The deliveries of `webhook`, every page, newest first.
+async fn deliveries(app: &TestApp, token: &str, webhook: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/webhooks/{webhook}/deliveries?limit=3");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = app.get(&path, token).await;
+        let page = page.assert_status(200);
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return all,
+        }
+    }
+}
+
+/// Waits until every delivery of `webhook` has left `pending`; returns them.
+async fn settled(app: &TestApp, token: &str, webhook: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let all = deliveries(app, token, webhook).await;
+        if all.len() == count && all.iter().all(|d| d["status"] != "pending") {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "not settled: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ids of the outbox events of these types, of `org` or platform-wide.
+async fn outbox_ids(app: &TestApp, org: &str, types: &[&str]) -> Vec<String> {
+    let mut ids: Vec<String> = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|row| types.contains(&row.event_type.as_str()))
+        .filter(|row| {
+            let envelope: Value = serde_json::from_str(&row.payload).unwrap();
+            envelope["org_id"] == org || envelope["org_id"].is_null()
+        })
+        .map(|row| row.event_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn register_active(app: &TestApp, org: &str, name: &str) -> String {
+    let mut body = passport(org, name);
+    body["status"] = json!("active");
+    let made = app.post("/v1/agents", ADMIN, body).await;
+    made.assert_status(201)["agent"]["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub async fn every_event_type_once_per_change(app: &TestApp) {
+    let org = app.org("hooks").await;
+    let org2 = app.org("elsewhere").await;
+    let owner = app.token(&org, "owner").await;
+    let (everything, all_id, _) = listen(app, &owner, None, json!(["*"])).await;
+    let (suspensions, _, _) = listen(app, &owner, None, json!(["agent.suspended"])).await;
+    let (elsewhere, _, _) = listen(app, ADMIN, Some(&org2), json!([])).await;
+
+    // One change of each kind (and the lifecycle round trip).
+    let (a1, _) = app.agent(&org, "first").await;
+    let a2 = register_active(app, &org, "second").await;
+    app.patch(
+        &format!("/v1/agents/{a1}"),
+        &owner,
+        json!({ "role": "Tier-3" }),
+    )
+    .await
+    .assert_status(200);
+    app.set_status(&a1, "active").await.assert_status(200);
+    let grant = app
+        .post(
+            "/v1/delegations",
+            &owner,
+            json!({ "delegator": a1, "delegatee": a2, "scopes": ["payments.refund"], "ttl_seconds": 3600, "max_depth": 1 }),
+        )
+        .await;
+    let dlg = grant.assert_status(201)["delegation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        Method::DELETE,
+        &format!("/v1/delegations/{dlg}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(200);
+    app.set_status(&a1, "suspended").await.assert_status(200);
+    app.set_status(&a1, "active").await.assert_status(200);
+    app.set_status(&a1, "revoked").await.assert_status(200);
+    app.post("/v1/keys/rotate", ADMIN, json!({}))
+        .await
+        .assert_status(201);
+    // Not webhook events: a token, an API key rotation.
+    app.token(&org, "viewer").await;
+    app.call(
+        Method::POST,
+        &format!("/v1/agents/{a2}/keys"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(201);
+
+    let types = [
+        "passport.created",
+        "passport.updated",
+        "passport.status_changed",
+        "delegation.created",
+        "delegation.revoked",
+        "signing_key.rotated",
+    ];
+    let expected = outbox_ids(app, &org, &types).await;
+    assert_eq!(
+        expected.len(),
+        10,
+        "2 created, 1 updated, 4 status changes, 2 delegation events, 1 key rotation"
+    );
+    everything.wait_for(10, WAIT).await;
+    suspensions.wait_for(1, WAIT).await;
+    elsewhere.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let got = everything.received();
+    let mut ids: Vec<String> = got.iter().map(|d| d.webhook_id.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        ids, expected,
+        "each event exactly once, with its event id as webhook-id"
+    );
+    let mut kinds: Vec<&str> = got.iter().map(|d| d.event_type()).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "delegation.created",
+            "delegation.revoked",
+            "passport.created",
+            "passport.created",
+            "passport.status_changed",
+            "passport.status_changed",
+            "passport.status_changed",
+            "passport.status_changed",
+            "passport.updated",
+            "signing_key.rotated",
+        ]
+    );
+    for d in &got {
+        assert_eq!(d.verified, [true], "signature of {}", d.webhook_id);
+        assert_eq!(d.body["id"], d.webhook_id.as_str());
+        assert!(d.body["created_at"].as_str().unwrap().ends_with('Z'));
+        assert!(d.body["data"].is_object());
+        assert!(
+            (d.timestamp - unix_now()).abs() < 60,
+            "webhook-timestamp is now"
+        );
+    }
+    let updated = got
+        .iter()
+        .find(|d| d.event_type() == "passport.updated")
+        .unwrap();
+    assert_eq!(
+        updated.body["data"]["changes"]["role"],
+        json!({ "old": "Tier-2 Support", "new": "Tier-3" })
+    );
+    let mut typed: Vec<&str> = got
+        .iter()
+        .filter_map(|d| d.body["data"]["typed_event"].as_str())
+        .collect();
+    typed.sort();
+    assert_eq!(
+        typed,
+        [
+            "agent.activated",
+            "agent.activated",
+            "agent.revoked",
+            "agent.suspended"
+        ]
+    );
+
+    // A filter on a typed name gets that status change only; another org only the key rotation.
+    let only = suspensions.received();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].event_type(), "passport.status_changed");
+    assert_eq!(only[0].body["data"]["typed_event"], "agent.suspended");
+    assert_eq!(only[0].verified, [true]);
+    let theirs = elsewhere.received();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].event_type(), "signing_key.rotated");
+
+    // The delivery log: one succeeded delivery per event, one attempt each, paginated.
+    let log = settled(app, &owner, &all_id, 10).await;
+    let mut logged: Vec<String> = log
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    logged.sort();
+    assert_eq!(logged, expected);
+    for d in &log {
+        assert_eq!(d["status"], "succeeded", "{d}");
+        assert_eq!(d["attempt_count"], 1);
+        assert_eq!(d["attempts"][0]["status_code"], 200);
+        assert_eq!(d["attempts"][0]["next_attempt_at"], Value::Null);
+        assert!(d["attempts"][0]["duration_ms"].is_i64());
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub async fn retries_keep_the_webhook_id(app: &TestApp) {
+    let org = app.org("flaky").await;
+    let owner = app.token(&org, "admin").await;
+    let (receiver, id, _) = listen(app, &owner, None, json!(["passport.created"])).await;
+    receiver.plan([
+        Answer::Status(500),
+        Answer::RetryAfter(503, 1),
+        Answer::Status(500),
+    ]);
+    app.agent(&org, "retried").await;
+    let got = receiver.wait_for(4, WAIT).await;
+    let event = outbox_ids(app, &org, &["passport.created"]).await;
+    for d in &got {
+        assert_eq!(
+            d.webhook_id, event[0],
+            "the same webhook-id on every attempt"
+        );
+        assert_eq!(d.verified, [true]);
+    }
+    assert!(
+        got[2].at.duration_since(got[1].at) >= Duration::from_millis(950),
+        "retry-after: 1 is honoured ({:?})",
+        got[2].at.duration_since(got[1].at)
+    );
+    assert!(got.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+
+    let log = settled(app, &owner, &id, 1).await;
+    let d = &log[0];
+    assert_eq!(d["status"], "succeeded");
+    assert_eq!(d["attempt_count"], 4);
+    let attempts = d["attempts"].as_array().unwrap();
+    let codes: Vec<i64> = attempts
+        .iter()
+        .map(|a| a["status_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, [500, 503, 500, 200]);
+    let numbers: Vec<i64> = attempts
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+    for failed in &attempts[..3] {
+        assert!(failed["next_attempt_at"].is_string(), "{failed}");
+        assert!(failed["error"].as_str().unwrap().starts_with("HTTP 50"));
+    }
+    assert_eq!(attempts[0]["response_body"], "planned failure");
+    assert_eq!(attempts[3]["next_attempt_at"], Value::Null);
+    assert_eq!(attempts[3]["error"], Value::Null);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 4, "nothing after the success");
+}
+
+pub async fn failing_subscription_is_disabled(app: &TestApp) {
+    let org = app.org("failing").await;
+    let owner = app.token(&org, "owner").await;
+    let (failing, id, _) = listen(app, &owner, None, json!(["passport.created"])).await;
+    failing.plan([
+        Answer::Status(500),
+        Answer::Status(502),
+        Answer::Status(500),
+    ]);
+    let (watcher, _, _) = listen(app, &owner, None, json!(["webhook.disabled"])).await;
+    app.agent(&org, "unlucky").await;
+
+    // Three failures exhaust the schedule: the subscription is disabled, with an event.
+    let notice = watcher.wait_for(1, WAIT).await;
+    assert_eq!(notice[0].event_type(), "webhook.disabled");
+    assert_eq!(notice[0].body["data"]["webhook_id"], id.as_str());
+    assert_eq!(notice[0].body["data"]["reason"], "retries_exhausted");
+    assert_eq!(notice[0].verified, [true]);
+    let first = failing.received();
+    assert_eq!(first.len(), 3);
+    let hook = app.get(&format!("/v1/webhooks/{id}"), &owner).await;
+    let hook = hook.assert_status(200);
+    assert_eq!(hook["status"], "disabled");
+    assert_eq!(hook["disabled_reason"], "retries_exhausted");
+    let log = settled(app, &owner, &id, 1).await;
+    assert_eq!(log[0]["status"], "failed");
+    assert_eq!(log[0]["attempt_count"], 3);
+    assert_eq!(log[0]["next_attempt_at"], Value::Null);
+    let audit = app.get("/v1/audit?limit=50", &owner).await;
+    let disabled = audit.assert_status(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "webhook.disabled")
+        .cloned()
+        .expect("webhook.disabled is in the audit log");
+    assert_eq!(disabled["actor"], "webhook-sender");
+    assert_eq!(disabled["target_id"], id.as_str());
+
+    // While disabled nothing is queued or sent; redelivery needs it enabled.
+    app.agent(&org, "while disabled").await;
+    let event = first[0].webhook_id.clone();
+    let redeliver = format!("/v1/webhooks/{id}/deliveries/{event}/redeliver");
+    app.call(Method::POST, &redeliver, Some(&owner), None)
+        .await
+        .assert_error(409, "webhook_disabled");
+    let enabled = app
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            &owner,
+            json!({ "enabled": true }),
+        )
+        .await;
+    assert_eq!(enabled.assert_status(200)["status"], "enabled");
+    assert_eq!(enabled.body["disabled_reason"], Value::Null);
+    let again = app.call(Method::POST, &redeliver, Some(&owner), None).await;
+    assert_eq!(again.assert_status(202)["status"], "pending");
+    let got = failing.wait_for(4, WAIT).await;
+    assert_eq!(
+        got[3].webhook_id, event,
+        "a redelivery keeps the webhook-id"
+    );
+    assert_eq!(got[3].verified, [true]);
+    let log = settled(app, &owner, &id, 1).await;
+    assert_eq!(log[0]["status"], "succeeded");
+    assert_eq!(log[0]["attempt_count"], 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        failing.received().len(),
+        4,
+        "the event made while disabled was never queued"
+    );
+    app.call(
+        Method::POST,
+        &format!("/v1/webhooks/{id}/deliveries/evt_0192f2a4c3b87d9e8f1a2b3c4d5e6f72/redeliver"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_error(404, "delivery_not_found");
+}
+
+pub async fn secret_rotation_signs_with_both(app: &TestApp) {
+    let org = app.org("rotating").await;
+    let owner = app.token(&org, "owner").await;
+    let (receiver, id, s1) = listen(app, &owner, None, json!(["passport.created"])).await;
+    let rotate = format!("/v1/webhooks/{id}/secret/rotate");
+    let rotated = app.post(&rotate, &owner, json!({})).await;
+    let rotated = rotated.assert_status(200).clone();
+    let s2 = rotated["secret"].as_str().unwrap().to_owned();
+    assert!(s2.starts_with("whsec_") && s2 != s1);
+    assert!(rotated["previous_secret_expires_at"].is_string());
+    receiver.set_secrets(&[&s1, &s2]);
+    app.agent(&org, "during grace").await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(
+        got[0].verified,
+        [true, true],
+        "old and new secret both verify during the grace period"
+    );
+    assert_eq!(
+        got[0]
+            .signature
+            .split(' ')
+            .filter(|s| s.starts_with("v1,"))
+            .count(),
+        2
+    );
+
+    // No grace: only the newest secret signs from now on.
+    let rotated = app
+        .post(&rotate, &owner, json!({ "grace_period_seconds": 0 }))
+        .await;
+    let s3 = rotated.assert_status(200)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(rotated.body["previous_secret_expires_at"], Value::Null);
+    receiver.set_secrets(&[&s1, &s2, &s3]);
+    app.agent(&org, "after grace").await;
+    let got = receiver.wait_for(2, WAIT).await;
+    assert_eq!(got[1].verified, [false, false, true]);
+    assert_eq!(got[1].signature.split(' ').count(), 1);
+
+    let shown = app.get(&format!("/v1/webhooks/{id}"), &owner).await;
+    let shown = shown.assert_status(200);
+    assert!(
+        shown.get("secret").is_none(),
+        "the secret is shown once: {shown}"
+    );
+    assert!(!shown.to_string().contains("whsec_"));
+    app.post(&rotate, &owner, json!({ "grace_period_seconds": -1 }))
+        .await
+        .assert_error(400, "invalid_request");
+    app.post(&rotate, &owner, json!({ "grace": 1 }))
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+pub async fn private_addresses_are_refused(app: &TestApp) {
+    let org = app.org("ssrf").await;
+    let owner = app.token(&org, "owner").await;
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://127.1.2.3:8443/hook",
+        "https://10.0.0.7/hook",
+        "https://172.20.1.1/hook",
+        "https://192.168.0.10/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://100.64.0.1/hook",
+        "https://0.0.0.0/hook",
+        "https://[::1]/hook",
+        "https://[fd00::1]/hook",
+        "https://[fe80::1]/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://[::ffff:a9fe:a9fe]/hook",
+        "https://0x7f000001/hook",
+        "https://localhost/hook",
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "http://93.184.215.14/hook",
+        "ftp://93.184.215.14/hook",
+        "not a url",
+    ] {
+        let refused = app
+            .post("/v1/webhooks", &owner, json!({ "url": url }))
+            .await;
+        refused.assert_error(400, "invalid_webhook_url");
+        assert_eq!(refused.body["field"], "url", "{url}");
+    }
+    let (id, _) = subscribe(app, &owner, None, "https://93.184.215.14/hook", json!([])).await;
+    app.patch(
+        &format!("/v1/webhooks/{id}"),
+        &owner,
+        json!({ "url": "https://10.1.1.1/" }),
+    )
+    .await
+    .assert_error(400, "invalid_webhook_url");
+
+    // At delivery time too: a stored URL that now points inside (the policy changed, or a
+    // name re-resolved) is refused without a request.
+    let receiver = Receiver::start().await;
+    let inside = receiver.url.replace("http://", "https://");
+    app.sql(&format!(
+        "UPDATE webhooks SET url = '{inside}' WHERE webhook_id = '{id}'"
+    ))
+    .await;
+    app.agent(&org, "probe").await;
+    let sender = Dispatcher::new(
+        app.store.clone(),
+        app.keys.clone(),
+        WebhookSettings {
+            allow_private: false,
+            ..fast()
+        },
+    )
+    .unwrap();
+    assert_eq!(sender.pass().await.unwrap(), 1);
+    let log = deliveries(app, &owner, &id).await;
+    let attempt = &log[0]["attempts"][0];
+    assert_eq!(attempt["status_code"], Value::Null);
+    let error = attempt["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("refused") && error.contains("127.0.0.1"),
+        "{error}"
+    );
+    assert_eq!(
+        log[0]["status"], "pending",
+        "retried later like any failure"
+    );
+    assert!(receiver.received().is_empty());
+}
+
+pub async fn isolation_and_roles(app: &TestApp) {
+    let org = app.org("mine").await;
+    let other = app.org("theirs").await;
+    let owner = app.token(&org, "owner").await;
+    let admin = app.token(&org, "admin").await;
+    let viewer = app.token(&org, "viewer").await;
+    let outsider = app.token(&other, "owner").await;
+    let url = "https://93.184.215.14/hook";
+    let (id, _) = subscribe(
+        app,
+        &admin,
+        None,
+        url,
+        json!(["passport.created", "agent.revoked"]),
+    )
+    .await;
+    let path = format!("/v1/webhooks/{id}");
+
+    // Another org: 404 for everything, and not listed.
+    for (method, suffix) in [
+        (Method::GET, ""),
+        (Method::DELETE, ""),
+        (Method::GET, "/deliveries"),
+        (Method::POST, "/secret/rotate"),
+        (
+            Method::POST,
+            "/deliveries/evt_0192f2a4c3b87d9e8f1a2b3c4d5e6f72/redeliver",
+        ),
+    ] {
+        app.call(
+            method.clone(),
+            &format!("{path}{suffix}"),
+            Some(&outsider),
+            None,
+        )
+        .await
+        .assert_error(404, "webhook_not_found");
+    }
+    app.patch(&path, &outsider, json!({ "enabled": false }))
+        .await
+        .assert_error(404, "webhook_not_found");
+    let theirs = app.get("/v1/webhooks", &outsider).await;
+    assert_eq!(theirs.assert_status(200)["data"], json!([]));
+    app.post(
+        "/v1/webhooks",
+        &outsider,
+        json!({ "url": url, "org_id": org }),
+    )
+    .await
+    .assert_error(404, "org_not_found");
+
+    // A viewer reads but cannot write.
+    let listed = app.get("/v1/webhooks", &viewer).await;
+    assert_eq!(
+        listed.assert_status(200)["data"][0]["webhook_id"],
+        id.as_str()
+    );
+    app.get(&path, &viewer).await.assert_status(200);
+    app.get(&format!("{path}/deliveries"), &viewer)
+        .await
+        .assert_status(200);
+    app.post("/v1/webhooks", &viewer, json!({ "url": url }))
+        .await
+        .assert_error(403, "forbidden");
+    app.patch(&path, &viewer, json!({ "description": "x" }))
+        .await
+        .assert_error(403, "forbidden");
+    app.post(&format!("{path}/secret/rotate"), &viewer, json!({}))
+        .await
+        .assert_error(403, "forbidden");
+    app.call(Method::DELETE, &path, Some(&viewer), None)
+        .await
+        .assert_error(403, "forbidden");
+    app.call(Method::GET, "/v1/webhooks", None, None)
+        .await
+        .assert_error(401, "unauthorized");
+
+    // Bad input.
+    for (body, field) in [
+        (
+            json!({ "url": url, "events": ["passport.deleted"] }),
+            "events[0]",
+        ),
+        (json!({ "url": url, "colour": "red" }), "colour"),
+        (json!({ "events": ["*"] }), "url"),
+        (
+            json!({ "url": url, "description": "d".repeat(501) }),
+            "description",
+        ),
+    ] {
+        let refused = app.post("/v1/webhooks", &owner, body).await;
+        refused.assert_error(400, "invalid_request");
+        assert_eq!(refused.body["field"], field);
+    }
+    app.post("/v1/webhooks", ADMIN, json!({ "url": url }))
+        .await
+        .assert_error(400, "invalid_request");
+    app.get("/v1/webhooks/wh_nope", &owner)
+        .await
+        .assert_error(400, "invalid_request");
+
+    // Updates record what changed; the platform admin sees every org's subscriptions.
+    let updated = app
+        .patch(
+            &path,
+            &owner,
+            json!({ "events": ["*"], "description": "all" }),
+        )
+        .await;
+    assert_eq!(updated.assert_status(200)["events"], json!(["*"]));
+    let audit = app.get("/v1/audit?limit=10", &owner).await;
+    let change = audit.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "webhook.updated")
+        .cloned()
+        .unwrap();
+    let data = match &change["data"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    assert_eq!(data["changes"]["events"]["new"], json!(["*"]));
+    assert_eq!(data["changes"]["description"]["old"], "test receiver");
+    let all = app.get("/v1/webhooks", ADMIN).await;
+    assert_eq!(all.assert_status(200)["data"].as_array().unwrap().len(), 1);
+
+    // Deleting: gone for good.
+    app.call(Method::DELETE, &path, Some(&owner), None)
+        .await
+        .assert_status(204);
+    app.get(&path, &owner)
+        .await
+        .assert_error(404, "webhook_not_found");
+    app.call(Method::DELETE, &path, Some(&owner), None)
+        .await
+        .assert_error(404, "webhook_not_found");
+}
+
+/// One Server-Sent Event.
+#[derive(Debug)]
+struct SseEvent {
+    id: String,
+    event: String,
+    data: Value,
+}
+
+/// A live `GET /v1/events/stream`.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>, query: &str) -> Stream {
+        let mut req = app
+            .client
+            .get(format!("{}/v1/events/stream{query}", app.base))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Stream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or `None` if none comes `within`.
+    async fn next(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !data.is_empty() && !id.is_empty() {
+                    let data = serde_json::from_str(&data).unwrap();
+                    return Some(SseEvent { id, event, data });
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Exactly `n` events, then silence for a moment.
+    async fn take(&mut self, n: usize) -> Vec<SseEvent> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            match self.next(WAIT).await {
+                Some(e) => got.push(e),
+                None => panic!("only {} of {n} events arrived: {got:#?}", got.len()),
+            }
+        }
+        if let Some(extra) = self.next(Duration::from_millis(300)).await {
+            panic!("more than {n} events: {extra:?}");
+        }
+        got
+    }
+}
+
+pub async fn event_stream_resumes_without_gaps(app: &TestApp) {
+    let org = app.org("streamed").await;
+    let other = app.org("not-streamed").await;
+    let admin = app.token(&org, "admin").await;
+    let viewer = app.token(&org, "viewer").await;
+    let outsider = app.token(&other, "viewer").await;
+    let mut stream = Stream::open(app, &admin, None, "").await;
+    let mut theirs = Stream::open(app, &outsider, None, "").await;
+
+    let (a, key) = app.agent(&org, "alpha").await;
+    app.agent(&org, "beta").await;
+    app.set_status(&a, "active").await.assert_status(200);
+    let first = stream.take(3).await;
+    let kinds: Vec<&str> = first.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "passport.created",
+            "passport.created",
+            "passport.status_changed"
+        ]
+    );
+    for e in &first {
+        assert_eq!(e.data["type"], e.event.as_str());
+        assert_eq!(e.data["org_id"], org.as_str());
+    }
+    drop(stream);
+
+    // Changes made while disconnected, some of them concurrent.
+    app.patch(
+        &format!("/v1/agents/{a}"),
+        &admin,
+        json!({ "role": "Night shift" }),
+    )
+    .await
+    .assert_status(200);
+    app.set_status(&a, "suspended").await.assert_status(200);
+    let org_ref = &org;
+    let registrations =
+        (0..8).map(|i| async move { app.agent(org_ref, &format!("bulk {i}")).await });
+    futures::future::join_all(registrations).await;
+    let last = first.last().unwrap().id.clone();
+    let mut resumed = Stream::open(app, &viewer, Some(&last), "").await;
+    let rest = resumed.take(10).await;
+    let kinds: Vec<&str> = rest.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(&kinds[..2], ["passport.updated", "passport.status_changed"]);
+    assert!(kinds[2..].iter().all(|k| *k == "passport.created"));
+    // Exactly the events committed after `last`, each once, in commit order.
+    let rows = app.outbox().await;
+    let position = |event_id: &str| rows.iter().position(|r| r.event_id == event_id).unwrap();
+    let after = position(first.last().unwrap().data["id"].as_str().unwrap());
+    let expected: Vec<String> = rows[after + 1..]
+        .iter()
+        .filter(|r| serde_json::from_str::<Value>(&r.payload).unwrap()["org_id"] == org.as_str())
+        .map(|r| r.event_id.clone())
+        .collect();
+    let mut seen: Vec<String> = rest
+        .iter()
+        .map(|e| e.data["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut wanted = expected.clone();
+    seen.sort();
+    wanted.sort();
+    assert_eq!(seen, wanted, "nothing missed, nothing twice");
+
+    // Live after the replay; the other org saw none of it.
+    app.set_status(&a, "active").await.assert_status(200);
+    assert_eq!(
+        resumed.take(1).await[0].data["data"]["typed_event"],
+        "agent.activated"
+    );
+    assert!(theirs.next(Duration::from_millis(200)).await.is_none());
+
+    // Filters by type (typed names too), replay from the start, and an agent's own stream.
+    let mut typed = Stream::open(app, &admin, None, "?types=agent.suspended&last_event_id=0").await;
+    let only = typed.take(1).await;
+    assert_eq!(only[0].data["data"]["new_status"], "suspended");
+    let mut own = Stream::open(app, &key, Some("0"), "").await;
+    let mine = own.take(5).await;
+    assert!(mine.iter().all(|e| e.data["data"]["agent_id"] == a.as_str()
+        || e.data["data"]["passport"]["agent_id"] == a.as_str()));
+
+    // A bad Last-Event-ID is refused, as is a missing token.
+    let bad = app
+        .client
+        .get(format!("{}/v1/events/stream", app.base))
+        .bearer_auth(&admin)
+        .header("last-event-id", "999999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    app.call(Method::GET, "/v1/events/stream", None, None)
+        .await
+        .assert_error(401, "unauthorized");
+}
