@@ -2,7 +2,7 @@
 # Propagation benchmark: PUT …/status returned → the local edge refuses, over
 # VOUCH_BENCH_CHANGES (default 200) suspensions, with the release origin, its KV publisher,
 # the KV REST-shaped endpoint and the release worker in workerd, first normally, then with every
-# KV write failing (the status journal alone). VOUCH_JOURNAL_REFRESH_MS (default 1000, the
+# KV write failing (the status journal alone). VOUCH_JOURNAL_REFRESH_MS (default 500, the
 # deployed default) is how often the worker's isolates pull the journal. Prints a markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,4 @@ source scripts/lib/edge-toolchain.sh
 ensure_edge_toolchain
 echo "==> building the worker (release)" >&2
 build_edge_worker
-VOUCH_JOURNAL_REFRESH_MS="${VOUCH_JOURNAL_REFRESH_MS:-1000}" cargo bench --locked -p vouch-e2e --bench propagation
+VOUCH_JOURNAL_REFRESH_MS="${VOUCH_JOURNAL_REFRESH_MS:-500}" cargo bench --locked -p vouch-e2e --bench propagation

@@ -18,6 +18,8 @@ use crate::routes::json_body;
 
 /// The secret's binding name (a Worker secret when deployed).
 pub const SECRET: &str = "VOUCH_EDGE_SECRET";
+/// How many pulls the journal object served since it started (on `GET /internal/journal`).
+const PULLS_HEADER: &str = "x-vouch-journal-pulls";
 /// The largest append body the edge accepts (about a thousand changes).
 const APPEND_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -133,15 +135,16 @@ async fn call(
     let request = Request::new_with_init(&format!("https://journal{path}"), &init)?;
     let mut response = stub.fetch_with_request(request).await?;
     let status = response.status_code();
+    let pulls = response.headers().get(PULLS_HEADER).ok().flatten();
     let answer = response.text().await?;
     if status != 200 {
         return Err(EdgeError::Internal(format!(
             "the journal answered {status}: {answer}"
         )));
     }
-    Ok(json_response(
-        200,
-        &answer,
-        &[("cache-control", "no-store")],
-    ))
+    let mut headers = vec![("cache-control", "no-store")];
+    if let Some(pulls) = pulls.as_deref() {
+        headers.push((PULLS_HEADER, pulls));
+    }
+    Ok(json_response(200, &answer, &headers))
 }

@@ -7,13 +7,20 @@
 //! time, whatever the traffic); older — or never pulled — it is pulled before answering, and if
 //! that fails the answer is `503 status_unavailable`: an isolate that cannot see the journal
 //! never allows on KV alone.
+//!
+//! With `VOUCH_JOURNAL_SHARE_SECONDS` > 0, isolates of one data centre share their pulls through
+//! the Cache API (keyed by cursor; isolates that are up to date share a cursor), so the object
+//! sees about one pull per location and interval instead of one per isolate. A shared answer
+//! carries when it was read from the object, and the copy's age counts from then: sharing never
+//! stretches the fail-closed bound. (The Cache API works on custom domains only; on workers.dev
+//! every isolate pulls for itself.)
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use vouch_core::journal::{self, Entry, Freshness, Pull};
-use worker::{Context, Date, Env};
+use worker::{Cache, Context, Date, Env, Headers, ResponseBuilder};
 
 use crate::respond::EdgeError;
 
@@ -22,7 +29,7 @@ pub const BINDING: &str = "VOUCH_JOURNAL";
 /// The one journal object's name.
 pub const OBJECT_NAME: &str = "status-journal";
 /// How often an isolate pulls at most (variable `VOUCH_JOURNAL_REFRESH_MS`).
-pub const DEFAULT_REFRESH_MS: u64 = 1_000;
+pub const DEFAULT_REFRESH_MS: u64 = 500;
 /// How old an isolate's copy may get before it fails closed (variable `VOUCH_JOURNAL_BOUND_MS`).
 pub const DEFAULT_BOUND_MS: u64 = 10_000;
 /// A background pull that has not finished after this long no longer blocks another one.
@@ -30,10 +37,15 @@ const PULL_GIVE_UP_MS: u64 = 5_000;
 /// The most pulls one refresh chains while the journal says `more`.
 const MAX_PAGES: usize = 50;
 
+/// The header of a shared pull saying when it was read from the object (Unix ms).
+const READ_AT_HEADER: &str = "x-vouch-journal-read-at";
+
 #[derive(Clone, Copy)]
 struct Settings {
     refresh_ms: u64,
     bound_ms: u64,
+    /// 0: no sharing.
+    share_seconds: u64,
 }
 
 #[derive(Default)]
@@ -44,6 +56,9 @@ struct Copy {
     refreshed_at: Option<u64>,
     /// When a background pull started, while it runs.
     pulling_since: Option<u64>,
+    /// When the last background pull started: the next waits the refresh interval (a shared
+    /// answer may be older than that, and must not make every request pull again).
+    last_pull_at: u64,
     settings: Option<Settings>,
 }
 
@@ -59,17 +74,25 @@ fn settings(env: &Env) -> Settings {
     if let Some(settings) = COPY.with(|c| c.borrow().settings) {
         return settings;
     }
-    let read = |name: &str, default: u64| {
+    let read = |name: &str| {
         env.var(name)
             .ok()
             .and_then(|v| v.to_string().trim().parse::<u64>().ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(default)
     };
-    let refresh_ms = read("VOUCH_JOURNAL_REFRESH_MS", DEFAULT_REFRESH_MS);
+    let refresh_ms = read("VOUCH_JOURNAL_REFRESH_MS")
+        .filter(|v| *v > 0)
+        .unwrap_or(DEFAULT_REFRESH_MS);
+    let bound_ms = read("VOUCH_JOURNAL_BOUND_MS")
+        .filter(|v| *v > 0)
+        .unwrap_or(DEFAULT_BOUND_MS)
+        .max(refresh_ms);
     let settings = Settings {
         refresh_ms,
-        bound_ms: read("VOUCH_JOURNAL_BOUND_MS", DEFAULT_BOUND_MS).max(refresh_ms),
+        bound_ms,
+        // At most a tenth of the bound, so a shared answer leaves room to refresh.
+        share_seconds: read("VOUCH_JOURNAL_SHARE_SECONDS")
+            .unwrap_or(0)
+            .min(bound_ms / 10_000),
     };
     COPY.with(|c| c.borrow_mut().settings = Some(settings));
     settings
@@ -80,8 +103,9 @@ pub fn change(key: &str) -> Option<Rc<Entry>> {
     COPY.with(|c| c.borrow().changes.get(key).cloned())
 }
 
-/// Makes sure the isolate's copy of the journal is inside the bound before a status answer.
-pub async fn ensure_fresh(env: &Env, ctx: &Context) -> Result<(), EdgeError> {
+/// Makes sure the isolate's copy of the journal is inside the bound before a status answer;
+/// `host` (the request's) names the shared pulls in the Cache API.
+pub async fn ensure_fresh(env: &Env, ctx: &Context, host: &str) -> Result<(), EdgeError> {
     let settings = settings(env);
     let now = now_ms();
     let (age, pulling) = COPY.with(|c| {
@@ -95,11 +119,18 @@ pub async fn ensure_fresh(env: &Env, ctx: &Context) -> Result<(), EdgeError> {
     match journal::freshness(age, settings.refresh_ms, settings.bound_ms) {
         Freshness::Fresh => Ok(()),
         Freshness::Refresh => {
-            if !pulling {
-                COPY.with(|c| c.borrow_mut().pulling_since = Some(now));
+            let due =
+                COPY.with(|c| now.saturating_sub(c.borrow().last_pull_at) >= settings.refresh_ms);
+            if !pulling && due {
+                COPY.with(|c| {
+                    let mut c = c.borrow_mut();
+                    c.pulling_since = Some(now);
+                    c.last_pull_at = now;
+                });
                 let env = env.clone();
+                let host = host.to_owned();
                 ctx.wait_until(async move {
-                    if let Err(error) = refresh(&env).await {
+                    if let Err(error) = refresh(&env, settings, &host).await {
                         worker::console_warn!("status journal refresh failed: {error}");
                     }
                     COPY.with(|c| c.borrow_mut().pulling_since = None);
@@ -107,7 +138,7 @@ pub async fn ensure_fresh(env: &Env, ctx: &Context) -> Result<(), EdgeError> {
             }
             Ok(())
         }
-        Freshness::Stale => refresh(env).await.map_err(|detail| {
+        Freshness::Stale => refresh(env, settings, host).await.map_err(|detail| {
             worker::console_error!("status journal unreachable: {detail}");
             EdgeError::StatusUnavailable
         }),
@@ -115,33 +146,80 @@ pub async fn ensure_fresh(env: &Env, ctx: &Context) -> Result<(), EdgeError> {
 }
 
 /// Pulls every change after the isolate's cursor and lays them into its copy.
-async fn refresh(env: &Env) -> Result<(), String> {
-    let started = now_ms();
+async fn refresh(env: &Env, settings: Settings, host: &str) -> Result<(), String> {
     let stub = env
         .durable_object(BINDING)
         .and_then(|ns| ns.get_by_name(OBJECT_NAME))
         .map_err(|e| format!("no journal binding: {e}"))?;
+    // The copy is as fresh as the oldest read from the object that went into it.
+    let mut read_at = u64::MAX;
     for _ in 0..MAX_PAGES {
         let cursor = COPY.with(|c| c.borrow().cursor);
-        let mut response = stub
-            .fetch_with_str(&format!("https://journal/entries?since={cursor}"))
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status_code() != 200 {
-            return Err(format!("the journal answered {}", response.status_code()));
-        }
-        let pull: Pull = response.json().await.map_err(|e| e.to_string())?;
+        let (pull, read) = pull(&stub, cursor, settings, host).await?;
+        read_at = read_at.min(read);
         let more = pull.more;
         if apply(pull) || more {
             continue;
         }
         COPY.with(|c| {
             let mut c = c.borrow_mut();
-            c.refreshed_at = Some(c.refreshed_at.map_or(started, |at| at.max(started)));
+            c.refreshed_at = Some(c.refreshed_at.map_or(read_at, |at| at.max(read_at)));
         });
         return Ok(());
     }
     Err("the journal kept saying `more`".into())
+}
+
+/// One page of entries after `cursor`, and when it was read from the object: from this data
+/// centre's shared pulls when one is fresh enough, else from the object (then shared).
+async fn pull(
+    stub: &worker::Stub,
+    cursor: i64,
+    settings: Settings,
+    host: &str,
+) -> Result<(Pull, u64), String> {
+    let key = format!("https://{host}/__vouch/journal?since={cursor}");
+    let share_ms = settings.share_seconds * 1_000;
+    if share_ms > 0 {
+        if let Ok(Some(mut shared)) = Cache::default().get(key.as_str(), false).await {
+            let read_at = shared
+                .headers()
+                .get(READ_AT_HEADER)
+                .ok()
+                .flatten()
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(read_at) = read_at.filter(|at| now_ms().saturating_sub(*at) < share_ms) {
+                if let Ok(pull) = shared.json::<Pull>().await {
+                    return Ok((pull, read_at));
+                }
+            }
+        }
+    }
+    let read_at = now_ms();
+    let mut response = stub
+        .fetch_with_str(&format!("https://journal/entries?since={cursor}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status_code() != 200 {
+        return Err(format!("the journal answered {}", response.status_code()));
+    }
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    let pull: Pull = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    if share_ms > 0 {
+        let headers = Headers::new();
+        let _ = headers.set(
+            "cache-control",
+            &format!("public, s-maxage={}", settings.share_seconds),
+        );
+        let _ = headers.set(READ_AT_HEADER, &read_at.to_string());
+        let shared = ResponseBuilder::new()
+            .with_headers(headers)
+            .fixed(text.into_bytes());
+        if let Err(error) = Cache::default().put(key.as_str(), shared).await {
+            worker::console_warn!("could not share a journal pull: {error}");
+        }
+    }
+    Ok((pull, read_at))
 }
 
 /// Lays a pull into the copy; `true` when the journal must be pulled again from the start (it

@@ -21,17 +21,18 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
     let url = req.url()?;
     let method = req.method();
     let path = url.path().to_owned();
+    let host = url.host_str().unwrap_or("localhost").to_owned();
     match path.as_str() {
         "/verify" => match method {
             Method::Get | Method::Head => {
-                journal::ensure_fresh(env, ctx).await?;
+                journal::ensure_fresh(env, ctx, &host).await?;
                 verify_get(&req, &url, env).await
             }
-            Method::Post => verify_post(req, env, ctx).await,
+            Method::Post => verify_post(req, env, ctx, &host).await,
             _ => Err(EdgeError::MethodNotAllowed),
         },
         "/verify/batch" => match method {
-            Method::Post => verify_batch(req, env, ctx).await,
+            Method::Post => verify_batch(req, env, ctx, &host).await,
             _ => Err(EdgeError::MethodNotAllowed),
         },
         internal if internal.starts_with("/internal/") => {
@@ -51,7 +52,7 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
         {
             Some(id) => {
                 require_get(&method)?;
-                journal::ensure_fresh(env, ctx).await?;
+                journal::ensure_fresh(env, ctx, &host).await?;
                 did_document(&req, &url, env, id).await
             }
             None => Err(EdgeError::NotFound {
@@ -369,10 +370,15 @@ fn decision_response<T: serde::Serialize>(body: &T) -> Result<Response, EdgeErro
 }
 
 /// `POST /verify`: one decision.
-async fn verify_post(req: Request, env: &Env, ctx: &Context) -> Result<Response, EdgeError> {
+async fn verify_post(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    host: &str,
+) -> Result<Response, EdgeError> {
     // The body first, always: an answer before it is read would reset the connection.
     let body = json_body(req, BODY_LIMIT).await;
-    journal::ensure_fresh(env, ctx).await?;
+    journal::ensure_fresh(env, ctx, host).await?;
     let body = body?;
     let request = VerifyRequest::from_json(body, "")?;
     let (answer, replayed) = answer(env, &request).await?;
@@ -387,9 +393,14 @@ async fn verify_post(req: Request, env: &Env, ctx: &Context) -> Result<Response,
 }
 
 /// `POST /verify/batch`: up to 100 decisions, in order.
-async fn verify_batch(req: Request, env: &Env, ctx: &Context) -> Result<Response, EdgeError> {
+async fn verify_batch(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    host: &str,
+) -> Result<Response, EdgeError> {
     let body = json_body(req, BODY_LIMIT * vouch_core::decision::BATCH_MAX).await;
-    journal::ensure_fresh(env, ctx).await?;
+    journal::ensure_fresh(env, ctx, host).await?;
     let body = body?;
     let requests = VerifyRequest::batch_from_json(body)?;
     let mut decisions = Vec::with_capacity(requests.len());

@@ -8,9 +8,10 @@
 // VOUCH_KV_ACCOUNT_ID ("local"), VOUCH_KV_NAMESPACE_ID ("vouch-local"), VOUCH_EDGE_PERSIST (a
 // directory to keep KV and the Durable Objects in; default: memory only), VOUCH_EDGE_SCRIPT
 // (edge-worker/build/index.js), VOUCH_EDGE_SECRET (the secret of POST /internal/journal; without
-// it the origin cannot append to the status journal), VOUCH_JOURNAL_REFRESH_MS and
-// VOUCH_JOURNAL_BOUND_MS (the worker's variables of the same names), VOUCH_EDGE_TEST_CONTROLS=1
-// (binds VOUCH_TEST_CONTROLS: POST /internal/test/journal-outage, for tests only).
+// it the origin cannot append to the status journal), VOUCH_JOURNAL_REFRESH_MS,
+// VOUCH_JOURNAL_BOUND_MS and VOUCH_JOURNAL_SHARE_SECONDS (the worker's variables of the same
+// names), VOUCH_EDGE_TEST_CONTROLS=1 (binds VOUCH_TEST_CONTROLS: POST
+// /internal/test/journal-outage, for tests only).
 // For tests, POST /__control/faults on the KV API port queues failures:
 //   {"status": 500 | 429, "count": 3, "retry_after": 1}  or  {"delay_ms": 200, "count": 5}
 // GET /__control/stats reports the writes it accepted, and GET /__control/kv/<key> reads a key
@@ -58,6 +59,7 @@ const vouchWorker = {
       ["VOUCH_EDGE_SECRET", env.VOUCH_EDGE_SECRET],
       ["VOUCH_JOURNAL_REFRESH_MS", env.VOUCH_JOURNAL_REFRESH_MS],
       ["VOUCH_JOURNAL_BOUND_MS", env.VOUCH_JOURNAL_BOUND_MS],
+      ["VOUCH_JOURNAL_SHARE_SECONDS", env.VOUCH_JOURNAL_SHARE_SECONDS],
       ["VOUCH_TEST_CONTROLS", env.VOUCH_EDGE_TEST_CONTROLS === "1" ? "1" : undefined],
       ["VOUCH_AUDIENCE", env.VOUCH_AUDIENCE],
     ].filter(([, value]) => value !== undefined && value !== ""),

@@ -109,6 +109,43 @@ async fn the_journal_refuses_a_suspension_kv_never_saw() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_pulls_spare_the_journal_and_keep_the_bound() {
+    let Some(stack) = Stack::start_with(&[
+        ("VOUCH_JOURNAL_BOUND_MS", "10000"),
+        ("VOUCH_JOURNAL_SHARE_SECONDS", "1"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let agent = stack.active_agent("Shared Pulls").await;
+    // Steady traffic for 3 s: the isolate wants a pull every 250 ms (12 in all); shared through
+    // the Cache API for 1 s, the object serves about one per second.
+    let before = stack.journal_pulls().await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(stack.verify(&agent).await.0, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let served = stack.journal_pulls().await - before;
+    assert!(served <= 7, "{served} pulls in 3 s: not shared");
+    // Sharing never stretches the bound: a suspension KV never sees is refused within the
+    // refresh interval plus the sharing time.
+    stack.kv_hold().await;
+    let (code, changed) = stack.set_status_propagated(&agent, "suspended").await;
+    assert_eq!(code, StatusCode::OK, "{changed}");
+    let stored = Instant::now();
+    let (status, _, body) = stack
+        .verify_until(&agent, Duration::from_millis(1_250) + SLACK, |s, _| {
+            s == StatusCode::FORBIDDEN
+        })
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(stored.elapsed() <= Duration::from_millis(1_250) + SLACK);
+    stack.kv_release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_journal_fails_closed_and_both_recover() {
     let Some(stack) = Stack::start().await else {
         return;

@@ -68,6 +68,11 @@ fn edge_prerequisites() -> Option<PathBuf> {
 
 impl Stack {
     pub async fn start() -> Option<Stack> {
+        Stack::start_with(&[]).await
+    }
+
+    /// A stack whose local edge gets these extra environment variables (the worker's settings).
+    pub async fn start_with(edge_env: &[(&str, &str)]) -> Option<Stack> {
         let node = edge_prerequisites()?;
         let mut child = Command::new(node)
             .arg(repo().join("scripts/edge/serve.mjs"))
@@ -86,6 +91,7 @@ impl Stack {
                 "VOUCH_JOURNAL_BOUND_MS",
                 JOURNAL_BOUND.as_millis().to_string(),
             )
+            .envs(edge_env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -344,6 +350,22 @@ impl Stack {
             .await
             .expect("journal outage");
         assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
+    /// How many pulls the journal object has served (this reading included).
+    pub async fn journal_pulls(&self) -> u64 {
+        let resp = self
+            .client
+            .get(format!("{}/internal/journal?since=0", self.edge))
+            .bearer_auth(EDGE_SECRET)
+            .send()
+            .await
+            .expect("journal");
+        resp.headers()
+            .get("x-vouch-journal-pulls")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("the pulls header")
     }
 
     /// `GET /internal/journal?since=0`: what the journal holds.

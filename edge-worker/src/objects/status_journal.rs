@@ -16,6 +16,8 @@ use super::{int, meta, now_ms, read_json, set_meta, sql_error};
 #[durable_object]
 pub struct StatusJournal {
     state: State,
+    /// Pulls served since this instance started (`x-vouch-journal-pulls`), to watch the load.
+    pulls: std::cell::Cell<u64>,
 }
 
 #[derive(Deserialize)]
@@ -44,7 +46,10 @@ impl DurableObject for StatusJournal {
                 worker::console_error!("status journal schema: {error}");
             }
         }
-        StatusJournal { state }
+        StatusJournal {
+            state,
+            pulls: std::cell::Cell::new(0),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -56,7 +61,12 @@ impl DurableObject for StatusJournal {
                     .find(|(k, _)| k == "since")
                     .and_then(|(_, v)| v.parse::<i64>().ok())
                     .unwrap_or(0);
-                self.pull(since)
+                self.pulls.set(self.pulls.get() + 1);
+                let mut response = self.pull(since)?;
+                response
+                    .headers_mut()
+                    .set("x-vouch-journal-pulls", &self.pulls.get().to_string())?;
+                Ok(response)
             }
             (Method::Post, "/append") => {
                 let request: AppendRequest = read_json(&mut req).await?;
