@@ -56,8 +56,12 @@ start_edge() {
   printf -v "${name}_url" '%s' "$(sed -n 's/.*"edge":"\([^"]*\)".*/\1/p' "$work/$name.ready")"
   printf -v "${name}_kv" '%s' "$(sed -n 's/.*"kv_api_base":"\([^"]*\)".*/\1/p' "$work/$name.ready")"
 }
-start_edge main VOUCH_EDGE_CONSTANT=1
+start_edge main VOUCH_EDGE_CONSTANT=1 VOUCH_EDGE_SECRET=bench-secret
 edge_pid="$main_pid" edge="$main_url" kv="$main_kv"
+# No origin here: seed the status journal as the origin would (the edge answers 503 until then).
+epoch="$(curl -fsS -H "authorization: Bearer bench-secret" "$edge/internal/journal" | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')"
+curl -fsS -X POST -H "authorization: Bearer bench-secret" -H "content-type: application/json" \
+  "$edge/internal/journal" -d "{\"epoch\":$epoch,\"seed\":true}" >/dev/null
 if [ -n "$baseline" ]; then
   start_edge base VOUCH_EDGE_OBJECTS=0 VOUCH_EDGE_SCRIPT="$work/baseline/edge-worker/build/index.js"
 fi

@@ -5,7 +5,8 @@
 //!
 //! With the variable `VOUCH_TEST_CONTROLS = "1"` (set only by the local edge's tests, never in
 //! wrangler.toml) `POST /internal/test/journal-outage {"for_ms": N}` makes the journal refuse
-//! isolates' pulls for N ms, so the tests can watch the edge fail closed.
+//! isolates' pulls for N ms, so the tests can watch the edge fail closed, and `POST
+//! /internal/test/journal-reset` empties it as if it were new (new epoch, unseeded).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -27,6 +28,7 @@ enum Route {
     Pull,
     Append,
     Outage,
+    Reset,
 }
 
 pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, EdgeError> {
@@ -34,6 +36,7 @@ pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, Edg
         (Method::Get, "/internal/journal") => Ok(Route::Pull),
         (Method::Post, "/internal/journal") => Ok(Route::Append),
         (Method::Post, "/internal/test/journal-outage") if test_controls(env) => Ok(Route::Outage),
+        (Method::Post, "/internal/test/journal-reset") if test_controls(env) => Ok(Route::Reset),
         (_, "/internal/journal") => Err(EdgeError::MethodNotAllowed),
         _ => Err(EdgeError::NotFound {
             code: "not_found",
@@ -78,6 +81,10 @@ pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, Edg
             let body = json_body(req, 1024).await?;
             forward(env, "/outage", &body).await
         }
+        Route::Reset => {
+            let _ = json_body(req, 1024).await;
+            call(env, Method::Post, "/reset", None).await
+        }
     }
 }
 
@@ -98,7 +105,12 @@ fn authorize(req: &Request, env: &Env) -> Result<(), EdgeError> {
         .get("authorization")
         .ok()
         .flatten()
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        })
         .ok_or(EdgeError::Unauthorized)?;
     // Digests first, so the comparison takes the same time whatever the lengths.
     let same: bool = Sha256::digest(configured.as_bytes())
@@ -137,6 +149,14 @@ async fn call(
     let status = response.status_code();
     let pulls = response.headers().get(PULLS_HEADER).ok().flatten();
     let answer = response.text().await?;
+    if status == 409 {
+        // Another epoch: the origin reads the journal's and catches it up.
+        return Ok(json_response(
+            409,
+            &answer,
+            &[("cache-control", "no-store")],
+        ));
+    }
     if status != 200 {
         return Err(EdgeError::Internal(format!(
             "the journal answered {status}: {answer}"

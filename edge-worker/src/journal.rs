@@ -4,9 +4,10 @@
 //! pulled up to. Before any answer that depends on a status it checks how old its copy is
 //! ([`vouch_core::journal::freshness`]): younger than the refresh interval, it is used as is;
 //! younger than the bound, it is used and refreshed in the background (one pull per isolate at a
-//! time, whatever the traffic); older — or never pulled — it is pulled before answering, and if
+//! time); older — or never pulled — it is pulled before answering, and if
 //! that fails the answer is `503 status_unavailable`: an isolate that cannot see the journal
-//! never allows on KV alone.
+//! never allows on KV alone. A journal the origin has not seeded yet counts as unreachable; a
+//! journal of another epoch (new, or reset) is pulled whole and replaces the copy in one step.
 //!
 //! With `VOUCH_JOURNAL_SHARE_SECONDS` > 0, isolates of one data centre share their pulls through
 //! the Cache API (keyed by cursor; isolates that are up to date share a cursor), so the object
@@ -52,6 +53,8 @@ struct Settings {
 struct Copy {
     changes: HashMap<String, Rc<Entry>>,
     cursor: i64,
+    /// The journal this copy is of (`None`: none yet).
+    epoch: Option<i64>,
     /// When the last successful pull started (ms): the copy is at least that fresh.
     refreshed_at: Option<u64>,
     /// When a background pull started, while it runs.
@@ -133,7 +136,13 @@ pub async fn ensure_fresh(env: &Env, ctx: &Context, host: &str) -> Result<(), Ed
                     if let Err(error) = refresh(&env, settings, &host).await {
                         worker::console_warn!("status journal refresh failed: {error}");
                     }
-                    COPY.with(|c| c.borrow_mut().pulling_since = None);
+                    // Only this pull's mark: a newer one may have replaced a hung one.
+                    COPY.with(|c| {
+                        let mut c = c.borrow_mut();
+                        if c.pulling_since == Some(now) {
+                            c.pulling_since = None;
+                        }
+                    });
                 });
             }
             Ok(())
@@ -145,29 +154,102 @@ pub async fn ensure_fresh(env: &Env, ctx: &Context, host: &str) -> Result<(), Ed
     }
 }
 
-/// Pulls every change after the isolate's cursor and lays them into its copy.
+/// Pulls every change after the isolate's cursor and lays them into its copy. A journal that is
+/// not seeded is an error (the caller fails closed); a journal of another epoch is pulled whole
+/// and replaces the copy in one step.
 async fn refresh(env: &Env, settings: Settings, host: &str) -> Result<(), String> {
     let stub = env
         .durable_object(BINDING)
         .and_then(|ns| ns.get_by_name(OBJECT_NAME))
         .map_err(|e| format!("no journal binding: {e}"))?;
+    let (mut epoch, cursor) = COPY.with(|c| {
+        let c = c.borrow();
+        (c.epoch, c.cursor)
+    });
+    let started_epoch = epoch;
+    let mut since = cursor;
+    let mut replace = false;
+    let mut entries: Vec<Entry> = Vec::new();
     // The copy is as fresh as the oldest read from the object that went into it.
     let mut read_at = u64::MAX;
     for _ in 0..MAX_PAGES {
-        let cursor = COPY.with(|c| c.borrow().cursor);
-        let (pull, read) = pull(&stub, cursor, settings, host).await?;
+        let (page, read) = pull(&stub, since, settings, host).await?;
         read_at = read_at.min(read);
-        let more = pull.more;
-        if apply(pull) || more {
-            continue;
+        if !page.seeded {
+            return Err("the journal is not seeded yet (its origin has not caught it up)".into());
         }
-        COPY.with(|c| {
-            let mut c = c.borrow_mut();
-            c.refreshed_at = Some(c.refreshed_at.map_or(read_at, |at| at.max(read_at)));
-        });
-        return Ok(());
+        if epoch != Some(page.epoch) {
+            // Another journal (new, or reset): start over from its beginning, into a new copy.
+            epoch = Some(page.epoch);
+            replace = true;
+            entries.clear();
+            if since != 0 {
+                since = 0;
+                continue;
+            }
+        }
+        since = page.entries.last().map_or(since, |e| e.seq).max(since);
+        entries.extend(page.entries);
+        if !page.more {
+            lay_in(
+                started_epoch,
+                Laid {
+                    epoch,
+                    replace,
+                    entries,
+                    head: page.head,
+                    floor: page.floor,
+                    read_at,
+                },
+            );
+            return Ok(());
+        }
     }
     Err("the journal kept saying `more`".into())
+}
+
+/// What one refresh read.
+struct Laid {
+    epoch: Option<i64>,
+    replace: bool,
+    entries: Vec<Entry>,
+    head: i64,
+    floor: i64,
+    read_at: u64,
+}
+
+/// Lays what a refresh read into the copy, in one step. A refresh that started from a copy of
+/// another epoch than the copy now has (a concurrent refresh replaced it) is dropped.
+fn lay_in(started_epoch: Option<i64>, laid: Laid) {
+    COPY.with(|c| {
+        let mut c = c.borrow_mut();
+        if !laid.replace && c.epoch != started_epoch {
+            return;
+        }
+        if laid.replace {
+            c.changes = HashMap::with_capacity(laid.entries.len());
+            c.cursor = 0;
+            c.epoch = laid.epoch;
+        }
+        for entry in laid.entries {
+            c.cursor = c.cursor.max(entry.seq);
+            let key = entry.change.key();
+            let newer = c
+                .changes
+                .get(&key)
+                .is_none_or(|known| journal::supersedes(&entry.change, Some(&known.change)));
+            if newer {
+                c.changes.insert(key, Rc::new(entry));
+            }
+        }
+        let floor = laid.floor;
+        c.changes.retain(|_, entry| entry.seq >= floor);
+        c.cursor = c.cursor.max(laid.head);
+        c.refreshed_at = Some(match (c.refreshed_at, laid.replace) {
+            (Some(at), false) => at.max(laid.read_at),
+            _ => laid.read_at,
+        });
+    })
 }
 
 /// One page of entries after `cursor`, and when it was read from the object: from this data
@@ -220,34 +302,4 @@ async fn pull(
         }
     }
     Ok((pull, read_at))
-}
-
-/// Lays a pull into the copy; `true` when the journal must be pulled again from the start (it
-/// was reset: its head is below what this isolate had seen).
-fn apply(pull: Pull) -> bool {
-    COPY.with(|c| {
-        let mut c = c.borrow_mut();
-        if pull.head < c.cursor {
-            c.changes.clear();
-            c.cursor = 0;
-            return true;
-        }
-        for entry in pull.entries {
-            c.cursor = c.cursor.max(entry.seq);
-            let key = entry.change.key();
-            let newer = c
-                .changes
-                .get(&key)
-                .is_none_or(|known| journal::supersedes(&entry.change, Some(&known.change)));
-            if newer {
-                c.changes.insert(key, Rc::new(entry));
-            }
-        }
-        let floor = pull.floor;
-        c.changes.retain(|_, entry| entry.seq >= floor);
-        if !pull.more {
-            c.cursor = c.cursor.max(pull.head);
-        }
-        false
-    })
 }

@@ -7,6 +7,7 @@ mod internal;
 mod journal;
 mod kv_cache;
 mod objects;
+mod random;
 mod respond;
 mod routes;
 mod tokens;

@@ -1,7 +1,7 @@
 //! Responses: JSON with the right status, strong ETags with `If-None-Match` → `304`, bounded
 //! `Cache-Control`, and the one error type of the edge mapped to SPEC §2 bodies.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use worker::{Headers, Request, Response, ResponseBuilder};
 
 /// How long a partner's HTTP cache may reuse a GET answer. Kept well inside the propagation
@@ -45,8 +45,9 @@ impl EdgeError {
         }
     }
 
-    pub fn into_response(self) -> Response {
-        let (status, body) = match self {
+    /// The status and JSON body of this error (internal details are logged, not shown).
+    pub fn status_and_body(&self) -> (u16, Value) {
+        match self {
             EdgeError::BadRequest { message, field } => (
                 400,
                 match field {
@@ -71,28 +72,22 @@ impl EdgeError {
                 415,
                 json!({ "error": "unsupported_media_type", "message": "send the body as application/json" }),
             ),
-            EdgeError::StatusUnavailable => {
-                let body = json!({
+            EdgeError::StatusUnavailable => (
+                503,
+                json!({
                     "error": "status_unavailable",
                     "message": "this edge cannot confirm agent statuses right now (the status journal is unreachable); retry shortly",
-                });
-                return json_response(
-                    503,
-                    &body.to_string(),
-                    &[("retry-after", "1"), ("cache-control", "no-store")],
-                );
-            }
+                }),
+            ),
             EdgeError::LedgerUnavailable(detail) => {
                 worker::console_error!("daily-caps ledger: {detail}");
-                let body = json!({
-                    "error": "ledger_unavailable",
-                    "message": "the daily-caps ledger could not record this commit; nothing was recorded, retry with the same idempotency_key",
-                });
-                return json_response(
+                (
                     503,
-                    &body.to_string(),
-                    &[("retry-after", "1"), ("cache-control", "no-store")],
-                );
+                    json!({
+                        "error": "ledger_unavailable",
+                        "message": "the daily-caps ledger could not record this commit; nothing was recorded, retry with the same idempotency_key",
+                    }),
+                )
             }
             EdgeError::Unauthorized => (
                 401,
@@ -108,8 +103,25 @@ impl EdgeError {
                     json!({ "error": "internal_error", "message": "an internal error occurred" }),
                 )
             }
-        };
-        json_response(status, &body.to_string(), &[])
+        }
+    }
+
+    /// The JSON body alone (a batch answers an item's failure in its place).
+    pub fn body(&self) -> Value {
+        self.status_and_body().1
+    }
+
+    pub fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
+        let body = body.to_string();
+        if status == 503 {
+            return json_response(
+                status,
+                &body,
+                &[("retry-after", "1"), ("cache-control", "no-store")],
+            );
+        }
+        json_response(status, &body, &[])
     }
 }
 

@@ -169,22 +169,9 @@ pub async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeErro
         .map_err(|e| EdgeError::bad(format!("the body is not valid JSON: {e}"), None))
 }
 
-/// A fresh decision id from the runtime's CSPRNG (`crypto.randomUUID()`).
+/// A fresh decision id from the runtime's CSPRNG.
 fn decision_id() -> String {
-    use worker::js_sys::{Function, Reflect};
-    use worker::wasm_bindgen::JsCast;
-    let global = worker::js_sys::global();
-    let uuid = Reflect::get(&global, &"crypto".into())
-        .ok()
-        .and_then(|crypto| {
-            let f: Function = Reflect::get(&crypto, &"randomUUID".into())
-                .ok()?
-                .dyn_into()
-                .ok()?;
-            f.call0(&crypto).ok()?.as_string()
-        })
-        .unwrap_or_default();
-    format!("dec_{}", uuid.replace('-', ""))
+    format!("dec_{}", crate::random::uuid_hex().unwrap_or_default())
 }
 
 fn now() -> Timestamp {
@@ -218,14 +205,15 @@ async fn commit(
     decision: Decision,
     spend: Option<vouch_core::policy::Spend>,
 ) -> Result<(Value, bool), EdgeError> {
-    let (Some(key), Some(fingerprint)) = (&request.idempotency_key, &request.fingerprint) else {
+    let Some(key) = &request.idempotency_key else {
         return Err(EdgeError::bad(
             "`commit: true` needs an `idempotency_key`",
             Some("idempotency_key"),
         ));
     };
-    // A decision about no agent (unknown, or a refused token) has no ledger: it is a denial.
-    let Some(agent_id) = decision.agent_id.clone() else {
+    // A decision about no known agent (unknown agent, refused token) has no ledger: it is a
+    // denial, answered and not recorded.
+    let (Some(agent_id), Some(_)) = (decision.agent_id.clone(), decision.passport_version) else {
         let body =
             serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
         return Ok((body, false));
@@ -233,9 +221,8 @@ async fn commit(
     let request = vouch_core::caps::CommitRequest {
         agent_id: agent_id.clone(),
         idempotency_key: key.clone(),
-        fingerprint: fingerprint.clone(),
+        fingerprint: request.fingerprint(&decision.chain),
         day: decision.created_at.utc_day(),
-        capability: decision.capability.clone(),
         spend: spend.filter(|s| decision.allow && !s.daily_caps.is_empty()),
         decision: serde_json::to_value(&decision)
             .map_err(|e| EdgeError::Internal(e.to_string()))?,
@@ -376,11 +363,11 @@ async fn verify_post(
     ctx: &Context,
     host: &str,
 ) -> Result<Response, EdgeError> {
-    // The body first, always: an answer before it is read would reset the connection.
-    let body = json_body(req, BODY_LIMIT).await;
-    journal::ensure_fresh(env, ctx, host).await?;
-    let body = body?;
+    // The body first, always (an answer before it is read would reset the connection); a bad
+    // request is a 400 whatever the journal's state.
+    let body = json_body(req, BODY_LIMIT).await?;
     let request = VerifyRequest::from_json(body, "")?;
+    journal::ensure_fresh(env, ctx, host).await?;
     let (answer, replayed) = answer(env, &request).await?;
     let mut response = decision_response(&answer)?;
     if request.commit {
@@ -399,13 +386,21 @@ async fn verify_batch(
     ctx: &Context,
     host: &str,
 ) -> Result<Response, EdgeError> {
-    let body = json_body(req, BODY_LIMIT * vouch_core::decision::BATCH_MAX).await;
-    journal::ensure_fresh(env, ctx, host).await?;
-    let body = body?;
+    let body = json_body(req, BODY_LIMIT * vouch_core::decision::BATCH_MAX).await?;
     let requests = VerifyRequest::batch_from_json(body)?;
     let mut decisions = Vec::with_capacity(requests.len());
     for request in &requests {
-        decisions.push(answer(env, request).await?.0);
+        // Per item: a long batch never answers a late item from a copy past the bound.
+        journal::ensure_fresh(env, ctx, host).await?;
+        // A commit's own failure (key reused, ledger unreachable) is that item's answer; the
+        // items before it stay recorded, and a retry of the batch replays them.
+        decisions.push(match answer(env, request).await {
+            Ok((answer, _)) => answer,
+            Err(error @ (EdgeError::Conflict { .. } | EdgeError::LedgerUnavailable(_))) => {
+                Answer::Committed(error.body())
+            }
+            Err(error) => return Err(error),
+        });
     }
     decision_response(&serde_json::json!({ "decisions": decisions }))
 }

@@ -136,8 +136,10 @@ pub struct ServeArgs {
     /// With `VOUCH_EDGE_URL`, it turns the status journal publisher on.
     #[arg(long, env = "VOUCH_EDGE_SECRET", hide_env_values = true)]
     pub edge_secret: Option<String>,
-    /// How long KV must have held a change before the journal may drop it.
-    #[arg(long, env = "VOUCH_JOURNAL_SETTLE_SECONDS", default_value_t = 600)]
+    /// How long KV must have held a change before the journal may drop it (at least 120: KV
+    /// takes up to a minute to reach every location, and edges cache reads for 30 s).
+    #[arg(long, env = "VOUCH_JOURNAL_SETTLE_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(120..))]
     pub journal_settle_seconds: u64,
     #[command(flatten)]
     pub kv: KvArgs,

@@ -1,12 +1,19 @@
 //! Daily caps, committed (SPEC §11): the ledger rule behind `"commit": true`.
 //!
-//! A decision with `commit: true` carries an `idempotency_key`. The ledger (one per agent, at the
-//! edge a Durable Object) holds what the agent spent per UTC day, capability and currency, and
-//! the decision answered for every key. [`commit`] decides what a commit does, given what the
-//! ledger holds: the same key with the same request replays the first decision; the same key
-//! with another request is refused; a new key records its amount when it fits under every cap,
-//! and otherwise turns the decision into an `oap.limit_exceeded` denial. The caller applies the
-//! outcome atomically with its read of the ledger.
+//! A decision with `commit: true` carries an `idempotency_key` (and a token: see
+//! [`crate::decision::VerifyRequest`]). The ledger (one per agent, at the edge a Durable Object)
+//! holds what the agent spent per UTC day against each daily cap (by the cap's passport path, so
+//! two capabilities sharing a flat `refund_usd_daily_cap` share its row), and the decision
+//! answered for every key. [`commit`] decides what a commit does, given what the ledger holds:
+//!
+//! * the same key for the same request replays the first decision — unless the decision made
+//!   now is a denial (the agent was suspended since, the token expired, …): then that denial is
+//!   answered, and nothing is recorded, so a retry never revives a refused agent;
+//! * the same key for another request is a conflict;
+//! * a new key records its amount against every cap when it fits under each, and otherwise turns
+//!   the decision into an `oap.limit_exceeded` denial.
+//!
+//! The caller applies the outcome atomically with its read of the ledger.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -26,23 +33,23 @@ pub struct CommitRequest {
     pub fingerprint: String,
     /// The UTC day the decision was made (`2026-11-22`).
     pub day: String,
-    pub capability: String,
-    /// The amount to record, when the decision allows and the amount counts against caps.
+    /// The amount to record and the caps it counts against, when the decision allows.
     pub spend: Option<Spend>,
-    /// The decision as made without the ledger.
+    /// The decision as made now, without the ledger.
     pub decision: Value,
 }
 
 impl CommitRequest {
-    /// The ledger row the spend counts in: day, capability, currency.
-    pub fn ledger_key(&self) -> Option<(String, String, String)> {
-        self.spend.as_ref().map(|s| {
-            (
-                self.day.clone(),
-                self.capability.clone(),
-                s.currency.clone(),
-            )
-        })
+    /// The ledger rows (caps' passport paths) the spend counts in, today.
+    pub fn caps(&self) -> Vec<String> {
+        self.spend
+            .iter()
+            .flat_map(|s| s.daily_caps.iter().map(|c| c.limit.clone()))
+            .collect()
+    }
+
+    fn allows(&self) -> bool {
+        self.decision.get("allow") == Some(&Value::Bool(true))
     }
 }
 
@@ -58,30 +65,40 @@ pub struct StoredCommit {
 pub enum Outcome {
     /// The key was answered before for the same request: answer the same decision again.
     Replay(Value),
+    /// The key was answered before for the same request, but the decision made now is a denial:
+    /// answer it, record nothing.
+    Refused(Value),
     /// The key was used before for a different request.
     Conflict,
-    /// Store `decision` under the key and add `add` (minor units) to the ledger row.
+    /// Store `decision` under the key and add `add` (minor units) to each of the request's
+    /// ledger rows ([`CommitRequest::caps`]).
     Record { decision: Value, add: u64 },
 }
 
 /// Decides a commit from the stored answer for its key (if any) and what the agent already spent
-/// in the request's ledger row today (minor units).
-pub fn commit(request: &CommitRequest, prior: Option<&StoredCommit>, already: u64) -> Outcome {
+/// today against each cap (`spent(cap path)`, minor units).
+pub fn commit(
+    request: &CommitRequest,
+    prior: Option<&StoredCommit>,
+    spent: &dyn Fn(&str) -> u64,
+) -> Outcome {
+    let allowed = request.allows();
     if let Some(prior) = prior {
-        return if prior.fingerprint == request.fingerprint {
+        return if prior.fingerprint != request.fingerprint {
+            Outcome::Conflict
+        } else if allowed {
             Outcome::Replay(prior.decision.clone())
         } else {
-            Outcome::Conflict
+            Outcome::Refused(request.decision.clone())
         };
     }
-    let allowed = request.decision.get("allow") == Some(&Value::Bool(true));
     let Some(spend) = request.spend.as_ref().filter(|_| allowed) else {
         return Outcome::Record {
             decision: request.decision.clone(),
             add: 0,
         };
     };
-    let over = spend.over_caps(already);
+    let over = spend.over_caps(spent);
     if over.is_empty() {
         return Outcome::Record {
             decision: request.decision.clone(),
@@ -118,7 +135,6 @@ mod tests {
             idempotency_key: key.into(),
             fingerprint: format!("fp-{key}-{amount}"),
             day: "2026-11-22".into(),
-            capability: "payments.refund".into(),
             spend: Some(Spend {
                 currency: "USD".into(),
                 amount_minor: amount,
@@ -141,14 +157,14 @@ mod tests {
 
     #[test]
     fn a_fitting_amount_is_recorded_as_allowed() {
-        let (decision, add) = recorded(commit(&request("a", 25_000, true), None, 75_000));
+        let (decision, add) = recorded(commit(&request("a", 25_000, true), None, &|_| 75_000));
         assert_eq!(add, 25_000);
         assert_eq!(decision["allow"], true);
     }
 
     #[test]
     fn an_amount_above_what_is_left_is_denied_and_not_counted() {
-        let (decision, add) = recorded(commit(&request("a", 25_000, true), None, 75_001));
+        let (decision, add) = recorded(commit(&request("a", 25_000, true), None, &|_| 75_001));
         assert_eq!(add, 0);
         assert_eq!(decision["allow"], false);
         assert_eq!(decision["reasons"][0]["code"], codes::LIMIT_EXCEEDED);
@@ -165,7 +181,7 @@ mod tests {
 
     #[test]
     fn a_denied_decision_is_recorded_without_spending() {
-        let (decision, add) = recorded(commit(&request("a", 25_000, false), None, 0));
+        let (decision, add) = recorded(commit(&request("a", 25_000, false), None, &|_| 0));
         assert_eq!((decision["allow"].clone(), add), (json!(false), 0));
     }
 
@@ -177,12 +193,52 @@ mod tests {
             decision: json!({ "decision_id": "dec_first", "allow": true }),
         };
         assert_eq!(
-            commit(&first, Some(&stored), 99_999_999),
+            commit(&first, Some(&stored), &|_| 99_999_999),
             Outcome::Replay(stored.decision.clone())
         );
         assert_eq!(
-            commit(&request("k", 200, true), Some(&stored), 0),
+            commit(&request("k", 200, true), Some(&stored), &|_| 0),
             Outcome::Conflict
+        );
+    }
+
+    #[test]
+    fn a_replay_never_revives_a_refused_agent() {
+        let stored = StoredCommit {
+            fingerprint: request("k", 100, true).fingerprint,
+            decision: json!({ "decision_id": "dec_first", "allow": true }),
+        };
+        let now_denied = request("k", 100, false);
+        assert_eq!(
+            commit(&now_denied, Some(&stored), &|_| 0),
+            Outcome::Refused(now_denied.decision.clone())
+        );
+    }
+
+    #[test]
+    fn each_cap_counts_its_own_row() {
+        let mut r = request("a", 10_000, true);
+        if let Some(spend) = r.spend.as_mut() {
+            spend.daily_caps.push(DailyCap {
+                limit: "limits.payments.refund.currency_limits.USD.daily_cap".into(),
+                cap_minor: 50_000,
+            });
+        }
+        assert_eq!(r.caps().len(), 2);
+        // The first cap has room, the second is nearly full: denied by the second only.
+        let spent = |cap: &str| {
+            if cap.contains("currency_limits") {
+                45_000
+            } else {
+                0
+            }
+        };
+        let (decision, add) = recorded(commit(&r, None, &spent));
+        assert_eq!(add, 0);
+        assert_eq!(decision["reasons"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            decision["reasons"][0]["limit"],
+            "limits.payments.refund.currency_limits.USD.daily_cap"
         );
     }
 
@@ -192,7 +248,9 @@ mod tests {
         let mut allowed = 0u64;
         for i in 0..50 {
             let (decision, add) =
-                recorded(commit(&request(&i.to_string(), 7_000, true), None, spent));
+                recorded(commit(&request(&i.to_string(), 7_000, true), None, &|_| {
+                    spent
+                }));
             spent += add;
             if decision["allow"] == true {
                 allowed += 7_000;

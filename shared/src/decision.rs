@@ -40,9 +40,6 @@ pub struct VerifyRequest {
     pub min_assurance: Option<AssuranceLevel>,
     pub commit: bool,
     pub idempotency_key: Option<String>,
-    /// For a commit: SHA-256 (hex) of the request as sent, so a replayed `idempotency_key` can
-    /// be told from the same key reused for another request.
-    pub fingerprint: Option<String>,
 }
 
 const FIELDS: [&str; 7] = [
@@ -70,10 +67,6 @@ impl VerifyRequest {
                 format!("unknown field `{unknown}`"),
             ));
         }
-        let fingerprint = (object.get("commit") == Some(&Value::Bool(true))).then(|| {
-            use sha2::{Digest, Sha256};
-            hex::encode(Sha256::digest(Value::Object(object.clone()).to_string()))
-        });
         let mut take = |key: &str| object.remove(key).unwrap_or(Value::Null);
         let field = |name: &str| format!("{at}{name}");
         let agent_id: Option<String> = deserialize_field(take("agent_id"), &field("agent_id"))?;
@@ -118,6 +111,15 @@ impl VerifyRequest {
                 .map_err(|message| CoreError::field(field("idempotency_key"), message))?,
             (None, false) => {}
         }
+        if commit && matches!(subject, Subject::Agent(_)) {
+            // Spending counts against the agent's caps: only a token proves the agent (or an
+            // agent it delegated to) is the one spending; an id alone would let anyone use up
+            // any agent's cap.
+            return Err(CoreError::field(
+                field("token"),
+                "`commit: true` needs the agent's `token`, not an `agent_id`",
+            ));
+        }
         let context = Context::from_json(take("context")).map_err(|mut reason| {
             reason.field = reason.field.map(|f| format!("{at}{f}"));
             reason
@@ -129,7 +131,6 @@ impl VerifyRequest {
             min_assurance,
             commit,
             idempotency_key,
-            fingerprint,
         })
     }
 
@@ -160,6 +161,25 @@ impl VerifyRequest {
             .enumerate()
             .map(|(i, item)| VerifyRequest::from_json(item, &format!("requests[{i}].")))
             .collect()
+    }
+
+    /// What identifies a commit for its `idempotency_key` (SHA-256, hex): the agents it rests
+    /// on (`chain`, from the verified token, so a refreshed token is the same request), the
+    /// capability, the minimum assurance and the context with its amount in minor units (so
+    /// `250` and `250.0` are the same request, and key order never matters).
+    pub fn fingerprint(&self, chain: &[AgentId]) -> String {
+        use sha2::{Digest, Sha256};
+        let context = match &self.context {
+            Ok(context) => context.canonical(),
+            Err(reason) => serde_json::json!({ "unreadable": reason.message }),
+        };
+        let canonical = serde_json::json!({
+            "chain": chain,
+            "capability": self.capability,
+            "min_assurance": self.min_assurance,
+            "context": context,
+        });
+        hex::encode(Sha256::digest(canonical.to_string()))
     }
 
     /// Evaluates the request against the agent's passport (`None`: no such agent).
@@ -354,27 +374,43 @@ mod tests {
     }
 
     #[test]
-    fn commits_need_a_key_and_get_a_fingerprint_of_the_request() {
-        let body = |key: Value, amount: u64| {
-            json!({ "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70", "capability": "a",
-                    "context": { "amount": amount, "currency": "USD" },
+    fn commits_need_a_token_and_a_key_and_have_a_canonical_fingerprint() {
+        let token_body = |key: Value, context: Value| {
+            json!({ "token": "a.b.c", "capability": "payments.refund", "context": context,
                     "commit": true, "idempotency_key": key })
         };
-        let err = request(body(Value::Null, 1)).unwrap_err();
+        let usd = |amount: Value| json!({ "amount": amount, "currency": "USD", "region": "US-CA" });
+        let err = request(token_body(Value::Null, usd(json!(1)))).unwrap_err();
         assert_eq!(err.field_name(), Some("idempotency_key"));
-        let err = request(body(json!("has space"), 1)).unwrap_err();
+        let err = request(token_body(json!("has space"), usd(json!(1)))).unwrap_err();
         assert_eq!(err.field_name(), Some("idempotency_key"));
-        let a = request(body(json!("k1"), 1)).unwrap();
-        let again = request(body(json!("k1"), 1)).unwrap();
-        let other = request(body(json!("k1"), 2)).unwrap();
-        assert!(a.commit);
-        assert_eq!(a.fingerprint.as_deref().map(str::len), Some(64));
-        assert_eq!(a.fingerprint, again.fingerprint);
-        assert_ne!(a.fingerprint, other.fingerprint);
-        let plain = request(json!({ "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70",
-                                    "capability": "a", "idempotency_key": "k" }))
-        .unwrap();
-        assert_eq!(plain.fingerprint, None);
+        let err = request(json!({ "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70",
+                                  "capability": "a", "commit": true, "idempotency_key": "k" }))
+        .unwrap_err();
+        assert_eq!(err.field_name(), Some("token"));
+
+        let chain = [AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70").unwrap()];
+        let fp = |context: Value| {
+            request(token_body(json!("k1"), context))
+                .unwrap()
+                .fingerprint(&chain)
+        };
+        let a = fp(usd(json!(250)));
+        assert_eq!(a.len(), 64);
+        assert_eq!(
+            a,
+            fp(usd(json!(250.0))),
+            "250 and 250.0 are the same amount"
+        );
+        assert_eq!(
+            a,
+            fp(json!({ "region": "US-CA", "currency": "USD", "amount": 250 })),
+            "key order does not matter"
+        );
+        assert_ne!(a, fp(usd(json!(250.01))));
+        let other_chain = [AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f71").unwrap()];
+        let r = request(token_body(json!("k1"), usd(json!(250)))).unwrap();
+        assert_ne!(r.fingerprint(&chain), r.fingerprint(&other_chain));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! The origin appends one [`Change`] per key (`passport:{id}`, `delegation:{id}`), carrying the
 //! version it describes; the journal keeps the newest change per key, numbers each stored change
-//! with a sequence number (`seq`, only growing), and drops changes that KV has long caught up
-//! with (everything below a `compact_below` the origin sends). Each edge isolate pulls the
+//! with a sequence number (`seq`, only growing), and drops a key's entry once the origin says KV
+//! has long caught up with that version ([`Settled`]). Each edge isolate pulls the
 //! changes after the last `seq` it saw and lays them over what KV says: a change newer than the
 //! KV view wins ([`overlay_passport`], [`overlay_grant`]).
 
@@ -64,15 +64,42 @@ impl Change {
 /// exactly, since the journal's storage hands numbers through JavaScript.
 pub const FINAL_VERSION: i64 = (1 << 53) - 1;
 
-/// `POST /internal/journal`: changes to store, and the `seq` below which KV has long caught up.
+/// `POST /internal/journal`: changes to store, entries KV has long caught up with, and what the
+/// origin knows of the journal.
+///
+/// A journal is born with a random `epoch` and *unseeded*: isolates refuse to answer from it
+/// (`503`) until the origin has appended everything the journal must hold and says so with
+/// `seed: true`. An append naming another epoch than the journal's is refused (`409` with the
+/// journal's epoch), so an origin notices a journal that was reset (or replaced) and appends its
+/// recent changes again before seeding it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppendRequest {
+    /// The journal epoch the origin appends to (`None`: it does not know one yet).
+    #[serde(default)]
+    pub epoch: Option<i64>,
     #[serde(default)]
     pub changes: Vec<Change>,
-    /// Stored changes with a lower `seq` may be dropped.
+    /// Entries KV has long caught up with: each key's entry may be dropped if its version is
+    /// at most the one given.
     #[serde(default)]
-    pub compact_below: Option<i64>,
+    pub settled: Vec<Settled>,
+    /// Everything the journal must hold has been appended: isolates may answer from it.
+    #[serde(default)]
+    pub seed: bool,
+}
+
+/// An entry KV has long caught up with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    pub key: String,
+    pub version: i64,
+}
+
+/// The journal's answer to an append naming another epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochMismatch {
+    pub epoch: i64,
 }
 
 /// The most changes one append may carry.
@@ -94,6 +121,8 @@ pub struct Entry {
 pub struct AppendResponse {
     pub stored: Vec<Stored>,
     pub head: i64,
+    pub epoch: i64,
+    pub seeded: bool,
 }
 
 /// One appended change: the `seq` of the entry that now holds its key at `version` or newer,
@@ -113,10 +142,15 @@ pub struct Pull {
     pub entries: Vec<Entry>,
     /// The highest `seq` the journal has given out.
     pub head: i64,
-    /// Entries below this `seq` were compacted: KV has long caught up with them.
+    /// No entry below this `seq` is left (the lowest one held, or `head + 1`): an isolate may
+    /// forget what it holds below it, KV has long caught up with those.
     pub floor: i64,
     /// More entries follow `entries`; pull again from the last one.
     pub more: bool,
+    /// The journal's identity: a different epoch is a different journal (pull it from 0).
+    pub epoch: i64,
+    /// Whether the origin has seeded this journal; an unseeded one must not be answered from.
+    pub seeded: bool,
 }
 
 /// Whether an append of `incoming` must replace the stored `current` of the same key.
@@ -297,10 +331,17 @@ mod tests {
              "status_reason":"x","suspended_at":"2026-11-22T00:00:00.000Z","updated_at":"2026-11-22T00:00:00.000Z"},
             {"kind":"delegation_revoked","delegation_id":"dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6f70",
              "revoked_at":"2026-11-22T00:00:00.000Z"}],
-            "compact_below": 7}"#;
+            "settled": [{"key": "passport:ap_x", "version": 2}]}"#;
         let req: AppendRequest = serde_json::from_str(text).expect("reads");
         assert_eq!(req.changes.len(), 2);
-        assert_eq!(req.compact_below, Some(7));
+        assert_eq!(
+            req.settled,
+            vec![Settled {
+                key: "passport:ap_x".into(),
+                version: 2
+            }]
+        );
+        assert!(!req.seed);
         assert!(serde_json::from_str::<AppendRequest>(r#"{"changes":[],"x":1}"#).is_err());
     }
 }

@@ -128,6 +128,23 @@ pub struct Context {
 }
 
 impl Context {
+    /// The context as one canonical JSON value: the amount in minor units when it and the
+    /// currency can be read (`250` and `250.00` USD are both `25000`), every other field as sent.
+    pub fn canonical(&self) -> Value {
+        let amount = match (&self.amount, &self.currency) {
+            (Some(amount), Some(currency)) => to_minor_units(amount, currency)
+                .map(json_minor)
+                .unwrap_or_else(|_| Value::Number(amount.clone())),
+            (Some(amount), None) => Value::Number(amount.clone()),
+            (None, _) => Value::Null,
+        };
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(fields) = &mut value {
+            fields.insert("amount".into(), amount);
+        }
+        value
+    }
+
     /// Reads a request's `context` (`null` is an empty context). A malformed one (an unknown
     /// key, a value of the wrong JSON type) is the `oap.invalid_context` reason to deny with,
     /// naming the field; see [`decide_unreadable_context`].
@@ -242,6 +259,10 @@ pub struct DailyCap {
     pub cap_minor: u64,
 }
 
+fn json_minor(minor: u64) -> Value {
+    serde_json::json!({ "minor": minor })
+}
+
 /// The `oap.limit_exceeded` reason when `amount` (minor units) on top of `already` spent today
 /// goes above the daily `cap` at passport path `limit`; `None` when it fits.
 fn over_daily_cap(ccy: Ccy, amount: u64, already: u64, cap: u64, limit: &str) -> Option<Reason> {
@@ -271,9 +292,10 @@ fn over_daily_cap(ccy: Ccy, amount: u64, already: u64, cap: u64, limit: &str) ->
 }
 
 impl Spend {
-    /// The reasons this spend cannot be recorded when `already` (minor units of its currency)
-    /// was spent today against the same caps: one per cap it would go above. Empty: it fits.
-    pub fn over_caps(&self, already: u64) -> Vec<Reason> {
+    /// The reasons this spend cannot be recorded when `spent(cap)` (minor units) was already
+    /// spent today against each of its caps (by the cap's passport path): one per cap it would go
+    /// above. Empty: it fits under every one.
+    pub fn over_caps(&self, spent: &dyn Fn(&str) -> u64) -> Vec<Reason> {
         let Some(ccy) = Ccy::parse_upper(&self.currency) else {
             return vec![Reason::new(
                 codes::POLICY_ERROR,
@@ -282,7 +304,15 @@ impl Spend {
         };
         self.daily_caps
             .iter()
-            .filter_map(|c| over_daily_cap(ccy, self.amount_minor, already, c.cap_minor, &c.limit))
+            .filter_map(|c| {
+                over_daily_cap(
+                    ccy,
+                    self.amount_minor,
+                    spent(&c.limit),
+                    c.cap_minor,
+                    &c.limit,
+                )
+            })
             .collect()
     }
 }

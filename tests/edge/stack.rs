@@ -145,7 +145,7 @@ impl Stack {
         let serving = tokio::spawn(async move {
             let _ = app::serve(listener, state).await;
         });
-        Some(Stack {
+        let stack = Stack {
             origin,
             edge,
             kv_api,
@@ -155,7 +155,17 @@ impl Stack {
             node: Some(child),
             tasks: vec![drain, publishing, journaling, serving],
             _dir: dir,
-        })
+        };
+        // The edge answers 503 until the origin has seeded its journal: wait for that.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stack.journal_entries().await["seeded"] != true {
+            assert!(
+                Instant::now() < deadline,
+                "the origin did not seed the journal"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(stack)
     }
 
     /// Where the stack's KV REST-shaped endpoint is, as a publisher's target.
@@ -350,6 +360,40 @@ impl Stack {
             .await
             .expect("journal outage");
         assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
+    /// Empties the status journal as if it were new (a new epoch, unseeded).
+    pub async fn journal_reset(&self) {
+        let resp = self
+            .client
+            .post(format!("{}/internal/test/journal-reset", self.edge))
+            .bearer_auth(EDGE_SECRET)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("journal reset");
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
+    /// A fresh token of `agent` (client credentials with a new API key).
+    pub async fn agent_token(&self, agent: &str) -> String {
+        let key = self.api_key(agent).await;
+        let resp = self
+            .client
+            .post(format!("{}/oauth/token", self.origin))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", agent),
+                ("client_secret", key.as_str()),
+            ])
+            .send()
+            .await
+            .expect("token");
+        let body: Value = resp.json().await.expect("token json");
+        body["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
     }
 
     /// How many pulls the journal object has served (this reading included).

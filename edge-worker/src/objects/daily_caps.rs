@@ -1,7 +1,7 @@
 //! The daily-caps ledger of one agent (SPEC §11), a Durable Object named by the agent id.
 //!
 //! `POST /commit` with a [`CommitRequest`]: the object reads what it holds for the idempotency
-//! key and what the agent spent today in the request's row, lets the core decide
+//! key and what the agent spent today against each of the request's caps, lets the core decide
 //! ([`vouch_core::caps::commit`]) and writes the outcome, all without awaiting in between, so
 //! concurrent commits are applied one after another and never pass a cap together. Rows of
 //! days before yesterday are dropped as it goes: caps reset at the UTC day boundary, and a key
@@ -10,7 +10,9 @@
 use serde::Deserialize;
 use serde_json::json;
 use vouch_core::caps::{self, CommitRequest, Outcome, StoredCommit};
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
+};
 
 use super::{int, read_json, sql_error};
 
@@ -34,8 +36,8 @@ impl DurableObject for DailyCaps {
     fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
         for ddl in [
-            "CREATE TABLE IF NOT EXISTS spent (day TEXT NOT NULL, capability TEXT NOT NULL, \
-             currency TEXT NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (day, capability, currency))",
+            "CREATE TABLE IF NOT EXISTS spent (day TEXT NOT NULL, cap TEXT NOT NULL, \
+             amount INTEGER NOT NULL, PRIMARY KEY (day, cap))",
             "CREATE TABLE IF NOT EXISTS commits (key TEXT PRIMARY KEY, day TEXT NOT NULL, \
              fingerprint TEXT NOT NULL, decision TEXT NOT NULL)",
         ] {
@@ -74,42 +76,44 @@ impl DailyCaps {
             }),
             None => None,
         };
-        let row = request.ledger_key();
-        let already = match &row {
-            Some((day, capability, currency)) => {
-                let rows: Vec<SpentRow> = sql
-                    .exec(
-                        "SELECT amount FROM spent WHERE day = ? AND capability = ? AND currency = ?",
-                        vec![day.clone().into(), capability.clone().into(), currency.clone().into()],
-                    )?
-                    .to_array()?;
-                rows.first()
-                    .map_or(0, |r| u64::try_from(r.amount).unwrap_or(0))
-            }
-            None => 0,
-        };
-        match caps::commit(request, prior.as_ref(), already) {
+        let mut spent = std::collections::HashMap::new();
+        for cap in request.caps() {
+            let rows: Vec<SpentRow> = sql
+                .exec(
+                    "SELECT amount FROM spent WHERE day = ? AND cap = ?",
+                    vec![request.day.clone().into(), cap.clone().into()],
+                )?
+                .to_array()?;
+            let amount = rows
+                .first()
+                .map_or(0, |r| u64::try_from(r.amount).unwrap_or(0));
+            spent.insert(cap, amount);
+        }
+        let spent_of = |cap: &str| spent.get(cap).copied().unwrap_or(0);
+        match caps::commit(request, prior.as_ref(), &spent_of) {
             Outcome::Replay(decision) => {
                 Response::from_json(&json!({ "decision": decision, "replayed": true }))
+            }
+            Outcome::Refused(decision) => {
+                Response::from_json(&json!({ "decision": decision, "replayed": false }))
             }
             Outcome::Conflict => {
                 Response::error("this idempotency_key was used for a different request", 409)
             }
             Outcome::Record { decision, add } => {
-                if let (Some((day, capability, currency)), true) = (&row, add > 0) {
-                    let total = i64::try_from(already.saturating_add(add)).unwrap_or(i64::MAX);
-                    sql.exec(
-                        "INSERT INTO spent (day, capability, currency, amount) VALUES (?, ?, ?, ?) \
-                         ON CONFLICT (day, capability, currency) DO UPDATE SET amount = excluded.amount",
-                        vec![
-                            day.clone().into(),
-                            capability.clone().into(),
-                            currency.clone().into(),
-                            int(total)?,
-                        ],
-                    )?;
+                // Every value first, then the writes, so an error cannot leave half of them.
+                let mut writes: Vec<(&str, Vec<SqlStorageValue>)> = Vec::new();
+                if add > 0 {
+                    for (cap, already) in &spent {
+                        let total = i64::try_from(already.saturating_add(add)).unwrap_or(i64::MAX);
+                        writes.push((
+                            "INSERT INTO spent (day, cap, amount) VALUES (?, ?, ?) \
+                             ON CONFLICT (day, cap) DO UPDATE SET amount = excluded.amount",
+                            vec![request.day.clone().into(), cap.clone().into(), int(total)?],
+                        ));
+                    }
                 }
-                sql.exec(
+                writes.push((
                     "INSERT INTO commits (key, day, fingerprint, decision) VALUES (?, ?, ?, ?)",
                     vec![
                         request.idempotency_key.clone().into(),
@@ -117,7 +121,10 @@ impl DailyCaps {
                         request.fingerprint.clone().into(),
                         decision.to_string().into(),
                     ],
-                )?;
+                ));
+                for (statement, values) in writes {
+                    sql.exec(statement, values)?;
+                }
                 self.forget_before_yesterday(&request.day)?;
                 Response::from_json(&json!({ "decision": decision, "replayed": false }))
             }

@@ -1,15 +1,22 @@
 //! The status journal Durable Object (SPEC §10): one instance worldwide, strongly consistent.
 //!
 //! It stores the newest change per key with a growing `seq`, answers "entries since N" to the
-//! isolates, and drops entries below the `compact_below` the origin sends once KV has long caught
-//! up, so it holds only the changes of the last minutes (or of a KV outage), however many agents
-//! exist. Every request runs its reads and writes without awaiting in between, so appends are
-//! atomic and numbered without gaps or repeats.
+//! isolates, and drops a key's entry once the origin says KV has long caught up with its version,
+//! so it holds only the changes of the last minutes (or of a KV outage), however many agents
+//! exist. It is born with a random epoch and unseeded (see [`vouch_core::journal::AppendRequest`]).
+//! Every request runs its reads and writes without awaiting in between, and builds every value
+//! before its first write, so appends are atomic and numbered without gaps or repeats.
+
+use std::cell::Cell;
 
 use serde::Deserialize;
-use vouch_core::journal::{AppendRequest, AppendResponse, Entry, Pull, Stored, PULL_MAX};
+use vouch_core::journal::{
+    AppendRequest, AppendResponse, Entry, EpochMismatch, Pull, Stored, APPEND_MAX, PULL_MAX,
+};
 use vouch_core::Timestamp;
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
+};
 
 use super::{int, meta, now_ms, read_json, set_meta, sql_error};
 
@@ -17,7 +24,7 @@ use super::{int, meta, now_ms, read_json, set_meta, sql_error};
 pub struct StatusJournal {
     state: State,
     /// Pulls served since this instance started (`x-vouch-journal-pulls`), to watch the load.
-    pulls: std::cell::Cell<u64>,
+    pulls: Cell<u64>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +41,11 @@ struct KeyRow {
     stored_at: i64,
 }
 
+#[derive(Deserialize)]
+struct SeqRow {
+    seq: Option<i64>,
+}
+
 impl DurableObject for StatusJournal {
     fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
@@ -48,7 +60,7 @@ impl DurableObject for StatusJournal {
         }
         StatusJournal {
             state,
-            pulls: std::cell::Cell::new(0),
+            pulls: Cell::new(0),
         }
     }
 
@@ -81,12 +93,45 @@ impl DurableObject for StatusJournal {
                 set_meta(&self.state, "outage_until", now_ms() + outage.for_ms)?;
                 Response::from_json(&serde_json::json!({ "outage_ms": outage.for_ms }))
             }
+            (Method::Post, "/reset") => {
+                // As if the object were new: no entries, a new epoch, unseeded.
+                let sql = self.state.storage().sql();
+                sql.exec("DELETE FROM entries", None)?;
+                sql.exec("DELETE FROM meta WHERE name <> 'head'", None)?;
+                let epoch = self.epoch()?;
+                Response::from_json(&serde_json::json!({ "epoch": epoch }))
+            }
             _ => Response::error("no such journal route", 404),
         }
     }
 }
 
 impl StatusJournal {
+    /// The journal's epoch, drawn at first use.
+    fn epoch(&self) -> Result<i64> {
+        if let Some(epoch) = meta(&self.state, "epoch")? {
+            return Ok(epoch);
+        }
+        let epoch = crate::random::nonzero_52_bits().map_err(sql_error)?;
+        set_meta(&self.state, "epoch", epoch)?;
+        Ok(epoch)
+    }
+
+    fn seeded(&self) -> Result<bool> {
+        Ok(meta(&self.state, "seeded")?.unwrap_or(0) == 1)
+    }
+
+    /// The lowest `seq` still held (`head + 1` when none is).
+    fn floor(&self, head: i64) -> Result<i64> {
+        let rows: Vec<SeqRow> = self
+            .state
+            .storage()
+            .sql()
+            .exec("SELECT MIN(seq) AS seq FROM entries", None)?
+            .to_array()?;
+        Ok(rows.first().and_then(|r| r.seq).unwrap_or(head + 1))
+    }
+
     fn pull(&self, since: i64) -> Result<Response> {
         if meta(&self.state, "outage_until")?.is_some_and(|until| until > now_ms()) {
             return Response::error("the journal is in a test outage", 503);
@@ -107,22 +152,31 @@ impl StatusJournal {
                 change: serde_json::from_str(&row.body).map_err(sql_error)?,
             });
         }
+        let head = meta(&self.state, "head")?.unwrap_or(0);
         Response::from_json(&Pull {
             entries,
-            head: meta(&self.state, "head")?.unwrap_or(0),
-            floor: meta(&self.state, "floor")?.unwrap_or(0),
+            head,
+            floor: self.floor(head)?,
             more,
+            epoch: self.epoch()?,
+            seeded: self.seeded()?,
         })
     }
 
     fn append(&self, request: AppendRequest) -> Result<Response> {
-        if request.changes.len() > vouch_core::journal::APPEND_MAX {
+        if request.changes.len() > APPEND_MAX || request.settled.len() > APPEND_MAX {
             return Response::error("too many changes in one append", 413);
+        }
+        let epoch = self.epoch()?;
+        if request.epoch != Some(epoch) {
+            return Ok(Response::from_json(&EpochMismatch { epoch })?.with_status(409));
         }
         let sql = self.state.storage().sql();
         let now = now_ms();
         let mut head = meta(&self.state, "head")?.unwrap_or(0);
+        // Read and decide everything first; write only once every value is built.
         let mut stored = Vec::with_capacity(request.changes.len());
+        let mut writes: Vec<(String, Vec<SqlStorageValue>)> = Vec::new();
         for change in &request.changes {
             let key = change.key();
             let version = change.version();
@@ -132,6 +186,15 @@ impl StatusJournal {
                     vec![key.clone().into()],
                 )?
                 .to_array()?;
+            let pending = stored
+                .iter()
+                .rev()
+                .find(|s: &&Stored| s.key == key && s.version >= version);
+            if let Some(same) = pending {
+                let same = same.clone();
+                stored.push(Stored { version, ..same });
+                continue;
+            }
             if let Some(current) = current.first().filter(|c| c.version >= version) {
                 stored.push(Stored {
                     key,
@@ -143,12 +206,13 @@ impl StatusJournal {
             }
             head += 1;
             let body = serde_json::to_string(change).map_err(sql_error)?;
-            sql.exec(
-                "DELETE FROM entries WHERE key = ?",
+            writes.push((
+                "DELETE FROM entries WHERE key = ?".into(),
                 vec![key.clone().into()],
-            )?;
-            sql.exec(
-                "INSERT INTO entries (seq, key, version, body, stored_at) VALUES (?, ?, ?, ?, ?)",
+            ));
+            writes.push((
+                "INSERT INTO entries (seq, key, version, body, stored_at) VALUES (?, ?, ?, ?, ?)"
+                    .into(),
                 vec![
                     int(head)?,
                     key.clone().into(),
@@ -156,7 +220,7 @@ impl StatusJournal {
                     body.into(),
                     int(now)?,
                 ],
-            )?;
+            ));
             stored.push(Stored {
                 key,
                 version,
@@ -164,16 +228,29 @@ impl StatusJournal {
                 stored_at: Timestamp::from_unix_millis(now),
             });
         }
-        set_meta(&self.state, "head", head)?;
-        if let Some(below) = request.compact_below {
-            // Never past what was given out: a confused caller cannot empty the journal ahead.
-            let below = below.min(head + 1);
-            let floor = meta(&self.state, "floor")?.unwrap_or(0);
-            if below > floor {
-                sql.exec("DELETE FROM entries WHERE seq < ?", vec![int(below)?])?;
-                set_meta(&self.state, "floor", below)?;
-            }
+        for settled in &request.settled {
+            writes.push((
+                "DELETE FROM entries WHERE key = ? AND version <= ?".into(),
+                vec![settled.key.clone().into(), int(settled.version)?],
+            ));
         }
-        Response::from_json(&AppendResponse { stored, head })
+        let head_value = int(head)?;
+        for (statement, values) in writes {
+            sql.exec(&statement, values)?;
+        }
+        sql.exec(
+            "INSERT INTO meta (name, value) VALUES ('head', ?) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            vec![head_value],
+        )?;
+        if request.seed {
+            set_meta(&self.state, "seeded", 1)?;
+        }
+        Response::from_json(&AppendResponse {
+            stored,
+            head,
+            epoch,
+            seeded: self.seeded()?,
+        })
     }
 }

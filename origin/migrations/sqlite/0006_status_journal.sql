@@ -25,3 +25,10 @@ CREATE INDEX journal_outbox_by_seq ON journal_outbox (journal_seq);
 -- When KV last took a write of the key: the journal may drop an entry once KV has had it for
 -- longer than KV takes to reach every location.
 ALTER TABLE kv_outbox ADD COLUMN published_at INTEGER;
+
+-- What the origin knows of the journal: its epoch (a journal of another epoch was reset or
+-- replaced, and gets every change it must hold appended again).
+CREATE TABLE journal_state (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);

@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
-use vouch_core::journal::{AppendRequest, AppendResponse};
+use vouch_core::journal::{AppendRequest, AppendResponse, EpochMismatch};
 
 /// Why an append did not land.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// The journal has another epoch (it is new, or was reset): adopt it and append again.
+    #[error("the journal has another epoch ({0})")]
+    Epoch(i64),
     #[error("the edge refused the append: HTTP {status}: {detail}")]
     Refused { status: u16, detail: String },
     #[error("the edge is unreachable: {0}")]
@@ -44,6 +47,14 @@ impl JournalClient {
             .await
             .map_err(|e| JournalError::Unreachable(e.to_string()))?;
         let status = response.status().as_u16();
+        if status == 409 {
+            let mismatch: EpochMismatch =
+                response.json().await.map_err(|e| JournalError::Refused {
+                    status,
+                    detail: format!("unreadable answer: {e}"),
+                })?;
+            return Err(JournalError::Epoch(mismatch.epoch));
+        }
         if status != 200 {
             let detail = response.text().await.unwrap_or_default();
             return Err(JournalError::Refused {

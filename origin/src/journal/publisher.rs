@@ -3,13 +3,16 @@
 //! records the `seq` and store time the journal answered — `?wait=propagated` and the lag
 //! metrics read them. It runs beside the KV publisher and independently of it: KV being slow or
 //! down never holds a status change back. Each append also tells the journal which entries KV
-//! has long caught up with ([`SETTLE`]), so the journal only holds recent changes.
+//! has long caught up with ([`SETTLE`]), so the journal only holds recent changes, and seeds it
+//! once nothing else waits to be appended. A journal of another epoch (new, or reset) is adopted:
+//! every change the old one held is queued again, and the new one is seeded after them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
-use vouch_core::journal::{AppendRequest, Change, APPEND_MAX};
+use vouch_core::journal::{AppendRequest, AppendResponse, Change, Settled, APPEND_MAX};
 use vouch_core::Timestamp;
 
 use crate::error::Result;
@@ -31,6 +34,8 @@ pub struct JournalPublisher {
     client: JournalClient,
     owner: String,
     settle: Duration,
+    /// Whether the journal said it was seeded in its last answer.
+    seeded: AtomicBool,
 }
 
 impl JournalPublisher {
@@ -40,6 +45,7 @@ impl JournalPublisher {
             client,
             owner: format!("journal-{}", Uuid::now_v7().simple()),
             settle: SETTLE,
+            seeded: AtomicBool::new(false),
         }
     }
 
@@ -58,10 +64,25 @@ impl JournalPublisher {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "journal publisher pass failed"),
             }
-            // Compaction rides on appends; with none for a while, send it on its own.
-            if last_compaction.elapsed() >= self.settle.min(Duration::from_secs(30)) {
-                match self.append(Vec::new()).await {
+            // Compaction and seeding ride on appends; with none for a while, append nothing.
+            // An unseeded journal (new, reset) is caught up at once.
+            let every = self.settle.min(Duration::from_secs(30));
+            if !self.seeded.load(Ordering::Relaxed) || last_compaction.elapsed() >= every {
+                match self.append(Vec::new(), 0).await {
                     Ok(_) => last_compaction = std::time::Instant::now(),
+                    Err(JournalError::Epoch(epoch)) => {
+                        match self.store.adopt_journal_epoch(epoch, now()).await {
+                            Ok(requeued) => tracing::warn!(
+                                epoch,
+                                requeued,
+                                "the status journal has a new epoch; catching it up"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not adopt the journal's epoch")
+                            }
+                        }
+                        continue;
+                    }
                     Err(e) => tracing::debug!(error = %e, "journal compaction failed"),
                 }
             }
@@ -93,7 +114,10 @@ impl JournalPublisher {
         }
         let started = std::time::Instant::now();
         let result = self
-            .append(changes.iter().map(|(_, _, c)| c.clone()).collect())
+            .append(
+                changes.iter().map(|(_, _, c)| c.clone()).collect(),
+                work.len(),
+            )
             .await;
         metrics::histogram!("vouch_journal_append_duration_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -119,10 +143,26 @@ impl JournalPublisher {
                 metrics::counter!("vouch_journal_changes_appended_total")
                     .increment(changes.len() as u64);
             }
+            Err(JournalError::Epoch(epoch)) => {
+                // A new or reset journal: adopt it (its changes are queued again) and append
+                // these right away.
+                let requeued = self.store.adopt_journal_epoch(epoch, now()).await?;
+                tracing::warn!(
+                    epoch,
+                    requeued,
+                    "the status journal has a new epoch; catching it up"
+                );
+                for item in &work {
+                    self.store
+                        .retry_journal(&self.owner, &item.key, now(), "the journal has a new epoch")
+                        .await?;
+                }
+            }
             Err(error) => {
                 let kind = match &error {
                     JournalError::Refused { .. } => "refused",
                     JournalError::Unreachable(_) => "unreachable",
+                    JournalError::Epoch(_) => "epoch",
                 };
                 metrics::counter!("vouch_journal_append_errors_total", "kind" => kind).increment(1);
                 tracing::warn!(error = %error, keys = work.len(), "journal append failed; will retry");
@@ -132,23 +172,43 @@ impl JournalPublisher {
         Ok(work.len())
     }
 
+    /// Appends `changes` (of `claimed` keys this publisher holds) with the entries KV has long
+    /// caught up with, and seeds the journal when nothing else is waiting to be appended.
     async fn append(
         &self,
         changes: Vec<Change>,
-    ) -> std::result::Result<vouch_core::journal::AppendResponse, JournalError> {
+        claimed: usize,
+    ) -> std::result::Result<AppendResponse, JournalError> {
+        let unknown = |e: crate::error::Error| JournalError::Unreachable(e.to_string());
         let settled_before =
             Timestamp::from_unix_millis(now().unix_millis() - self.settle.as_millis() as i64);
-        let compact_below = self
+        let settled = self
             .store
-            .journal_compact_below(settled_before)
+            .journal_settled(settled_before, APPEND_MAX as u32)
             .await
-            .unwrap_or(None);
-        self.client
+            .map_err(unknown)?;
+        let (behind, _) = self.store.journal_backlog().await.map_err(unknown)?;
+        let epoch = self.store.journal_epoch().await.map_err(unknown)?;
+        let answer = self
+            .client
             .append(&AppendRequest {
+                epoch,
                 changes,
-                compact_below,
+                settled: settled
+                    .iter()
+                    .map(|(key, version)| Settled {
+                        key: key.clone(),
+                        version: *version,
+                    })
+                    .collect(),
+                seed: usize::try_from(behind).unwrap_or(usize::MAX) <= claimed,
             })
-            .await
+            .await?;
+        if !settled.is_empty() {
+            self.store.journal_forgot(&settled).await.map_err(unknown)?;
+        }
+        self.seeded.store(answer.seeded, Ordering::Relaxed);
+        Ok(answer)
     }
 
     /// `(key, version, change)` of the current status of every claimed key that has one.

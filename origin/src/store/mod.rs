@@ -457,9 +457,20 @@ pub trait JournalOutboxStore {
     ) -> Result<()>;
     /// Keys the journal is behind on, and when the oldest of their changes was committed.
     async fn journal_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
-    /// The lowest journal `seq` still needed: entries below it hold versions KV has held since
-    /// before `settled_before`. `None` when nothing was ever appended.
-    async fn journal_compact_below(&self, settled_before: Timestamp) -> Result<Option<i64>>;
+    /// Up to `limit` journal entries (key, version) that KV has held since before
+    /// `settled_before`: the journal may drop them.
+    async fn journal_settled(
+        &self,
+        settled_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>>;
+    /// Records that the journal dropped these entries (a key appended again since keeps its own).
+    async fn journal_forgot(&self, entries: &[(String, i64)]) -> Result<()>;
+    /// The epoch of the journal the origin appends to, if it knows one.
+    async fn journal_epoch(&self) -> Result<Option<i64>>;
+    /// Adopts a journal of another epoch (new, or reset): every change the old one held is
+    /// queued to be appended again. Returns how many.
+    async fn adopt_journal_epoch(&self, epoch: i64, now: Timestamp) -> Result<u64>;
     /// When the journal stored `version` (or a newer one) of `key`, if it has.
     async fn journal_stored_at(&self, key: &str, version: i64) -> Result<Option<Timestamp>>;
 }

@@ -142,7 +142,14 @@ macro_rules! sql_store {
                    dirty_since = CASE WHEN {queue}.published_version >= {queue}.target_version \
                                  THEN excluded.dirty_since ELSE {queue}.dirty_since END, \
                    target_version = CASE WHEN excluded.target_version > {queue}.target_version \
-                                    THEN excluded.target_version ELSE {queue}.target_version END",
+                                    THEN excluded.target_version ELSE {queue}.target_version END{retry_now}",
+                // A new status change goes to the journal at once, even while an older one of the
+                // same key waits out a backoff (KV keeps its backoff: it may be rate limiting).
+                retry_now = if queue == "journal_outbox" {
+                    ", next_attempt_at = 0"
+                } else {
+                    ""
+                },
             ))
             .bind(key)
             .bind(aggregate_type)
@@ -1005,21 +1012,69 @@ macro_rules! sql_store {
                 self.backlog_of("journal_outbox").await
             }
 
-            async fn journal_compact_below(&self, settled_before: Timestamp) -> Result<Option<i64>> {
-                let row = sqlx::query(
-                    "SELECT MAX(j.journal_seq) AS head, \
-                       MIN(CASE WHEN k.published_at IS NOT NULL AND k.published_at <= $1 \
-                                 AND k.published_version >= j.published_version \
-                            THEN NULL ELSE j.journal_seq END) AS keep \
-                     FROM journal_outbox j LEFT JOIN kv_outbox k ON k.kv_key = j.kv_key \
-                     WHERE j.journal_seq IS NOT NULL",
+            async fn journal_settled(&self, settled_before: Timestamp, limit: u32) -> Result<Vec<(String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT j.kv_key, j.published_version FROM journal_outbox j \
+                     JOIN kv_outbox k ON k.kv_key = j.kv_key \
+                     WHERE j.journal_seq IS NOT NULL AND k.published_at IS NOT NULL \
+                       AND k.published_at <= $1 AND k.published_version >= j.published_version \
+                     ORDER BY j.journal_seq LIMIT $2",
                 )
                 .bind(settled_before.unix_millis())
-                .fetch_one(&self.read)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
                 .await?;
-                let head: Option<i64> = row.try_get("head")?;
-                let keep: Option<i64> = row.try_get("keep")?;
-                Ok(head.map(|head| keep.unwrap_or(head + 1)))
+                rows.iter()
+                    .map(|row| Ok((row.try_get("kv_key")?, row.try_get("published_version")?)))
+                    .collect()
+            }
+
+            async fn journal_forgot(&self, entries: &[(String, i64)]) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                for (key, version) in entries {
+                    sqlx::query(
+                        "UPDATE journal_outbox SET journal_seq = NULL \
+                         WHERE kv_key = $1 AND published_version = $2",
+                    )
+                    .bind(key)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn journal_epoch(&self) -> Result<Option<i64>> {
+                let row = sqlx::query("SELECT value FROM journal_state WHERE name = 'epoch'")
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(match row {
+                    Some(row) => Some(row.try_get("value")?),
+                    None => None,
+                })
+            }
+
+            async fn adopt_journal_epoch(&self, epoch: i64, now: Timestamp) -> Result<u64> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "INSERT INTO journal_state (name, value) VALUES ('epoch', $1) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(epoch)
+                .execute(&mut *tx)
+                .await?;
+                let done = sqlx::query(
+                    "UPDATE journal_outbox SET published_version = 0, journal_seq = NULL, stored_at = NULL, \
+                       attempts = 0, next_attempt_at = 0, dirty_since = $1 \
+                     WHERE journal_seq IS NOT NULL",
+                )
+                .bind(now.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                self.signals.journal.notify_one();
+                Ok(done.rows_affected())
             }
 
             async fn journal_stored_at(&self, key: &str, version: i64) -> Result<Option<Timestamp>> {

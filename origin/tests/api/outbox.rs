@@ -297,7 +297,8 @@ pub async fn journal_outbox(app: &TestApp) {
         store.journal_stored_at(&key_a, version).await.unwrap(),
         None
     );
-    assert_eq!(store.journal_compact_below(now).await.unwrap(), None);
+    let later = Timestamp::from_unix_millis(now.unix_millis() + 3_600_000);
+    assert!(store.journal_settled(later, 10).await.unwrap().is_empty());
     let work = store.claim_journal("j", now, 60_000, 10).await.unwrap();
     assert_eq!(work.len(), 1);
     assert_eq!(work[0].key, key_a);
@@ -321,8 +322,7 @@ pub async fn journal_outbox(app: &TestApp) {
     );
     assert_eq!(store.journal_backlog().await.unwrap().0, 0);
     // KV has not written that version: entry 7 must stay.
-    let later = Timestamp::from_unix_millis(now.unix_millis() + 3_600_000);
-    assert_eq!(store.journal_compact_below(later).await.unwrap(), Some(7));
+    assert!(store.journal_settled(later, 10).await.unwrap().is_empty());
     // Once KV has it, the entry may go as soon as the settle point passes the KV write.
     for w in store.claim_kv("kv", now, 60_000, 100).await.unwrap() {
         store
@@ -330,8 +330,62 @@ pub async fn journal_outbox(app: &TestApp) {
             .await
             .unwrap();
     }
-    assert_eq!(store.journal_compact_below(now).await.unwrap(), Some(7));
-    assert_eq!(store.journal_compact_below(later).await.unwrap(), Some(8));
+    let before_kv = Timestamp::from_unix_millis(now.unix_millis() - 1);
+    assert!(store
+        .journal_settled(before_kv, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let settled = store.journal_settled(later, 10).await.unwrap();
+    assert_eq!(settled, vec![(key_a.clone(), version)]);
+    // A newer change appended meanwhile keeps its own entry when the old one is forgotten.
+    app.set_status(&a, "suspended").await.assert_status(200);
+    let newer = store.claim_journal("j", now, 60_000, 10).await.unwrap();
+    store
+        .complete_journal("j", &key_a, version + 1, Some(9), stored_at)
+        .await
+        .unwrap();
+    assert_eq!(newer.len(), 1);
+    store.journal_forgot(&settled).await.unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM journal_outbox WHERE kv_key = '{key_a}' AND journal_seq = 9"
+        ))
+        .await,
+        1
+    );
+    // The same once KV has the newer one too: then the entry is forgotten.
+    for w in store.claim_kv("kv", now, 60_000, 100).await.unwrap() {
+        store
+            .complete_kv("kv", &w.key, w.target_version)
+            .await
+            .unwrap();
+    }
+    let settled = store.journal_settled(later, 10).await.unwrap();
+    assert_eq!(settled, vec![(key_a.clone(), version + 1)]);
+    store.journal_forgot(&settled).await.unwrap();
+    assert!(store.journal_settled(later, 10).await.unwrap().is_empty());
+
+    // A journal of another epoch gets every entry it must hold appended again: here none is
+    // held (the only one was forgotten) until a new change is stored.
+    assert_eq!(store.journal_epoch().await.unwrap(), None);
+    assert_eq!(store.adopt_journal_epoch(41, now).await.unwrap(), 0);
+    assert_eq!(store.journal_epoch().await.unwrap(), Some(41));
+    app.set_status(&a, "active").await.assert_status(200);
+    for w in store.claim_journal("j", now, 60_000, 10).await.unwrap() {
+        store
+            .complete_journal("j", &w.key, w.target_version, Some(3), stored_at)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.journal_backlog().await.unwrap().0, 0);
+    assert_eq!(store.adopt_journal_epoch(42, now).await.unwrap(), 1);
+    assert_eq!(store.journal_epoch().await.unwrap(), Some(42));
+    assert_eq!(queued(key_a.clone()).await, 1);
+    assert_eq!(
+        store.journal_stored_at(&key_a, version + 2).await.unwrap(),
+        None
+    );
 
     // A delegation revocation queues its grant's key.
     let (b, _) = app.agent(&org, "journaled b").await;
