@@ -265,13 +265,17 @@ async fn documents_and_did_from_kv() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
-    let (status, _, body) = stack
-        .send(
-            stack
-                .client
-                .get(format!("{}/.well-known/openid-configuration", stack.edge)),
-        )
-        .await;
+    // Discovery is its own document: it may reach KV a moment after the keys.
+    let discovery = format!("{}/.well-known/openid-configuration", stack.edge);
+    let mut served = stack.send(stack.client.get(&discovery)).await;
+    for _ in 0..500 {
+        if served.0 == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        served = stack.send(stack.client.get(&discovery)).await;
+    }
+    let (status, _, body) = served;
     assert_eq!(
         (status, body["issuer"].as_str()),
         (StatusCode::OK, Some(stack::ISSUER))
