@@ -39,6 +39,7 @@ if [ -n "$baseline" ]; then
   (cd "$work/baseline" && bash scripts/build-edge.sh >/dev/null)
 fi
 cleanup() {
+  set +e
   [ -n "$edge_pid" ] && kill -TERM "$edge_pid" 2>/dev/null && wait "$edge_pid" 2>/dev/null
   [ -n "$base_pid" ] && kill -TERM "$base_pid" 2>/dev/null && wait "$base_pid" 2>/dev/null
   [ -n "$baseline" ] && git worktree remove --force "$work/baseline" 2>/dev/null
