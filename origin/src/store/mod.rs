@@ -634,19 +634,41 @@ pub trait WebhookStore {
     ) -> Result<Option<Delivery>>;
     /// Pending deliveries of enabled subscriptions, and when the oldest of them was created.
     async fn delivery_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
-    /// Outbox rows visible to `scope` after `after`, in stream order.
+    /// Outbox rows visible to `scope` after `after`, in stream order, up to the frontier of
+    /// what is safe to read now; the frontier comes back too, so that a stream that found
+    /// fewer than `limit` rows can move its position there and not scan the same rows again.
     async fn stream_after(
         &self,
         scope: &StreamScope,
         after: StreamPos,
         limit: u32,
-    ) -> Result<Vec<StreamRow>>;
-    /// Where the stream stands after the outbox row `id`; `None` if there is no such row.
-    async fn stream_pos_of(&self, id: i64) -> Result<Option<StreamPos>>;
-    /// Where a stream of events "from now on" starts: a position, and the ids of rows after it
-    /// that are already committed (to skip). (On Postgres a transaction still running may take
-    /// an earlier place than one already committed; it must not be stepped over.)
-    async fn stream_head(&self) -> Result<(StreamPos, Vec<i64>)>;
+    ) -> Result<StreamBatch>;
+    /// Where the stream stands after the outbox row `id`; `None` if there is no such row or
+    /// `scope` does not see it (the two are not told apart).
+    async fn stream_pos_of(&self, scope: &StreamScope, id: i64) -> Result<Option<StreamPos>>;
+    /// Where a stream of events "from now on" starts (see [`StreamHead`]).
+    async fn stream_head(&self, scope: &StreamScope) -> Result<StreamHead>;
+}
+
+/// What one read of the stream found.
+#[derive(Clone, Debug)]
+pub struct StreamBatch {
+    pub rows: Vec<StreamRow>,
+    /// Every row up to here was read (when `rows` is shorter than the limit).
+    pub frontier: StreamPos,
+}
+
+/// The start of a stream of events "from now on".
+#[derive(Clone, Debug)]
+pub struct StreamHead {
+    pub pos: StreamPos,
+    /// Ids of rows after `pos` that had already committed (to skip). (On Postgres a
+    /// transaction still running may take an earlier place than one already committed; it
+    /// must not be stepped over.)
+    pub seen: std::collections::HashSet<i64>,
+    /// The newest row at or before `pos` that `scope` sees (0: none): a client that resumes
+    /// after it misses nothing that came after the start.
+    pub resume_id: i64,
 }
 
 /// Wake-ups after commits, for the background workers and live streams of this process

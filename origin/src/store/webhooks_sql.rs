@@ -114,6 +114,25 @@ macro_rules! webhook_store {
             })
         }
 
+        /// ` AND …`: the rows a stream of `scope` sees.
+        fn push_stream_scope(qb: &mut sqlx::QueryBuilder<'_, $db>, scope: &crate::store::StreamScope) {
+            use crate::store::StreamScope;
+            match scope {
+                StreamScope::All => {}
+                StreamScope::Org(org) => {
+                    qb.push(" AND (org_id = ").push_bind(org.as_str().to_owned()).push(" OR event_type IN (");
+                    let mut list = qb.separated(", ");
+                    for kind in crate::webhooks::events::platform_wide() {
+                        list.push_bind(*kind);
+                    }
+                    qb.push("))");
+                }
+                StreamScope::Agent(agent) => {
+                    qb.push(" AND aggregate_id = ").push_bind(agent.as_str().to_owned());
+                }
+            }
+        }
+
         #[async_trait]
         impl crate::store::WebhookStore for $store {
             async fn create_webhook(&self, webhook: &crate::store::WebhookRecord, event: &ChangeEvent) -> Result<()> {
@@ -409,40 +428,61 @@ macro_rules! webhook_store {
                 Ok((row.try_get("n")?, oldest.map(Timestamp::from_unix_millis)))
             }
 
-            async fn stream_after(&self, scope: &crate::store::StreamScope, after: crate::store::StreamPos, limit: u32) -> Result<Vec<crate::store::StreamRow>> {
-                use crate::store::StreamScope;
+            async fn stream_after(&self, scope: &crate::store::StreamScope, after: crate::store::StreamPos, limit: u32) -> Result<crate::store::StreamBatch> {
+                // First the frontier: every row at or before it has committed (Postgres: its
+                // transaction is older than every one still running), so the read below, bounded
+                // by it, sees all of them, and a stream may move past what it did not want.
+                let frontier = if $txid {
+                    let row = sqlx::query(
+                        "SELECT f.tx AS tx, f.id AS id, \
+                         (SELECT MIN(b.created_at) FROM outbox b WHERE b.txid >= h.xmin) AS held \
+                         FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h \
+                         LEFT JOIN LATERAL (SELECT o.txid::text AS tx, o.id AS id FROM outbox o \
+                           WHERE o.txid < h.xmin ORDER BY o.txid DESC, o.id DESC LIMIT 1) f ON true",
+                    )
+                    .fetch_one(&self.read)
+                    .await?;
+                    // How long committed events wait behind a transaction still running.
+                    let held: Option<i64> = row.try_get("held")?;
+                    let lag = held.map_or(0.0, |t| (crate::routes::now().unix_millis() - t).max(0) as f64 / 1000.0);
+                    metrics::gauge!("vouch_event_stream_horizon_lag_seconds").set(lag);
+                    match row.try_get::<Option<String>, _>("tx")? {
+                        Some(tx) => crate::store::StreamPos {
+                            tx: tx.parse().map_err(Error::internal)?,
+                            id: row.try_get("id")?,
+                        },
+                        None => after,
+                    }
+                } else {
+                    let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id, '0' AS tx FROM outbox")
+                        .fetch_one(&self.read)
+                        .await?;
+                    stream_pos(&row)?
+                };
+                if frontier <= after {
+                    return Ok(crate::store::StreamBatch { rows: Vec::new(), frontier: after });
+                }
                 let mut qb = if $txid {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT id, txid::text AS tx, event_type, payload FROM outbox \
-                         WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) AND (txid, id) > (",
+                        "SELECT id, txid::text AS tx, event_type, payload FROM outbox WHERE (txid, id) > (",
                     );
                     qb.push_bind(after.tx.to_string()).push("::text::xid8, ").push_bind(after.id).push(")");
+                    qb.push(" AND (txid, id) <= (").push_bind(frontier.tx.to_string()).push("::text::xid8, ")
+                        .push_bind(frontier.id).push(")");
                     qb
                 } else {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "SELECT id, '0' AS tx, event_type, payload FROM outbox WHERE id > ",
                     );
-                    qb.push_bind(after.id);
+                    qb.push_bind(after.id).push(" AND id <= ").push_bind(frontier.id);
                     qb
                 };
-                match scope {
-                    StreamScope::All => {}
-                    StreamScope::Org(org) => {
-                        qb.push(" AND (org_id = ").push_bind(org.as_str().to_owned()).push(" OR event_type IN (");
-                        let mut list = qb.separated(", ");
-                        for kind in crate::webhooks::events::platform_wide() {
-                            list.push_bind(*kind);
-                        }
-                        qb.push("))");
-                    }
-                    StreamScope::Agent(agent) => {
-                        qb.push(" AND aggregate_id = ").push_bind(agent.as_str().to_owned());
-                    }
-                }
+                push_stream_scope(&mut qb, scope);
                 qb.push(if $txid { " ORDER BY txid, id LIMIT " } else { " ORDER BY id LIMIT " });
                 qb.push_bind(i64::from(limit));
                 let rows = qb.build().fetch_all(&self.read).await?;
-                rows.iter()
+                let rows = rows
+                    .iter()
                     .map(|row| {
                         Ok(crate::store::StreamRow {
                             pos: stream_pos(row)?,
@@ -450,21 +490,24 @@ macro_rules! webhook_store {
                             payload: row.try_get("payload")?,
                         })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(crate::store::StreamBatch { rows, frontier })
             }
 
-            async fn stream_pos_of(&self, id: i64) -> Result<Option<crate::store::StreamPos>> {
-                let query = if $txid {
-                    "SELECT id, txid::text AS tx FROM outbox WHERE id = $1"
+            async fn stream_pos_of(&self, scope: &crate::store::StreamScope, id: i64) -> Result<Option<crate::store::StreamPos>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(if $txid {
+                    "SELECT id, txid::text AS tx FROM outbox WHERE id = "
                 } else {
-                    "SELECT id, '0' AS tx FROM outbox WHERE id = $1"
-                };
-                let row = sqlx::query(query).bind(id).fetch_optional(&self.read).await?;
+                    "SELECT id, '0' AS tx FROM outbox WHERE id = "
+                });
+                qb.push_bind(id);
+                push_stream_scope(&mut qb, scope);
+                let row = qb.build().fetch_optional(&self.read).await?;
                 row.as_ref().map(stream_pos).transpose()
             }
 
-            async fn stream_head(&self) -> Result<(crate::store::StreamPos, Vec<i64>)> {
-                if $txid {
+            async fn stream_head(&self, scope: &crate::store::StreamScope) -> Result<crate::store::StreamHead> {
+                let (pos, seen) = if $txid {
                     // One statement, one snapshot: the horizon and what already lies beyond it.
                     let rows = sqlx::query(
                         "SELECT h.xmin::text AS tx, o.id AS id FROM \
@@ -474,21 +517,38 @@ macro_rules! webhook_store {
                     .fetch_all(&self.read)
                     .await?;
                     let mut tx = 0;
-                    let mut seen = Vec::new();
+                    let mut seen = std::collections::HashSet::new();
                     for row in &rows {
                         let text: String = row.try_get("tx")?;
                         tx = text.parse().map_err(Error::internal)?;
                         if let Some(id) = row.try_get::<Option<i64>, _>("id")? {
-                            seen.push(id);
+                            seen.insert(id);
                         }
                     }
-                    Ok((crate::store::StreamPos { tx, id: 0 }, seen))
+                    (crate::store::StreamPos { tx, id: 0 }, seen)
                 } else {
                     let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id, '0' AS tx FROM outbox")
                         .fetch_one(&self.read)
                         .await?;
-                    Ok((stream_pos(&row)?, Vec::new()))
-                }
+                    (stream_pos(&row)?, std::collections::HashSet::new())
+                };
+                // The newest row before the start that the caller sees (rows there are final).
+                let mut qb = if $txid {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM outbox WHERE txid < ");
+                    qb.push_bind(pos.tx.to_string()).push("::text::xid8");
+                    qb
+                } else {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM outbox WHERE id <= ");
+                    qb.push_bind(pos.id);
+                    qb
+                };
+                push_stream_scope(&mut qb, scope);
+                qb.push(if $txid { " ORDER BY txid DESC, id DESC LIMIT 1" } else { " ORDER BY id DESC LIMIT 1" });
+                let resume_id = match qb.build().fetch_optional(&self.read).await? {
+                    Some(row) => row.try_get("id")?,
+                    None => 0,
+                };
+                Ok(crate::store::StreamHead { pos, seen, resume_id })
             }
         }
     };

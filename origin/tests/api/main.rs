@@ -87,4 +87,6 @@ on_both_databases! {
     webhook_private_addresses => crate::webhooks::private_addresses_are_refused,
     webhook_isolation_and_roles => crate::webhooks::isolation_and_roles,
     event_stream_resume => crate::webhooks::event_stream_resumes_without_gaps,
+    event_stream_credentials => crate::webhooks::event_streams_end_when_credentials_die,
+    event_stream_opening_and_limits => crate::webhooks::event_stream_opening_and_limits,
 }

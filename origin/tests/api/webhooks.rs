@@ -705,6 +705,9 @@ struct SseEvent {
 struct Stream {
     response: reqwest::Response,
     buffer: String,
+    /// The `id` of its `stream.opened` message, once read.
+    opened: Option<String>,
+    stop_at_opened: bool,
 }
 
 impl Stream {
@@ -726,6 +729,31 @@ impl Stream {
         Stream {
             response,
             buffer: String::new(),
+            opened: None,
+            stop_at_opened: false,
+        }
+    }
+
+    /// The `id` of the `stream.opened` message (every stream starts with it, before any event).
+    async fn opened_id(&mut self) -> String {
+        if self.opened.is_none() {
+            self.stop_at_opened = true;
+            let event = self.next(WAIT).await;
+            self.stop_at_opened = false;
+            assert!(event.is_none(), "an event before stream.opened: {event:?}");
+        }
+        self.opened.clone().expect("no stream.opened")
+    }
+
+    /// Whether the server ends the stream `within` (events before the end are dropped).
+    async fn ends_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
         }
     }
 
@@ -744,6 +772,16 @@ impl Stream {
                     } else if let Some(v) = line.strip_prefix("data:") {
                         data.push_str(v.trim_start());
                     }
+                }
+                if event == "stream.opened" {
+                    assert!(self.opened.is_none(), "one stream.opened per stream");
+                    let data: Value = serde_json::from_str(&data).unwrap();
+                    assert_eq!(data["last_event_id"].as_str(), Some(id.as_str()));
+                    self.opened = Some(id);
+                    if self.stop_at_opened {
+                        return None;
+                    }
+                    continue;
                 }
                 if !data.is_empty() && !id.is_empty() {
                     let data = serde_json::from_str(&data).unwrap();
@@ -869,4 +907,170 @@ pub async fn event_stream_resumes_without_gaps(app: &TestApp) {
     app.call(Method::GET, "/v1/events/stream", None, None)
         .await
         .assert_error(401, "unauthorized");
+}
+
+/// Finding 1: a stream checks its credential again; a revoked org token's stream and a
+/// rotated agent key's stream end within seconds.
+pub async fn event_streams_end_when_credentials_die(app: &TestApp) {
+    let org = app.org("revoked-streams").await;
+    let owner = app.token(&org, "owner").await;
+    let made = app
+        .post(
+            &format!("/v1/orgs/{org}/tokens"),
+            &owner,
+            json!({ "role": "admin", "name": "streamer" }),
+        )
+        .await;
+    let made = made.assert_status(201).clone();
+    let (token_id, token) = (
+        made["token_id"].as_str().unwrap().to_owned(),
+        made["token"].as_str().unwrap().to_owned(),
+    );
+    let (agent, key) = app.agent(&org, "streaming agent").await;
+    let mut by_token = Stream::open(app, &token, None, "").await;
+    let mut by_key = Stream::open(app, &key, None, "").await;
+    let mut unaffected = Stream::open(app, &owner, None, "").await;
+    by_token.opened_id().await;
+    by_key.opened_id().await;
+
+    app.call(
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/tokens/{token_id}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(200);
+    app.call(
+        Method::POST,
+        &format!("/v1/agents/{agent}/keys"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_status(201);
+    let bound = vouch_origin::routes::events::RECHECK + Duration::from_secs(4);
+    let started = Instant::now();
+    assert!(
+        by_token.ends_within(bound).await,
+        "revoked token kept streaming"
+    );
+    assert!(
+        by_key
+            .ends_within(bound.saturating_sub(started.elapsed()))
+            .await,
+        "rotated key kept streaming"
+    );
+    assert!(
+        !unaffected.ends_within(Duration::from_millis(200)).await,
+        "a live token's stream goes on"
+    );
+    // …and neither credential opens a new one.
+    app.call(Method::GET, "/v1/events/stream", Some(&token), None)
+        .await
+        .assert_error(401, "unauthorized");
+    app.call(Method::GET, "/v1/events/stream", Some(&key), None)
+        .await
+        .assert_error(401, "unauthorized");
+}
+
+/// Findings 4 and 5 and the stream nits: `stream.opened` gives a position to resume from
+/// (nothing lost when the first connection drops early), a credential holds at most five
+/// streams, unknown `types` and ids of other orgs are refused alike.
+pub async fn event_stream_opening_and_limits(app: &TestApp) {
+    let org = app.org("opening").await;
+    let other = app.org("opening-other").await;
+    let admin = app.token(&org, "admin").await;
+    let theirs = app.token(&other, "admin").await;
+    app.agent(&other, "before").await;
+
+    // Disconnect before any event: resuming from stream.opened's id loses nothing.
+    let mut first = Stream::open(app, &admin, None, "").await;
+    let start = first.opened_id().await;
+    drop(first);
+    let (a, _) = app.agent(&org, "while away").await;
+    app.agent(&other, "not mine").await;
+    let mut resumed = Stream::open(app, &admin, Some(&start), "").await;
+    assert_eq!(resumed.opened_id().await, start);
+    let got = resumed.take(1).await;
+    assert_eq!(got[0].event, "passport.created");
+    assert_eq!(got[0].data["data"]["passport"]["agent_id"], a.as_str());
+    drop(resumed);
+
+    // An idle stream moves past other orgs' events and still sees its own.
+    let mut idle = Stream::open(app, &admin, None, "").await;
+    idle.opened_id().await;
+    for i in 0..5 {
+        app.agent(&other, &format!("noise {i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    app.agent(&org, "mine again").await;
+    assert_eq!(idle.take(1).await[0].event, "passport.created");
+
+    // Ids of another org's events are refused like ids that do not exist.
+    let foreign = app
+        .outbox()
+        .await
+        .into_iter()
+        .rev()
+        .find(|r| serde_json::from_str::<Value>(&r.payload).unwrap()["org_id"] == other.as_str())
+        .unwrap();
+    for id in [foreign.id.to_string(), "99999999".to_owned()] {
+        let refused = app
+            .get(&format!("/v1/events/stream?last_event_id={id}"), &admin)
+            .await;
+        refused.assert_error(400, "invalid_request");
+        assert!(
+            !refused.body["message"].as_str().unwrap().contains("other"),
+            "{}",
+            refused.body
+        );
+    }
+    let mut theirs_stream = Stream::open(app, &theirs, Some(&foreign.id.to_string()), "").await;
+    assert_eq!(theirs_stream.opened_id().await, foreign.id.to_string());
+    drop(theirs_stream);
+
+    // Unknown types are refused.
+    app.get(
+        "/v1/events/stream?types=passport.created,passport.exploded",
+        &admin,
+    )
+    .await
+    .assert_error(400, "invalid_request");
+
+    // Five streams per credential, the sixth is refused until one closes.
+    let limited = app.token(&org, "viewer").await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut stream = Stream::open(app, &limited, None, "").await;
+        stream.opened_id().await;
+        held.push(stream);
+    }
+    app.get("/v1/events/stream", &limited)
+        .await
+        .assert_error(429, "too_many_streams");
+    // Another credential is not affected.
+    Stream::open(app, &theirs, None, "").await;
+    held.pop();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = app
+            .client
+            .get(format!("{}/v1/events/stream", app.base))
+            .bearer_auth(&limited)
+            .send()
+            .await
+            .unwrap();
+        if reply.status() == 200 {
+            break;
+        }
+        assert_eq!(reply.status(), 429);
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream's slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(idle);
+    drop(held);
 }
