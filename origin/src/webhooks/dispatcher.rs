@@ -144,7 +144,7 @@ impl Dispatcher {
                         "url": work.webhook.url,
                         "reason": "retries_exhausted",
                         "event_id": work.event_id,
-                        "attempts": work.attempts + 1,
+                        "attempts": work.attempt,
                     }),
                     now(),
                 ),
@@ -158,7 +158,7 @@ impl Dispatcher {
             Settle::Retry(Timestamp::from_unix_millis(now().unix_millis() + delay))
         };
         let attempt = Attempt {
-            attempt: work.attempts + 1,
+            attempt: work.attempt,
             started_at,
             duration_ms,
             status_code: answer.status,

@@ -79,6 +79,23 @@ impl WebhookSettings {
     }
 }
 
+/// Subscriptions one org may have (as many as Stripe allows).
+pub const MAX_PER_ORG: i64 = 16;
+/// Deliveries of one subscription that senders attempt at the same time, at most.
+pub const PER_WEBHOOK_IN_FLIGHT: i64 = 4;
+/// Attempts shown per delivery in the delivery log (the newest ones).
+pub const ATTEMPTS_SHOWN: i64 = 20;
+
+/// `409 webhook_limit_reached`: the org has [`MAX_PER_ORG`] subscriptions.
+pub fn limit_reached() -> crate::error::Error {
+    crate::error::Error::Conflict {
+        code: "webhook_limit_reached",
+        message: format!(
+            "an organization may have at most {MAX_PER_ORG} webhook subscriptions; delete one first"
+        ),
+    }
+}
+
 /// `404 webhook_not_found`: no such subscription, or another org's.
 pub fn not_found() -> crate::error::Error {
     crate::error::Error::NotFound {

@@ -1074,3 +1074,272 @@ pub async fn event_stream_opening_and_limits(app: &TestApp) {
     drop(idle);
     drop(held);
 }
+
+/// Finding 2: a PATCH and a secret rotation at the same time never undo each other; the
+/// newest secret always signs.
+pub async fn patch_and_rotation_do_not_race(app: &TestApp) {
+    let org = app.org("racing").await;
+    let owner = app.token(&org, "owner").await;
+    let (receiver, id, _) = listen(app, &owner, None, json!(["passport.created"])).await;
+    let path = format!("/v1/webhooks/{id}");
+    let rotate = format!("/v1/webhooks/{id}/secret/rotate");
+    let webhook_id = vouch_core::ids::WebhookId::parse(&id).unwrap();
+    let mut newest = String::new();
+    for i in 0..30 {
+        let description = format!("round {i}");
+        let (patched, rotated) = tokio::join!(
+            app.patch(&path, &owner, json!({ "description": description })),
+            app.post(&rotate, &owner, json!({ "grace_period_seconds": 0 })),
+        );
+        patched.assert_status(200);
+        newest = rotated.assert_status(200)["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stored = app
+            .store
+            .get_webhook(&vouch_origin::store::Scope::All, &webhook_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let secret =
+            vouch_origin::webhooks::open_secret(app.keys.master(), &stored.secret, &id).unwrap();
+        assert_eq!(secret, newest, "round {i}: the rotation was overwritten");
+        assert_eq!(stored.description, description, "round {i}");
+        assert!(stored.previous_secret.is_none(), "round {i}");
+    }
+    receiver.set_secrets(&[&newest]);
+    app.agent(&org, "signed").await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].verified, [true]);
+}
+
+/// A new org, its owner token, and a subscription to `passport.created` at a public address
+/// that no sender reaches in these tests (their deliveries stay pending).
+async fn unsent_subscription(app: &TestApp, slug: &str) -> (String, String, String) {
+    let org = app.org(slug).await;
+    let owner = app.token(&org, "owner").await;
+    let url = "https://93.184.215.14/hook";
+    let (id, _) = subscribe(app, &owner, None, url, json!(["passport.created"])).await;
+    (org, owner, id)
+}
+
+/// Finding 6: a sender whose lease ran out logs its attempt but settles nothing: no success
+/// recorded, no auto-disable; attempt numbers are taken at lease time and never collide.
+pub async fn a_lost_lease_settles_nothing(app: &TestApp) {
+    use vouch_origin::store::{Attempt, Settle};
+    let (org, owner, id) = unsent_subscription(app, "leases").await;
+    app.agent(&org, "leased").await;
+    app.agent(&org, "leased too").await;
+    let store = &app.store;
+    let now = vouch_origin::routes::now;
+    let mut first = store
+        .claim_deliveries("sender-a", now(), 60_000, 10)
+        .await
+        .unwrap();
+    first.sort_by_key(|w| w.delivery_id);
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|w| w.attempt == 1));
+    // The leases run out; another sender takes the deliveries over.
+    app.sql("UPDATE webhook_deliveries SET lease_until = 0")
+        .await;
+    let mut second = store
+        .claim_deliveries("sender-b", now(), 60_000, 10)
+        .await
+        .unwrap();
+    second.sort_by_key(|w| w.delivery_id);
+    assert!(second.iter().all(|w| w.attempt == 2));
+    let attempt = |n: i64, status: u16| Attempt {
+        attempt: n,
+        started_at: now(),
+        duration_ms: 5,
+        status_code: Some(status),
+        error: (status != 200).then(|| format!("HTTP {status}")),
+        response_body: None,
+        next_attempt_at: None,
+    };
+    let disable = vouch_origin::routes::change_event(
+        "webhook-sender",
+        Some(&vouch_core::OrgId::parse(&org).unwrap()),
+        "webhook.disabled",
+        "webhook",
+        &id,
+        0,
+        json!({}),
+        now(),
+    );
+    // The late sender: one delivery exhausted, one succeeded, neither held any more.
+    store
+        .settle_delivery(
+            "sender-a",
+            &first[0],
+            &attempt(1, 500),
+            &Settle::Exhausted { disable },
+        )
+        .await
+        .unwrap();
+    store
+        .settle_delivery("sender-a", &first[1], &attempt(1, 200), &Settle::Succeeded)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM webhooks WHERE status = 'enabled' AND last_success_at IS NULL"
+        )
+        .await,
+        1,
+        "a lost lease neither disables nor records a success"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending' AND lease_owner = 'sender-b'")
+            .await,
+        2
+    );
+    for work in &second {
+        store
+            .settle_delivery("sender-b", work, &attempt(2, 200), &Settle::Succeeded)
+            .await
+            .unwrap();
+    }
+    let log = deliveries(app, &owner, &id).await;
+    assert_eq!(log.len(), 2);
+    for delivery in &log {
+        assert_eq!(delivery["status"], "succeeded");
+        let numbers: Vec<i64> = delivery["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["attempt"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, [1, 2], "every attempt is logged, once");
+        assert_eq!(delivery["attempt_count"], 2);
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhooks WHERE last_success_at IS NOT NULL")
+            .await,
+        1
+    );
+}
+
+/// Findings 7 and 12: no manual redelivery while an attempt is in flight (409), each one an
+/// audit event; at most 16 subscriptions per org.
+pub async fn redelivery_and_limits(app: &TestApp) {
+    let (org, owner, id) = unsent_subscription(app, "redelivering").await;
+    app.agent(&org, "redelivered").await;
+    let event_id = deliveries(app, &owner, &id).await[0]["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let redeliver = format!("/v1/webhooks/{id}/deliveries/{event_id}/redeliver");
+    app.sql("UPDATE webhook_deliveries SET lease_owner = 'busy', lease_until = 99999999999999")
+        .await;
+    app.call(Method::POST, &redeliver, Some(&owner), None)
+        .await
+        .assert_error(409, "delivery_in_flight");
+    app.sql("UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL")
+        .await;
+    app.call(Method::POST, &redeliver, Some(&owner), None)
+        .await
+        .assert_status(202);
+    let audit = app
+        .get(&format!("/v1/audit?org_id={org}&limit=100"), ADMIN)
+        .await;
+    let actions: Vec<&str> = audit.assert_status(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "webhook.redelivery_requested")
+            .count(),
+        1,
+        "{actions:?}"
+    );
+    let verified = app
+        .get(&format!("/v1/audit/verify?org_id={org}"), ADMIN)
+        .await;
+    assert_eq!(verified.body["ok"], true, "{}", verified.body);
+
+    // Sixteen subscriptions per org; the seventeenth is refused, another org is not affected.
+    for i in 1..16 {
+        app.post(
+            "/v1/webhooks",
+            &owner,
+            json!({ "url": format!("https://93.184.215.14/hook/{i}") }),
+        )
+        .await
+        .assert_status(201);
+    }
+    app.post(
+        "/v1/webhooks",
+        &owner,
+        json!({ "url": "https://93.184.215.14/one-too-many" }),
+    )
+    .await
+    .assert_error(409, "webhook_limit_reached");
+    let other = app.org("other-limits").await;
+    app.post(
+        "/v1/webhooks",
+        ADMIN,
+        json!({ "url": "https://93.184.215.14/hook", "org_id": other }),
+    )
+    .await
+    .assert_status(201);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/webhooks/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    app.post(
+        "/v1/webhooks",
+        &owner,
+        json!({ "url": "https://93.184.215.14/room-again" }),
+    )
+    .await
+    .assert_status(201);
+}
+
+/// Finding 8: deleting subscriptions while the org's agents change never fails those changes
+/// (Postgres used to answer a bogus `404 org_not_found` from the deliveries' foreign key).
+pub async fn deletes_do_not_fail_other_writes(app: &TestApp) {
+    let org = app.org("deleting").await;
+    let owner = app.token(&org, "owner").await;
+    for round in 0..3 {
+        let mut ids = Vec::new();
+        for _ in 0..8 {
+            let (id, _) =
+                subscribe(app, &owner, None, "https://93.184.215.14/hook", json!([])).await;
+            ids.push(id);
+        }
+        let deletes = ids.iter().map(|id| {
+            let path = format!("/v1/webhooks/{id}");
+            let owner = owner.clone();
+            async move { app.call(Method::DELETE, &path, Some(&owner), None).await }
+        });
+        let org_ref = &org;
+        let writes = (0..8).map(|i| async move {
+            app.post(
+                "/v1/agents",
+                ADMIN,
+                passport(org_ref, &format!("r{round} a{i}")),
+            )
+            .await
+        });
+        let (deleted, written) = tokio::join!(
+            futures::future::join_all(deletes),
+            futures::future::join_all(writes)
+        );
+        for reply in deleted {
+            reply.assert_status(204);
+        }
+        for reply in written {
+            reply.assert_status(201);
+        }
+    }
+}
