@@ -17,6 +17,7 @@ pub fn fast() -> WebhookSettings {
         timeout: Duration::from_secs(2),
         retry_base: Duration::from_millis(20),
         max_attempts: 6,
+        ..WebhookSettings::default()
     }
 }
 
@@ -1342,4 +1343,68 @@ pub async fn deletes_do_not_fail_other_writes(app: &TestApp) {
             reply.assert_status(201);
         }
     }
+}
+
+/// Finding 3: a hanging endpoint of one org holds at most four sender slots and does not delay
+/// another org's delivery.
+pub async fn a_hanging_endpoint_starves_nobody(app: &TestApp) {
+    let slow_org = app.org("slow").await;
+    let fast_org = app.org("quick").await;
+    let (slow, _, _) = listen(app, ADMIN, Some(&slow_org), json!(["passport.created"])).await;
+    let (quick, _, _) = listen(app, ADMIN, Some(&fast_org), json!(["passport.created"])).await;
+    // Every attempt at the slow endpoint runs into the sender's timeout (2 s).
+    slow.plan((0..100).map(|_| Answer::Hang(Duration::from_secs(10))));
+    let registrations = (0..12).map(|i| {
+        let org = slow_org.clone();
+        async move { app.agent(&org, &format!("slow {i}")).await }
+    });
+    futures::future::join_all(registrations).await;
+    slow.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        slow.received().len() <= vouch_origin::webhooks::PER_WEBHOOK_IN_FLIGHT as usize,
+        "one subscription holds at most 4 attempts at once: {}",
+        slow.received().len()
+    );
+    let started = Instant::now();
+    app.agent(&fast_org, "quick one").await;
+    quick.wait_for(1, WAIT).await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(1_000),
+        "the other org's delivery waited {waited:?} behind the slow endpoint"
+    );
+}
+
+/// Finding 13: settled deliveries older than the retention period go, with their attempts;
+/// pending ones stay.
+pub async fn old_deliveries_are_pruned(app: &TestApp) {
+    let (org, _, _) = unsent_subscription(app, "pruning").await;
+    for i in 0..3 {
+        app.agent(&org, &format!("old {i}")).await;
+    }
+    let ids: Vec<i64> = app
+        .store
+        .claim_deliveries("test", vouch_origin::routes::now(), 60_000, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.delivery_id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    app.sql(&format!(
+        "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms) VALUES ({}, 1, 0, 1); \
+         UPDATE webhook_deliveries SET state = 'succeeded', updated_at = 1, lease_owner = NULL WHERE id IN ({}, {}); \
+         UPDATE webhook_deliveries SET state = 'pending', updated_at = 1, lease_owner = NULL WHERE id = {}",
+        ids[0], ids[0], ids[1], ids[2]
+    ))
+    .await;
+    let sender = Dispatcher::new(app.store.clone(), app.keys.clone(), fast()).unwrap();
+    assert_eq!(sender.prune().await.unwrap(), 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries").await,
+        1
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM webhook_attempts").await, 0);
+    assert_eq!(sender.prune().await.unwrap(), 0);
 }
