@@ -57,7 +57,7 @@ pub struct RotateSecret {
 }
 
 /// A subscription as the API shows it (never its secret).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     #[schema(value_type = String)]
     pub webhook_id: WebhookId,
@@ -74,6 +74,16 @@ pub struct WebhookView {
     pub last_success_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl WebhookView {
+    /// The view as events carry it: the URL without its path and query.
+    fn redacted(&self) -> WebhookView {
+        WebhookView {
+            url: guard::redacted(&self.url),
+            ..self.clone()
+        }
+    }
 }
 
 impl From<&WebhookRecord> for WebhookView {
@@ -95,7 +105,7 @@ impl From<&WebhookRecord> for WebhookView {
 }
 
 /// A new subscription and its signing secret, shown once.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedWebhook {
     #[serde(flatten)]
     pub webhook: WebhookView,
@@ -104,7 +114,7 @@ pub struct CreatedWebhook {
 }
 
 /// A rotated secret.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RotatedSecret {
     #[schema(value_type = String)]
     pub webhook_id: WebhookId,
@@ -112,6 +122,29 @@ pub struct RotatedSecret {
     pub secret: String,
     /// Until then every delivery carries a signature with each secret.
     pub previous_secret_expires_at: Option<Timestamp>,
+}
+
+// The plaintext secret never reaches a log through `Debug`.
+impl std::fmt::Debug for CreatedWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedWebhook")
+            .field("webhook", &self.webhook)
+            .field("secret", &"whsec_[redacted]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RotatedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedSecret")
+            .field("webhook_id", &self.webhook_id)
+            .field("secret", &"whsec_[redacted]")
+            .field(
+                "previous_secret_expires_at",
+                &self.previous_secret_expires_at,
+            )
+            .finish()
+    }
 }
 
 fn parse_id(raw: &str) -> Result<WebhookId> {
@@ -207,7 +240,7 @@ pub async fn create(
         "webhook",
         record.webhook_id.as_str(),
         0,
-        json!({ "webhook": view }),
+        json!({ "webhook": view.redacted() }),
         at,
     );
     // An org that does not exist fails the insert's foreign key: `404 org_not_found`.
@@ -323,14 +356,21 @@ pub async fn update(
     Ok(Json(WebhookView::from(&after)))
 }
 
-/// `{ field: { old, new } }` of what differs between two versions of a subscription.
+/// `{ field: { old, new } }` of what differs between two versions of a subscription (URLs
+/// redacted: events and the audit log never hold a URL's path or query).
 fn changes(before: &WebhookRecord, after: &WebhookRecord) -> Map<String, Value> {
     let (old, new) = (
         json!(WebhookView::from(before)),
         json!(WebhookView::from(after)),
     );
     let mut changes = Map::new();
-    for field in ["url", "events", "description", "status"] {
+    if old["url"] != new["url"] {
+        changes.insert(
+            "url".into(),
+            json!({ "old": guard::redacted(&before.url), "new": guard::redacted(&after.url) }),
+        );
+    }
+    for field in ["events", "description", "status"] {
         if old[field] != new[field] {
             changes.insert(
                 field.into(),
@@ -360,7 +400,7 @@ pub async fn delete(
         "webhook",
         webhook.webhook_id.as_str(),
         0,
-        json!({ "webhook_id": webhook.webhook_id, "url": webhook.url }),
+        json!({ "webhook_id": webhook.webhook_id, "url": guard::redacted(&webhook.url) }),
         now(),
     );
     if state

@@ -199,7 +199,7 @@ impl Dispatcher {
                     0,
                     json!({
                         "webhook_id": work.webhook.webhook_id,
-                        "url": work.webhook.url,
+                        "url": guard::redacted(&work.webhook.url),
                         "reason": "retries_exhausted",
                         "event_id": work.event_id,
                         "attempts": work.attempt,

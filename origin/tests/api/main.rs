@@ -91,6 +91,7 @@ on_both_databases! {
     webhook_lost_lease => crate::webhooks::a_lost_lease_settles_nothing,
     webhook_fair_sending => crate::webhooks::a_hanging_endpoint_starves_nobody [crate::webhooks::fast()],
     webhook_retention => crate::webhooks::old_deliveries_are_pruned,
+    webhook_urls_redacted => crate::webhooks::urls_in_events_are_redacted,
     webhook_redelivery_and_limits => crate::webhooks::redelivery_and_limits,
     webhook_deletes_race_writes => crate::webhooks::deletes_do_not_fail_other_writes,
     event_stream_credentials => crate::webhooks::event_streams_end_when_credentials_die,

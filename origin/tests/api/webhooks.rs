@@ -358,6 +358,11 @@ pub async fn failing_subscription_is_disabled(app: &TestApp) {
     // Three failures exhaust the schedule: the subscription is disabled, with an event.
     let notice = watcher.wait_for(1, WAIT).await;
     assert_eq!(notice[0].event_type(), "webhook.disabled");
+    let url = notice[0].body["data"]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/') && !url.contains("hook"),
+        "the envelope names the host only: {url}"
+    );
     assert_eq!(notice[0].body["data"]["webhook_id"], id.as_str());
     assert_eq!(notice[0].body["data"]["reason"], "retries_exhausted");
     assert_eq!(notice[0].verified, [true]);
@@ -1407,4 +1412,61 @@ pub async fn old_deliveries_are_pruned(app: &TestApp) {
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM webhook_attempts").await, 0);
     assert_eq!(sender.prune().await.unwrap(), 0);
+}
+
+/// Finding 10: events and the audit log name a webhook's scheme and host, never its path or
+/// query (where receivers put tokens).
+pub async fn urls_in_events_are_redacted(app: &TestApp) {
+    let org = app.org("redacting").await;
+    let owner = app.token(&org, "owner").await;
+    let (id, _) = subscribe(
+        app,
+        &owner,
+        None,
+        "https://93.184.215.14/in/s3cret-path?token=s3cret-query",
+        json!([]),
+    )
+    .await;
+    let shown = app.get(&format!("/v1/webhooks/{id}"), &owner).await;
+    assert!(
+        shown.assert_status(200)["url"]
+            .as_str()
+            .unwrap()
+            .contains("s3cret-query"),
+        "the owner still reads the whole URL"
+    );
+    app.patch(
+        &format!("/v1/webhooks/{id}"),
+        &owner,
+        json!({ "url": "https://93.184.215.15:8443/other/s3cret-path2" }),
+    )
+    .await
+    .assert_status(200);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/webhooks/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    let events: Vec<_> = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|r| r.event_type.starts_with("webhook."))
+        .collect();
+    assert_eq!(events.len(), 3);
+    for row in &events {
+        assert!(!row.payload.contains("s3cret"), "{}", row.payload);
+    }
+    let updated: Value = serde_json::from_str(&events[1].payload).unwrap();
+    assert_eq!(
+        updated["data"]["changes"]["url"],
+        json!({ "old": "https://93.184.215.14/", "new": "https://93.184.215.15:8443/" })
+    );
+    let audit = app
+        .get(&format!("/v1/audit?org_id={org}&limit=100"), ADMIN)
+        .await;
+    assert!(!audit.assert_status(200).to_string().contains("s3cret"));
 }
