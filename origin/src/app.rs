@@ -38,6 +38,8 @@ pub struct AppState {
     pub webhooks: WebhookSettings,
     /// Turns true when the origin shuts down: live streams end so the server can drain.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Live event streams open on this origin, per credential.
+    pub streams: Arc<crate::routes::events::StreamSlots>,
 }
 
 /// What the origin needs besides its database to start.
@@ -185,6 +187,7 @@ pub async fn bootstrap(
             journal: false,
             webhooks: WebhookSettings::default(),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            streams: Arc::default(),
         };
         return Ok((state, None));
     }
@@ -208,6 +211,7 @@ pub async fn bootstrap(
         journal: false,
         webhooks: WebhookSettings::default(),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+        streams: Arc::default(),
     };
     Ok((state, generated))
 }

@@ -88,6 +88,13 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = bearer(parts).ok_or(Error::Unauthorized)?;
+        Caller::authenticate(state, token).await
+    }
+}
+
+impl Caller {
+    /// The admin that `token` authenticates now; `401` if none.
+    pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
         let hash = secrets::hash(token);
         // The configured platform token may be any string of 32 or more characters.
         if let Some(platform) = &state.platform_token_hash {
@@ -125,6 +132,13 @@ impl FromRequestParts<AppState> for AgentCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let key = bearer(parts).ok_or(Error::Unauthorized)?;
+        AgentCaller::authenticate(state, key).await
+    }
+}
+
+impl AgentCaller {
+    /// The agent whose live key `key` is now; `401` if none (or it is revoked).
+    pub async fn authenticate(state: &AppState, key: &str) -> Result<AgentCaller> {
         if !key.starts_with(secrets::AGENT_KEY_PREFIX) {
             return Err(Error::Unauthorized);
         }
@@ -142,24 +156,68 @@ impl FromRequestParts<AppState> for AgentCaller {
 
 /// Whoever may read the live event stream: an admin token, or an agent's own API key (which
 /// sees the events about that agent, so its SDK can drain work when it is being suspended).
-pub enum Reader {
+pub struct Reader {
+    pub kind: ReaderKind,
+    /// The credential as presented, so that a long-lived stream can check it again (a
+    /// revoked token or a rotated key ends the stream). Never logged.
+    credential: String,
+}
+
+pub enum ReaderKind {
     Admin(Caller),
     /// The agent's id (its key authenticated it).
     Agent(AgentId),
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("credential", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    async fn authenticate(state: &AppState, credential: &str) -> Result<ReaderKind> {
+        if credential.starts_with(secrets::AGENT_KEY_PREFIX) {
+            let AgentCaller(passport) = AgentCaller::authenticate(state, credential).await?;
+            Ok(ReaderKind::Agent(passport.agent_id))
+        } else {
+            Ok(ReaderKind::Admin(
+                Caller::authenticate(state, credential).await?,
+            ))
+        }
+    }
+
+    /// Whether the credential still authenticates the same caller with the same rights
+    /// (`Err` only when the database cannot tell).
+    pub async fn still_valid(&self, state: &AppState) -> Result<bool> {
+        let now = match Reader::authenticate(state, &self.credential).await {
+            Ok(kind) => kind,
+            Err(Error::Unauthorized) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        Ok(match (&self.kind, &now) {
+            (ReaderKind::Admin(was), ReaderKind::Admin(is)) => {
+                was.actor == is.actor && was.role == is.role && was.org_id == is.org_id
+            }
+            (ReaderKind::Agent(was), ReaderKind::Agent(is)) => was == is,
+            _ => false,
+        })
+    }
+
+    /// A key naming the credential (its hash), e.g. to count its open streams.
+    pub fn credential_key(&self) -> String {
+        secrets::hash(&self.credential)
+    }
 }
 
 impl FromRequestParts<AppState> for Reader {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let agent_key = bearer(parts).is_some_and(|t| t.starts_with(secrets::AGENT_KEY_PREFIX));
-        if agent_key {
-            let AgentCaller(passport) = AgentCaller::from_request_parts(parts, state).await?;
-            Ok(Reader::Agent(passport.agent_id))
-        } else {
-            Ok(Reader::Admin(
-                Caller::from_request_parts(parts, state).await?,
-            ))
-        }
+        let credential = bearer(parts).ok_or(Error::Unauthorized)?.to_owned();
+        let kind = Reader::authenticate(state, &credential).await?;
+        Ok(Reader { kind, credential })
     }
 }

@@ -80,13 +80,17 @@ pub struct WebhookArgs {
     /// The first retry delay in milliseconds; each retry doubles it (up to 2880 times it).
     /// The default (10 s, 18 attempts) retries for more than a day; tests shorten it.
     #[arg(long, env = "VOUCH_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub webhook_retry_base_ms: u64,
     /// Attempts per delivery before it fails (and, if nothing got through meanwhile, the
     /// subscription is disabled).
     #[arg(long, env = "VOUCH_WEBHOOK_MAX_ATTEMPTS", default_value_t = 18,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub webhook_max_attempts: u32,
+    /// Days that settled deliveries and their attempts are kept in the delivery log.
+    #[arg(long, env = "VOUCH_WEBHOOK_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3_650))]
+    pub webhook_retention_days: u64,
 }
 
 impl WebhookArgs {
@@ -96,6 +100,7 @@ impl WebhookArgs {
             timeout: std::time::Duration::from_millis(self.webhook_timeout_ms),
             retry_base: std::time::Duration::from_millis(self.webhook_retry_base_ms),
             max_attempts: self.webhook_max_attempts,
+            retention: std::time::Duration::from_secs(self.webhook_retention_days * 24 * 3_600),
         }
     }
 }

@@ -115,13 +115,24 @@ impl From<sqlx::Error> for Error {
                 code: "already_exists",
                 message: unique_message(db.constraint().unwrap_or_default(), db.message()),
             },
-            // The only foreign keys name an org (agents, tokens): a write into an org that does
-            // not exist.
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Error::org_not_found(),
+            // A write into an org that does not exist. Postgres names the constraint, and only
+            // the org keys (`<table>_org_id_fkey`) mean that; any other (e.g. a delivery queued
+            // for a subscription deleted meanwhile) is a fault, not a missing org. SQLite names
+            // none, but its writes are serial: there only the org keys can fail.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => match db.constraint() {
+                None => Error::org_not_found(),
+                Some(name) if is_org_key(name) => Error::org_not_found(),
+                Some(_) => Error::Internal(err.into()),
+            },
             sqlx::Error::PoolTimedOut => Error::Unavailable("the database is busy".into()),
             _ => Error::Internal(err.into()),
         }
     }
+}
+
+/// Whether a foreign key constraint (as Postgres names it) points at `orgs`.
+fn is_org_key(constraint: &str) -> bool {
+    constraint.ends_with("_org_id_fkey")
 }
 
 /// A sentence for a unique violation, from the constraint name (Postgres) or message (SQLite).
@@ -181,3 +192,24 @@ impl IntoResponse for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_org_keys_mean_a_missing_org() {
+        for org_key in [
+            "agents_org_id_fkey",
+            "admin_tokens_org_id_fkey",
+            "webhooks_org_id_fkey",
+        ] {
+            assert!(super::is_org_key(org_key), "{org_key}");
+        }
+        for other in [
+            "webhook_deliveries_webhook_id_fkey",
+            "webhook_attempts_delivery_id_fkey",
+            "delegations_delegator_fkey",
+        ] {
+            assert!(!super::is_org_key(other), "{other}");
+        }
+    }
+}

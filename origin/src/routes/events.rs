@@ -1,26 +1,30 @@
 //! `GET /v1/events/stream`: the outbox as Server-Sent Events, live. Each event's SSE `id` is
 //! its outbox row id; a client that reconnects with `Last-Event-ID` gets exactly what it has
-//! not seen (replayed from the database, then live). Wakes on this origin's commits and polls
-//! for other replicas'.
+//! not seen (replayed from the database, then live). The first message, `stream.opened`,
+//! carries the position the stream starts from as its `id`, so a client that disconnects
+//! before any event arrives resumes from there. Wakes on this origin's commits and polls for
+//! other replicas'. The credential is checked again every few seconds (a revoked token or a
+//! rotated agent key ends the stream), and a stream ends after an hour (clients reconnect).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::app::AppState;
-use crate::auth::Reader;
+use crate::auth::{Reader, ReaderKind};
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::QueryParams;
 use crate::store::{Scope, Store, StreamPos, StreamScope};
-use crate::webhooks::events::wanted;
+use crate::webhooks::events::{checked_stream_types, wanted};
 
 /// Rows read per query.
 const BATCH: u32 = 200;
@@ -28,25 +32,73 @@ const BATCH: u32 = 200;
 const POLL: Duration = Duration::from_secs(1);
 /// Comment lines that keep proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often a stream checks that its credential still authenticates.
+pub const RECHECK: Duration = Duration::from_secs(5);
+/// How long one stream lasts; the client then reconnects (and authenticates again).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(3_600);
+/// Streams one credential may hold open on one origin at a time.
+pub const MAX_STREAMS_PER_CREDENTIAL: usize = 5;
+/// The type of the first message of every stream.
+pub const OPENED: &str = "stream.opened";
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Comma-separated event types (a status change also matches its typed name,
-    /// e.g. `agent.suspended`); absent: every event.
+    /// e.g. `agent.suspended`); absent: every event. An unknown type is `400`.
     pub types: Option<String>,
     /// Resume after this event id, like the `Last-Event-ID` header (which wins); `0` replays
     /// from the beginning. Absent: only events from now on.
     pub last_event_id: Option<String>,
 }
 
+/// The live streams open on this origin, counted per credential.
+#[derive(Debug, Default)]
+pub struct StreamSlots {
+    open: Mutex<HashMap<String, usize>>,
+}
+
+impl StreamSlots {
+    /// A slot for one more stream of `key`, unless it holds [`MAX_STREAMS_PER_CREDENTIAL`].
+    fn take(self: &Arc<Self>, key: String) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(key.clone()).or_insert(0);
+        if *count >= MAX_STREAMS_PER_CREDENTIAL {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            slots: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One open stream's place in [`StreamSlots`], given back when the stream ends.
+struct Slot {
+    slots: Arc<StreamSlots>,
+    key: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Live events (Server-Sent Events): the platform admin sees every event, an org token its org's
 /// (and signing-key rotations), an agent's API key the events about that agent.
 #[utoipa::path(get, path = "/v1/events/stream", tag = "webhooks", params(StreamQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "the `id` of the last event received")),
-    responses((status = 200, description = "`text/event-stream`: `id` (outbox id), `event` (type), `data` (the envelope)"),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, description = "`text/event-stream`: first `stream.opened` (its `id` is where the stream starts), then for each event `id` (outbox id), `event` (type), `data` (the envelope)"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("admin_token" = []), ("agent_key" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -54,42 +106,57 @@ pub async fn stream(
     headers: HeaderMap,
     QueryParams(query): QueryParams<StreamQuery>,
 ) -> Result<Response> {
-    let scope = match reader {
-        Reader::Admin(caller) => match caller.scope() {
+    let scope = match &reader.kind {
+        ReaderKind::Admin(caller) => match caller.scope() {
             Scope::All => StreamScope::All,
             Scope::Org(org) => StreamScope::Org(org),
         },
-        Reader::Agent(agent_id) => StreamScope::Agent(agent_id),
+        ReaderKind::Agent(agent_id) => StreamScope::Agent(agent_id.clone()),
     };
-    let types: Vec<String> = query
-        .types
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let types = checked_stream_types(query.types.as_deref())?;
     let resume = headers
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("invalid").to_owned())
         .or(query.last_event_id);
-    let (start, seen) = match resume {
-        None => state.store.stream_head().await?,
-        Some(raw) => (
-            resume_from(state.store.as_ref(), raw.trim()).await?,
-            Vec::new(),
-        ),
+    let (start, seen, resume_id) = match resume {
+        None => {
+            let head = state.store.stream_head(&scope).await?;
+            (head.pos, head.seen, head.resume_id)
+        }
+        Some(raw) => {
+            let (pos, id) = resume_from(state.store.as_ref(), &scope, raw.trim()).await?;
+            (pos, HashSet::new(), id)
+        }
     };
+    let slot = state
+        .streams
+        .take(reader.credential_key())
+        .ok_or_else(|| Error::Rejected {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_streams",
+            message: format!(
+                "this credential already holds {MAX_STREAMS_PER_CREDENTIAL} event streams open; close one first"
+            ),
+            field: None,
+        })?;
+    let opened = Event::default()
+        .id(resume_id.to_string())
+        .event(OPENED)
+        .data(json!({ "type": OPENED, "last_event_id": resume_id.to_string() }).to_string());
     let cursor = Cursor {
         store: state.store.clone(),
         scope,
         types,
         pos: start,
         seen,
-        ready: VecDeque::new(),
+        ready: VecDeque::from([opened]),
         commits: state.store.signals().events(),
         stopping: state.stopping.subscribe(),
+        started: Instant::now(),
+        checked: Instant::now(),
+        reader,
+        state,
+        _slot: slot,
     };
     let sse = Sse::new(stream::unfold(cursor, next_event))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"));
@@ -101,8 +168,13 @@ pub async fn stream(
     Ok(([no_buffering], sse).into_response())
 }
 
-/// The stream position after event `raw` (an outbox id the stream sent).
-async fn resume_from(store: &dyn Store, raw: &str) -> Result<StreamPos> {
+/// The stream position after event `raw` (an outbox id that this caller may see), and the id.
+/// An id that does not exist and one the caller may not see are refused alike.
+async fn resume_from(
+    store: &dyn Store,
+    scope: &StreamScope,
+    raw: &str,
+) -> Result<(StreamPos, i64)> {
     let bad = || {
         Error::field(
             "Last-Event-ID",
@@ -111,9 +183,10 @@ async fn resume_from(store: &dyn Store, raw: &str) -> Result<StreamPos> {
     };
     let id: i64 = raw.parse().map_err(|_| bad())?;
     if id == 0 {
-        return Ok(StreamPos { tx: 0, id: 0 });
+        return Ok((StreamPos { tx: 0, id: 0 }, 0));
     }
-    store.stream_pos_of(id).await?.ok_or_else(bad)
+    let pos = store.stream_pos_of(scope, id).await?.ok_or_else(bad)?;
+    Ok((pos, id))
 }
 
 struct Cursor {
@@ -122,35 +195,55 @@ struct Cursor {
     types: Vec<String>,
     pos: StreamPos,
     /// Rows past the start that had committed before the stream began: not "from now on".
-    seen: Vec<i64>,
+    seen: HashSet<i64>,
     ready: VecDeque<Event>,
     commits: tokio::sync::watch::Receiver<u64>,
     stopping: tokio::sync::watch::Receiver<bool>,
+    started: Instant,
+    /// When the credential was last found good.
+    checked: Instant,
+    reader: Reader,
+    state: AppState,
+    _slot: Slot,
 }
 
-/// The next event for the client; ends the stream when the origin shuts down (or the database
-/// fails: the client reconnects with its `Last-Event-ID` and loses nothing).
+/// The next event for the client; ends the stream when the origin shuts down, the credential
+/// no longer authenticates, the stream has lasted [`MAX_LIFETIME`] (or the database fails:
+/// the client reconnects with its `Last-Event-ID` and loses nothing).
 async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)> {
     loop {
         if let Some(event) = c.ready.pop_front() {
             return Some((Ok(event), c));
         }
-        if *c.stopping.borrow() {
+        if *c.stopping.borrow() || c.started.elapsed() >= MAX_LIFETIME {
             return None;
+        }
+        if c.checked.elapsed() >= RECHECK {
+            match c.reader.still_valid(&c.state).await {
+                Ok(true) => c.checked = Instant::now(),
+                Ok(false) => {
+                    tracing::info!("event stream closed: its credential no longer authenticates");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream could not check its credential; closing it");
+                    return None;
+                }
+            }
         }
         // Mark the commits seen before reading, so one that lands meanwhile wakes us again.
         c.commits.borrow_and_update();
-        let rows = match c.store.stream_after(&c.scope, c.pos, BATCH).await {
-            Ok(rows) => rows,
+        let batch = match c.store.stream_after(&c.scope, c.pos, BATCH).await {
+            Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(error = %e, "event stream read failed; closing it");
                 return None;
             }
         };
-        let full = rows.len() == BATCH as usize;
-        for row in rows {
+        let full = batch.rows.len() == BATCH as usize;
+        for row in batch.rows {
             c.pos = row.pos;
-            if c.seen.contains(&row.pos.id) {
+            if c.seen.remove(&row.pos.id) {
                 continue;
             }
             if wanted(&c.types, &row.event_type, &row.payload) {
@@ -161,6 +254,10 @@ async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)
                         .data(row.payload),
                 );
             }
+        }
+        if !full {
+            // Everything up to the frontier was read: an idle stream does not scan it again.
+            c.pos = c.pos.max(batch.frontier);
         }
         if !c.ready.is_empty() || full {
             continue;

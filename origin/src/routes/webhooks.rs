@@ -15,7 +15,7 @@ use crate::auth::Caller;
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::{from_value, JsonBody, MergePatchBody, OptionalJsonBody, QueryParams};
 use crate::routes::{change_event, now, target_org, List, Pagination};
-use crate::store::{Delivery, WebhookRecord};
+use crate::store::{Delivery, Redelivery, WebhookRecord};
 use crate::webhooks::{self, events, guard};
 
 const MAX_URL: usize = 2_048;
@@ -57,7 +57,7 @@ pub struct RotateSecret {
 }
 
 /// A subscription as the API shows it (never its secret).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     #[schema(value_type = String)]
     pub webhook_id: WebhookId,
@@ -74,6 +74,16 @@ pub struct WebhookView {
     pub last_success_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl WebhookView {
+    /// The view as events carry it: the URL without its path and query.
+    fn redacted(&self) -> WebhookView {
+        WebhookView {
+            url: guard::redacted(&self.url),
+            ..self.clone()
+        }
+    }
 }
 
 impl From<&WebhookRecord> for WebhookView {
@@ -95,7 +105,7 @@ impl From<&WebhookRecord> for WebhookView {
 }
 
 /// A new subscription and its signing secret, shown once.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedWebhook {
     #[serde(flatten)]
     pub webhook: WebhookView,
@@ -104,7 +114,7 @@ pub struct CreatedWebhook {
 }
 
 /// A rotated secret.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RotatedSecret {
     #[schema(value_type = String)]
     pub webhook_id: WebhookId,
@@ -112,6 +122,29 @@ pub struct RotatedSecret {
     pub secret: String,
     /// Until then every delivery carries a signature with each secret.
     pub previous_secret_expires_at: Option<Timestamp>,
+}
+
+// The plaintext secret never reaches a log through `Debug`.
+impl std::fmt::Debug for CreatedWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedWebhook")
+            .field("webhook", &self.webhook)
+            .field("secret", &"whsec_[redacted]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RotatedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedSecret")
+            .field("webhook_id", &self.webhook_id)
+            .field("secret", &"whsec_[redacted]")
+            .field(
+                "previous_secret_expires_at",
+                &self.previous_secret_expires_at,
+            )
+            .finish()
+    }
 }
 
 fn parse_id(raw: &str) -> Result<WebhookId> {
@@ -207,7 +240,7 @@ pub async fn create(
         "webhook",
         record.webhook_id.as_str(),
         0,
-        json!({ "webhook": view }),
+        json!({ "webhook": view.redacted() }),
         at,
     );
     // An org that does not exist fails the insert's foreign key: `404 org_not_found`.
@@ -267,28 +300,77 @@ pub async fn update(
     let before = visible(&state, &caller, &webhook_id).await?;
     caller.require_writer()?;
     let body: WebhookUpdate = from_value(body)?;
-    let mut after = before.clone();
-    if let Some(url) = &body.url {
-        after.url = checked_url(&state, url).await?;
-    }
-    if body.events.is_some() {
-        after.events = events::checked_filter(body.events)?;
-    }
-    if let Some(description) = checked_description(body.description)? {
-        after.description = description;
-    }
-    if let Some(enabled) = body.enabled {
-        if enabled != before.enabled {
-            after.enabled = enabled;
-            after.disabled_reason = (!enabled).then(|| "disabled_by_admin".to_owned());
-        }
-    }
+    // Checked (the URL resolved) before the transaction; applied to the row as it is then.
+    let url = match &body.url {
+        Some(url) => Some(checked_url(&state, url).await?),
+        None => None,
+    };
+    let events = match body.events {
+        Some(events) => Some(events::checked_filter(Some(events))?),
+        None => None,
+    };
+    let description = checked_description(body.description)?;
+    let enabled = body.enabled;
+    let actor = caller.actor.clone();
+    let after = state
+        .store
+        .modify_webhook(
+            &caller.scope(),
+            &before.webhook_id,
+            Box::new(move |current| {
+                let mut after = current.clone();
+                if let Some(url) = url {
+                    after.url = url;
+                }
+                if let Some(events) = events {
+                    after.events = events;
+                }
+                if let Some(description) = description {
+                    after.description = description;
+                }
+                if let Some(enabled) = enabled {
+                    if enabled != current.enabled {
+                        after.enabled = enabled;
+                        after.disabled_reason = (!enabled).then(|| "disabled_by_admin".to_owned());
+                    }
+                }
+                let changes = changes(current, &after);
+                if changes.is_empty() {
+                    return Ok(None);
+                }
+                after.updated_at = now();
+                let event = change_event(
+                    &actor,
+                    Some(&after.org_id),
+                    "webhook.updated",
+                    "webhook",
+                    after.webhook_id.as_str(),
+                    0,
+                    json!({ "webhook_id": after.webhook_id, "changes": Value::Object(changes) }),
+                    after.updated_at,
+                );
+                Ok(Some((after, event)))
+            }),
+        )
+        .await?;
+    Ok(Json(WebhookView::from(&after)))
+}
+
+/// `{ field: { old, new } }` of what differs between two versions of a subscription (URLs
+/// redacted: events and the audit log never hold a URL's path or query).
+fn changes(before: &WebhookRecord, after: &WebhookRecord) -> Map<String, Value> {
     let (old, new) = (
-        json!(WebhookView::from(&before)),
-        json!(WebhookView::from(&after)),
+        json!(WebhookView::from(before)),
+        json!(WebhookView::from(after)),
     );
     let mut changes = Map::new();
-    for field in ["url", "events", "description", "status"] {
+    if old["url"] != new["url"] {
+        changes.insert(
+            "url".into(),
+            json!({ "old": guard::redacted(&before.url), "new": guard::redacted(&after.url) }),
+        );
+    }
+    for field in ["events", "description", "status"] {
         if old[field] != new[field] {
             changes.insert(
                 field.into(),
@@ -296,22 +378,7 @@ pub async fn update(
             );
         }
     }
-    if changes.is_empty() {
-        return Ok(Json(WebhookView::from(&before)));
-    }
-    after.updated_at = now();
-    let event = change_event(
-        &caller.actor,
-        Some(&after.org_id),
-        "webhook.updated",
-        "webhook",
-        after.webhook_id.as_str(),
-        0,
-        json!({ "webhook_id": after.webhook_id, "changes": Value::Object(changes) }),
-        after.updated_at,
-    );
-    state.store.update_webhook(&after, &event).await?;
-    Ok(Json(WebhookView::from(&after)))
+    changes
 }
 
 /// Delete a subscription: nothing more is sent to it, and its delivery log goes with it.
@@ -333,7 +400,7 @@ pub async fn delete(
         "webhook",
         webhook.webhook_id.as_str(),
         0,
-        json!({ "webhook_id": webhook.webhook_id, "url": webhook.url }),
+        json!({ "webhook_id": webhook.webhook_id, "url": guard::redacted(&webhook.url) }),
         now(),
     );
     if state
@@ -360,7 +427,7 @@ pub async fn rotate_secret(
     Path(webhook_id): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<RotateSecret>,
 ) -> Result<Json<RotatedSecret>> {
-    let mut webhook = visible(&state, &caller, &webhook_id).await?;
+    let webhook = visible(&state, &caller, &webhook_id).await?;
     caller.require_writer()?;
     let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
@@ -372,10 +439,7 @@ pub async fn rotate_secret(
     let at = now();
     let secret = webhooks::new_secret();
     let until = (grace > 0).then(|| Timestamp::from_unix_millis(at.unix_millis() + grace * 1_000));
-    webhook.previous_secret = until.map(|_| webhook.secret.clone());
-    webhook.previous_until = until;
-    webhook.secret = sealed(&state, &secret, &webhook.webhook_id)?;
-    webhook.updated_at = at;
+    let sealed_secret = sealed(&state, &secret, &webhook.webhook_id)?;
     let event = change_event(
         &caller.actor,
         Some(&webhook.org_id),
@@ -386,7 +450,21 @@ pub async fn rotate_secret(
         json!({ "webhook_id": webhook.webhook_id, "previous_secret_expires_at": until }),
         at,
     );
-    state.store.update_webhook(&webhook, &event).await?;
+    // The secret columns only, in one statement: a concurrent PATCH cannot write the old
+    // secret back, nor this rotation undo the PATCH.
+    let rotated = state
+        .store
+        .rotate_webhook_secret(
+            &caller.scope(),
+            &webhook.webhook_id,
+            &sealed_secret,
+            until,
+            &event,
+        )
+        .await?;
+    if !rotated {
+        return Err(webhooks::not_found());
+    }
     Ok(Json(RotatedSecret {
         webhook_id: webhook.webhook_id,
         secret,
@@ -434,13 +512,32 @@ pub async fn redeliver(
                 .into(),
         });
     }
-    let delivery = state
+    let at = now();
+    let event = change_event(
+        &caller.actor,
+        Some(&webhook.org_id),
+        "webhook.redelivery_requested",
+        "webhook",
+        webhook.webhook_id.as_str(),
+        0,
+        json!({ "webhook_id": webhook.webhook_id, "event_id": event_id }),
+        at,
+    );
+    match state
         .store
-        .redeliver(&webhook.webhook_id, &event_id, now())
+        .redeliver(&webhook.webhook_id, &event_id, at, &event)
         .await?
-        .ok_or_else(|| Error::NotFound {
+    {
+        Redelivery::Queued(delivery) => Ok((StatusCode::ACCEPTED, Json(delivery))),
+        Redelivery::NotFound => Err(Error::NotFound {
             code: "delivery_not_found",
             message: "this subscription has no delivery of that event".into(),
-        })?;
-    Ok((StatusCode::ACCEPTED, Json(delivery)))
+        }),
+        Redelivery::InFlight => Err(Error::Conflict {
+            code: "delivery_in_flight",
+            message:
+                "this delivery is being attempted right now; try again when the attempt is logged"
+                    .into(),
+        }),
+    }
 }

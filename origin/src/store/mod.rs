@@ -502,14 +502,31 @@ pub struct WebhookRecord {
     pub last_success_at: Option<Timestamp>,
 }
 
+/// Decides, from the current subscription, what to change: the new record and its event, or
+/// `None` to change nothing.
+pub type WebhookMutation = Box<
+    dyn FnOnce(&WebhookRecord) -> Result<Option<(WebhookRecord, ChangeEvent)>> + Send + 'static,
+>;
+
+/// What a manual redelivery did.
+#[derive(Debug)]
+pub enum Redelivery {
+    Queued(Delivery),
+    /// No such delivery (or its subscription went away).
+    NotFound,
+    /// A sender is attempting it right now.
+    InFlight,
+}
+
 /// A delivery due now, leased to one sender.
 #[derive(Clone, Debug)]
 pub struct DeliveryWork {
     pub delivery_id: i64,
     pub event_id: String,
     pub event_type: String,
-    /// Attempts made so far.
-    pub attempts: i64,
+    /// This attempt's number (1 for the first): counted when the delivery was leased, so a
+    /// sender that loses its lease never shares a number with the one that took it over.
+    pub attempt: i64,
     /// Failed attempts in the current retry schedule.
     pub retry_index: i64,
     pub created_at: Timestamp,
@@ -604,9 +621,27 @@ pub trait WebhookStore {
     /// Newest first.
     async fn list_webhooks(&self, scope: &Scope, page: &PageRequest)
         -> Result<Page<WebhookRecord>>;
-    /// Writes a changed subscription (its event types too) with `event`. Enabling it makes
-    /// its waiting deliveries due at once.
-    async fn update_webhook(&self, webhook: &WebhookRecord, event: &ChangeEvent) -> Result<()>;
+    /// Loads the subscription (locked for the transaction), lets `mutation` decide, and writes
+    /// the fields it changed (URL, description, events, status) with its event; the secret
+    /// columns and what the sender writes are left alone. Enabling it makes its waiting
+    /// deliveries due at once. `404 webhook_not_found` when `scope` does not see it.
+    async fn modify_webhook(
+        &self,
+        scope: &Scope,
+        id: &WebhookId,
+        mutation: WebhookMutation,
+    ) -> Result<WebhookRecord>;
+    /// Replaces the signing secret (`sealed`); the current one keeps signing until `until`
+    /// (`None`: it is dropped at once). Writes the secret columns only, with `event`; `false`
+    /// when `scope` does not see the subscription.
+    async fn rotate_webhook_secret(
+        &self,
+        scope: &Scope,
+        id: &WebhookId,
+        sealed: &str,
+        until: Option<Timestamp>,
+        event: &ChangeEvent,
+    ) -> Result<bool>;
     /// Deletes a subscription and its delivery log, with `event`; `false` if there was none.
     async fn delete_webhook(
         &self,
@@ -636,28 +671,55 @@ pub trait WebhookStore {
         webhook_id: &WebhookId,
         page: &PageRequest,
     ) -> Result<Page<Delivery>>;
-    /// Makes a delivery due now with a fresh retry schedule; `None` if there is no such delivery.
+    /// Makes a delivery due now with a fresh retry schedule, with `event` (audit), unless a
+    /// sender holds it right now.
     async fn redeliver(
         &self,
         webhook_id: &WebhookId,
         event_id: &str,
         now: Timestamp,
-    ) -> Result<Option<Delivery>>;
+        event: &ChangeEvent,
+    ) -> Result<Redelivery>;
+    /// Deletes settled deliveries (and their attempts) last changed before `before`; returns
+    /// how many.
+    async fn prune_deliveries(&self, before: Timestamp) -> Result<u64>;
     /// Pending deliveries of enabled subscriptions, and when the oldest of them was created.
     async fn delivery_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
-    /// Outbox rows visible to `scope` after `after`, in stream order.
+    /// Outbox rows visible to `scope` after `after`, in stream order, up to the frontier of
+    /// what is safe to read now; the frontier comes back too, so that a stream that found
+    /// fewer than `limit` rows can move its position there and not scan the same rows again.
     async fn stream_after(
         &self,
         scope: &StreamScope,
         after: StreamPos,
         limit: u32,
-    ) -> Result<Vec<StreamRow>>;
-    /// Where the stream stands after the outbox row `id`; `None` if there is no such row.
-    async fn stream_pos_of(&self, id: i64) -> Result<Option<StreamPos>>;
-    /// Where a stream of events "from now on" starts: a position, and the ids of rows after it
-    /// that are already committed (to skip). (On Postgres a transaction still running may take
-    /// an earlier place than one already committed; it must not be stepped over.)
-    async fn stream_head(&self) -> Result<(StreamPos, Vec<i64>)>;
+    ) -> Result<StreamBatch>;
+    /// Where the stream stands after the outbox row `id`; `None` if there is no such row or
+    /// `scope` does not see it (the two are not told apart).
+    async fn stream_pos_of(&self, scope: &StreamScope, id: i64) -> Result<Option<StreamPos>>;
+    /// Where a stream of events "from now on" starts (see [`StreamHead`]).
+    async fn stream_head(&self, scope: &StreamScope) -> Result<StreamHead>;
+}
+
+/// What one read of the stream found.
+#[derive(Clone, Debug)]
+pub struct StreamBatch {
+    pub rows: Vec<StreamRow>,
+    /// Every row up to here was read (when `rows` is shorter than the limit).
+    pub frontier: StreamPos,
+}
+
+/// The start of a stream of events "from now on".
+#[derive(Clone, Debug)]
+pub struct StreamHead {
+    pub pos: StreamPos,
+    /// Ids of rows after `pos` that had already committed (to skip). (On Postgres a
+    /// transaction still running may take an earlier place than one already committed; it
+    /// must not be stepped over.)
+    pub seen: std::collections::HashSet<i64>,
+    /// The newest row at or before `pos` that `scope` sees (0: none): a client that resumes
+    /// after it misses nothing that came after the start.
+    pub resume_id: i64,
 }
 
 /// Wake-ups after commits, for the background workers and live streams of this process

@@ -35,6 +35,8 @@ crate::store::sql::sql_store!(
     PgStore,
     sqlx::Postgres,
     for_update = " FOR UPDATE",
+    no_key_update = " FOR NO KEY UPDATE",
+    key_share = " FOR KEY SHARE OF w",
     skip_locked = " FOR UPDATE SKIP LOCKED",
     one_trip_append = true,
     txid_stream = true

@@ -6,7 +6,7 @@
 
 /// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, for_update = $lock:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal, txid_stream = $txid:literal) => {
+    ($store:ty, $db:ty, for_update = $lock:literal, no_key_update = $nku:literal, key_share = $key_share:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal, txid_stream = $txid:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
         use vouch_core::audit::{verify_chain, AuditEvent, ChainReport, GENESIS_HASH};
@@ -120,6 +120,10 @@ macro_rules! sql_store {
                 .push(", ")
                 .push_bind(typed.unwrap_or(kind).to_owned())
                 .push(", '*'))");
+            // Postgres: lock each subscription's key while its delivery is queued, so that a
+            // delete committing meanwhile is waited for and its row skipped, instead of failing
+            // this (unrelated) write on the deliveries' foreign key.
+            qb.push($key_share);
             qb.build().execute(&mut **tx).await?;
             Ok(())
         }
@@ -698,7 +702,7 @@ macro_rules! sql_store {
         }
 
 
-        crate::store::webhooks_sql::webhook_store!($store, $db, skip_locked = $skip, txid_stream = $txid);
+        crate::store::webhooks_sql::webhook_store!($store, $db, no_key_update = $nku, skip_locked = $skip, txid_stream = $txid);
 
         #[async_trait]
         impl crate::store::DelegationStore for $store {

@@ -48,6 +48,8 @@ crate::store::sql::sql_store!(
     SqliteStore,
     sqlx::Sqlite,
     for_update = "",
+    no_key_update = "",
+    key_share = "",
     skip_locked = "",
     one_trip_append = false,
     txid_stream = false

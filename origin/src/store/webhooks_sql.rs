@@ -5,7 +5,7 @@
 /// (Postgres) and the stream reads in `(txid, id)` order below the oldest running transaction;
 /// otherwise (SQLite, serial writes) `id` order is commit order.
 macro_rules! webhook_store {
-    ($store:ty, $db:ty, skip_locked = $skip:literal, txid_stream = $txid:literal) => {
+    ($store:ty, $db:ty, no_key_update = $nku:literal, skip_locked = $skip:literal, txid_stream = $txid:literal) => {
         const WEBHOOK_COLUMNS: &str = "w.webhook_id, w.org_id, w.url, w.description, w.events, \
              w.status, w.disabled_reason, w.secret, w.previous_secret, w.previous_until, \
              w.created_at, w.updated_at, w.last_success_at";
@@ -62,15 +62,18 @@ macro_rules! webhook_store {
             if deliveries.is_empty() {
                 return Ok(deliveries);
             }
+            // The newest attempts of each delivery only: redeliveries can make the log long.
             let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, response_body, \
-                 next_attempt_at FROM webhook_attempts WHERE delivery_id IN (",
+                "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.error, \
+                 a.response_body, a.next_attempt_at FROM webhook_attempts a \
+                 JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE a.attempt > d.attempts - ",
             );
+            qb.push_bind(crate::webhooks::ATTEMPTS_SHOWN).push(" AND a.delivery_id IN (");
             let mut list = qb.separated(", ");
             for d in &deliveries {
                 list.push_bind(d.id);
             }
-            qb.push(") ORDER BY delivery_id, attempt");
+            qb.push(") ORDER BY a.delivery_id, a.attempt");
             let rows = qb.build().fetch_all(executor).await?;
             for row in &rows {
                 let delivery_id: i64 = row.try_get("delivery_id")?;
@@ -114,10 +117,45 @@ macro_rules! webhook_store {
             })
         }
 
+        /// ` AND …`: the rows a stream of `scope` sees.
+        fn push_stream_scope(qb: &mut sqlx::QueryBuilder<'_, $db>, scope: &crate::store::StreamScope) {
+            use crate::store::StreamScope;
+            match scope {
+                StreamScope::All => {}
+                StreamScope::Org(org) => {
+                    qb.push(" AND (org_id = ").push_bind(org.as_str().to_owned()).push(" OR event_type IN (");
+                    let mut list = qb.separated(", ");
+                    for kind in crate::webhooks::events::platform_wide() {
+                        list.push_bind(*kind);
+                    }
+                    qb.push("))");
+                }
+                StreamScope::Agent(agent) => {
+                    qb.push(" AND aggregate_id = ").push_bind(agent.as_str().to_owned());
+                }
+            }
+        }
+
         #[async_trait]
         impl crate::store::WebhookStore for $store {
             async fn create_webhook(&self, webhook: &crate::store::WebhookRecord, event: &ChangeEvent) -> Result<()> {
                 let mut tx = self.write.begin().await?;
+                // The org row, locked (Postgres) so that concurrent creations count one by one.
+                let org = sqlx::query(&format!("SELECT org_id FROM orgs WHERE org_id = $1{}", $nku))
+                    .bind(webhook.org_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if org.is_none() {
+                    return Err(Error::org_not_found());
+                }
+                let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM webhooks WHERE org_id = $1")
+                    .bind(webhook.org_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                if count >= crate::webhooks::MAX_PER_ORG {
+                    return Err(crate::webhooks::limit_reached());
+                }
                 sqlx::query(
                     "INSERT INTO webhooks (webhook_id, org_id, url, description, events, status, disabled_reason, \
                      secret, previous_secret, previous_until, created_at, updated_at, last_success_at) \
@@ -163,48 +201,99 @@ macro_rules! webhook_store {
                 Ok(Page::from_rows(hooks, page.limit, |w| w.webhook_id.to_string()))
             }
 
-            async fn update_webhook(&self, webhook: &crate::store::WebhookRecord, event: &ChangeEvent) -> Result<()> {
+            async fn modify_webhook(
+                &self,
+                scope: &Scope,
+                id: &vouch_core::ids::WebhookId,
+                mutation: crate::store::WebhookMutation,
+            ) -> Result<crate::store::WebhookRecord> {
                 let mut tx = self.write.begin().await?;
-                let was = sqlx::query("SELECT status FROM webhooks WHERE webhook_id = $1")
-                    .bind(webhook.webhook_id.as_str())
+                // Read inside the write transaction, the row locked (Postgres; SQLite's one
+                // writer serializes): a rotation or the sender's auto-disable is not overwritten.
+                let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE w.webhook_id = $1{}", $nku))
+                    .bind(id.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
-                let Some(was) = was else {
-                    return Err(crate::webhooks::not_found());
+                let current = row
+                    .as_ref()
+                    .map(webhook_from_row)
+                    .transpose()?
+                    .filter(|w| scope.allows(&w.org_id))
+                    .ok_or_else(crate::webhooks::not_found)?;
+                let Some((next, event)) = mutation(&current)? else {
+                    return Ok(current);
                 };
-                let was_enabled = was.try_get::<String, _>("status")? == "enabled";
-                sqlx::query(
-                    "UPDATE webhooks SET url = $1, description = $2, events = $3, status = $4, disabled_reason = $5, \
-                     secret = $6, previous_secret = $7, previous_until = $8, updated_at = $9 WHERE webhook_id = $10",
-                )
-                .bind(&webhook.url)
-                .bind(&webhook.description)
-                .bind(serde_json::to_string(&webhook.events).map_err(Error::internal)?)
-                .bind(if webhook.enabled { "enabled" } else { "disabled" })
-                .bind(&webhook.disabled_reason)
-                .bind(&webhook.secret)
-                .bind(&webhook.previous_secret)
-                .bind(webhook.previous_until.map(|t| t.unix_millis()))
-                .bind(webhook.updated_at.unix_millis())
-                .bind(webhook.webhook_id.as_str())
-                .execute(&mut *tx)
-                .await?;
-                write_event_types(&mut tx, webhook).await?;
-                if webhook.enabled && !was_enabled {
+                // Only the fields that changed.
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE webhooks SET updated_at = ");
+                qb.push_bind(next.updated_at.unix_millis());
+                if next.url != current.url {
+                    qb.push(", url = ").push_bind(next.url.clone());
+                }
+                if next.description != current.description {
+                    qb.push(", description = ").push_bind(next.description.clone());
+                }
+                if next.events != current.events {
+                    qb.push(", events = ").push_bind(serde_json::to_string(&next.events).map_err(Error::internal)?);
+                }
+                if next.enabled != current.enabled || next.disabled_reason != current.disabled_reason {
+                    qb.push(", status = ").push_bind(if next.enabled { "enabled" } else { "disabled" });
+                    qb.push(", disabled_reason = ").push_bind(next.disabled_reason.clone());
+                }
+                qb.push(" WHERE webhook_id = ").push_bind(id.as_str().to_owned());
+                qb.build().execute(&mut *tx).await?;
+                if next.events != current.events {
+                    write_event_types(&mut tx, &next).await?;
+                }
+                if next.enabled && !current.enabled {
                     // Deliveries that waited while it was disabled go now, on a fresh schedule.
                     sqlx::query(
                         "UPDATE webhook_deliveries SET next_attempt_at = $1, retry_index = 0, updated_at = $1 \
                          WHERE webhook_id = $2 AND state = 'pending'",
                     )
-                    .bind(webhook.updated_at.unix_millis())
-                    .bind(webhook.webhook_id.as_str())
+                    .bind(next.updated_at.unix_millis())
+                    .bind(id.as_str())
                     .execute(&mut *tx)
                     .await?;
+                }
+                record_event(&mut tx, &event).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(next)
+            }
+
+            async fn rotate_webhook_secret(
+                &self,
+                scope: &Scope,
+                id: &vouch_core::ids::WebhookId,
+                sealed: &str,
+                until: Option<Timestamp>,
+                event: &ChangeEvent,
+            ) -> Result<bool> {
+                let mut tx = self.write.begin().await?;
+                // One statement, the secret columns only: the current secret becomes the
+                // previous one as it is at this moment.
+                let mut qb = sqlx::QueryBuilder::<$db>::new(if until.is_some() {
+                    "UPDATE webhooks SET previous_secret = secret, previous_until = "
+                } else {
+                    "UPDATE webhooks SET previous_secret = NULL, previous_until = "
+                });
+                qb.push_bind(until.map(|t| t.unix_millis()))
+                    .push(", secret = ")
+                    .push_bind(sealed.to_owned())
+                    .push(", updated_at = ")
+                    .push_bind(event.created_at.unix_millis())
+                    .push(" WHERE webhook_id = ")
+                    .push_bind(id.as_str().to_owned());
+                if let Scope::Org(org) = scope {
+                    qb.push(" AND org_id = ").push_bind(org.as_str().to_owned());
+                }
+                if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                    return Ok(false);
                 }
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
                 self.signals.committed();
-                Ok(())
+                Ok(true)
             }
 
             async fn delete_webhook(&self, scope: &Scope, id: &vouch_core::ids::WebhookId, event: &ChangeEvent) -> Result<bool> {
@@ -225,13 +314,26 @@ macro_rules! webhook_store {
             }
 
             async fn claim_deliveries(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<crate::store::DeliveryWork>> {
+                // Fair: each subscription's oldest due deliveries first, round-robin across
+                // subscriptions (rank within the subscription, then due time), and never more
+                // than `PER_WEBHOOK_IN_FLIGHT` of one subscription leased at once, so one slow
+                // endpoint cannot take every sender slot. The attempt is counted here.
                 let claimed = sqlx::query(&format!(
-                    "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
-                       SELECT id FROM webhook_deliveries \
-                       WHERE state = 'pending' AND next_attempt_at <= $3 \
-                         AND (lease_until IS NULL OR lease_until < $3) \
-                         AND webhook_id IN (SELECT webhook_id FROM webhooks WHERE status = 'enabled') \
-                       ORDER BY next_attempt_at LIMIT $4{}) \
+                    "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM webhook_deliveries WHERE id IN ( \
+                       SELECT c.id FROM ( \
+                         SELECT d.id AS id, d.next_attempt_at AS due, \
+                           ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS rank, \
+                           COALESCE(b.busy, 0) AS busy \
+                         FROM webhook_deliveries d \
+                         JOIN webhooks w ON w.webhook_id = d.webhook_id AND w.status = 'enabled' \
+                         LEFT JOIN (SELECT webhook_id, COUNT(*) AS busy FROM webhook_deliveries \
+                           WHERE state = 'pending' AND lease_until >= $3 GROUP BY webhook_id) b \
+                           ON b.webhook_id = d.webhook_id \
+                         WHERE d.state = 'pending' AND d.next_attempt_at <= $3 \
+                           AND (d.lease_until IS NULL OR d.lease_until < $3)) c \
+                       WHERE c.rank + c.busy <= $5 \
+                       ORDER BY c.rank, c.due, c.id LIMIT $4){}) \
                      RETURNING id",
                     $skip
                 ))
@@ -239,6 +341,7 @@ macro_rules! webhook_store {
                 .bind(now.unix_millis() + lease_ms)
                 .bind(now.unix_millis())
                 .bind(i64::from(limit))
+                .bind(crate::webhooks::PER_WEBHOOK_IN_FLIGHT)
                 .fetch_all(&self.write)
                 .await?;
                 if claimed.is_empty() {
@@ -263,7 +366,7 @@ macro_rules! webhook_store {
                             delivery_id: delivery.id,
                             event_id: delivery.event_id,
                             event_type: delivery.event_type,
-                            attempts: delivery.attempt_count,
+                            attempt: delivery.attempt_count,
                             retry_index: i64::from(row.try_get::<i32, _>("d_retry_index")?),
                             created_at: delivery.created_at,
                             payload: row.try_get("o_payload")?,
@@ -283,10 +386,32 @@ macro_rules! webhook_store {
                 use crate::store::Settle;
                 let at = attempt.started_at.unix_millis() + attempt.duration_ms;
                 let mut tx = self.write.begin().await?;
+                let (state, next, step) = match outcome {
+                    Settle::Succeeded => ("succeeded", at, 0),
+                    Settle::Retry(next) => ("pending", next.unix_millis(), 1),
+                    Settle::Exhausted { .. } => ("failed", at, 0),
+                };
+                let settled = sqlx::query(
+                    "UPDATE webhook_deliveries SET state = $1, retry_index = retry_index + $2, \
+                     next_attempt_at = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $5 AND lease_owner = $6",
+                )
+                .bind(state)
+                .bind(step)
+                .bind(next)
+                .bind(at)
+                .bind(work.delivery_id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+                let lease_lost = settled.rows_affected() == 0;
+                // The attempt is logged either way (its number was taken when it was leased);
+                // one whose lease ran out (another sender took the delivery over, or it was
+                // redelivered) settles nothing and has no side effects.
                 sqlx::query(
                     "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, \
-                     error, response_body, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (delivery_id, attempt) DO NOTHING",
+                     error, response_body, next_attempt_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1)",
                 )
                 .bind(work.delivery_id)
                 .bind(i32::try_from(attempt.attempt).unwrap_or(i32::MAX))
@@ -295,28 +420,19 @@ macro_rules! webhook_store {
                 .bind(attempt.status_code.map(i32::from))
                 .bind(&attempt.error)
                 .bind(&attempt.response_body)
-                .bind(attempt.next_attempt_at.map(|t| t.unix_millis()))
+                .bind(if lease_lost { None } else { attempt.next_attempt_at.map(|t| t.unix_millis()) })
                 .execute(&mut *tx)
                 .await?;
-                let (state, next, step) = match outcome {
-                    Settle::Succeeded => ("succeeded", at, 0),
-                    Settle::Retry(next) => ("pending", next.unix_millis(), 1),
-                    Settle::Exhausted { .. } => ("failed", at, 0),
-                };
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET state = $1, attempts = $2, retry_index = retry_index + $3, \
-                     next_attempt_at = $4, updated_at = $5, lease_owner = NULL, lease_until = NULL \
-                     WHERE id = $6 AND lease_owner = $7",
-                )
-                .bind(state)
-                .bind(i32::try_from(attempt.attempt).unwrap_or(i32::MAX))
-                .bind(step)
-                .bind(next)
-                .bind(at)
-                .bind(work.delivery_id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?;
+                if lease_lost {
+                    tx.commit().await?;
+                    tracing::warn!(
+                        delivery_id = work.delivery_id,
+                        attempt = attempt.attempt,
+                        "a webhook attempt outlived its lease: logged, not settled"
+                    );
+                    metrics::counter!("vouch_webhook_lease_lost_total").increment(1);
+                    return Ok(());
+                }
                 let mut disabled = false;
                 match outcome {
                     Settle::Succeeded => {
@@ -372,30 +488,69 @@ macro_rules! webhook_store {
                 })
             }
 
-            async fn redeliver(&self, webhook_id: &vouch_core::ids::WebhookId, event_id: &str, now: Timestamp) -> Result<Option<crate::store::Delivery>> {
+            async fn redeliver(
+                &self,
+                webhook_id: &vouch_core::ids::WebhookId,
+                event_id: &str,
+                now: Timestamp,
+                event: &ChangeEvent,
+            ) -> Result<crate::store::Redelivery> {
+                use crate::store::Redelivery;
+                let mut tx = self.write.begin().await?;
+                // Not while a sender holds it: its settling would undo this.
                 let done = sqlx::query(
                     "UPDATE webhook_deliveries SET state = 'pending', retry_index = 0, next_attempt_at = $1, \
-                     updated_at = $1 WHERE webhook_id = $2 AND event_id = $3",
+                     updated_at = $1 WHERE webhook_id = $2 AND event_id = $3 \
+                     AND (lease_until IS NULL OR lease_until < $1)",
                 )
                 .bind(now.unix_millis())
                 .bind(webhook_id.as_str())
                 .bind(event_id)
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
-                    return Ok(None);
+                    let exists = sqlx::query("SELECT 1 AS one FROM webhook_deliveries WHERE webhook_id = $1 AND event_id = $2")
+                        .bind(webhook_id.as_str())
+                        .bind(event_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    return Ok(if exists.is_some() { Redelivery::InFlight } else { Redelivery::NotFound });
                 }
-                self.signals.webhooks.notify_one();
                 let row = sqlx::query(&format!(
                     "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN outbox o ON o.event_id = d.event_id \
                      WHERE d.webhook_id = $1 AND d.event_id = $2"
                 ))
                 .bind(webhook_id.as_str())
                 .bind(event_id)
-                .fetch_one(&self.write)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let Some(row) = row else {
+                    return Ok(Redelivery::NotFound);
+                };
                 let delivery = delivery_from_row(&row)?;
-                Ok(with_attempts(&self.write, vec![delivery]).await?.pop())
+                let delivery = with_attempts(&mut *tx, vec![delivery]).await?.pop();
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(delivery.map_or(Redelivery::NotFound, Redelivery::Queued))
+            }
+
+            async fn prune_deliveries(&self, before: Timestamp) -> Result<u64> {
+                // In slices, so that one pass never holds the writer for long.
+                let mut total = 0;
+                loop {
+                    let done = sqlx::query(
+                        "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+                         WHERE state <> 'pending' AND updated_at < $1 LIMIT 500)",
+                    )
+                    .bind(before.unix_millis())
+                    .execute(&self.write)
+                    .await?;
+                    total += done.rows_affected();
+                    if done.rows_affected() < 500 {
+                        return Ok(total);
+                    }
+                }
             }
 
             async fn delivery_backlog(&self) -> Result<(i64, Option<Timestamp>)> {
@@ -409,40 +564,61 @@ macro_rules! webhook_store {
                 Ok((row.try_get("n")?, oldest.map(Timestamp::from_unix_millis)))
             }
 
-            async fn stream_after(&self, scope: &crate::store::StreamScope, after: crate::store::StreamPos, limit: u32) -> Result<Vec<crate::store::StreamRow>> {
-                use crate::store::StreamScope;
+            async fn stream_after(&self, scope: &crate::store::StreamScope, after: crate::store::StreamPos, limit: u32) -> Result<crate::store::StreamBatch> {
+                // First the frontier: every row at or before it has committed (Postgres: its
+                // transaction is older than every one still running), so the read below, bounded
+                // by it, sees all of them, and a stream may move past what it did not want.
+                let frontier = if $txid {
+                    let row = sqlx::query(
+                        "SELECT f.tx AS tx, f.id AS id, \
+                         (SELECT MIN(b.created_at) FROM outbox b WHERE b.txid >= h.xmin) AS held \
+                         FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h \
+                         LEFT JOIN LATERAL (SELECT o.txid::text AS tx, o.id AS id FROM outbox o \
+                           WHERE o.txid < h.xmin ORDER BY o.txid DESC, o.id DESC LIMIT 1) f ON true",
+                    )
+                    .fetch_one(&self.read)
+                    .await?;
+                    // How long committed events wait behind a transaction still running.
+                    let held: Option<i64> = row.try_get("held")?;
+                    let lag = held.map_or(0.0, |t| (crate::routes::now().unix_millis() - t).max(0) as f64 / 1000.0);
+                    metrics::gauge!("vouch_event_stream_horizon_lag_seconds").set(lag);
+                    match row.try_get::<Option<String>, _>("tx")? {
+                        Some(tx) => crate::store::StreamPos {
+                            tx: tx.parse().map_err(Error::internal)?,
+                            id: row.try_get("id")?,
+                        },
+                        None => after,
+                    }
+                } else {
+                    let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id, '0' AS tx FROM outbox")
+                        .fetch_one(&self.read)
+                        .await?;
+                    stream_pos(&row)?
+                };
+                if frontier <= after {
+                    return Ok(crate::store::StreamBatch { rows: Vec::new(), frontier: after });
+                }
                 let mut qb = if $txid {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT id, txid::text AS tx, event_type, payload FROM outbox \
-                         WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) AND (txid, id) > (",
+                        "SELECT id, txid::text AS tx, event_type, payload FROM outbox WHERE (txid, id) > (",
                     );
                     qb.push_bind(after.tx.to_string()).push("::text::xid8, ").push_bind(after.id).push(")");
+                    qb.push(" AND (txid, id) <= (").push_bind(frontier.tx.to_string()).push("::text::xid8, ")
+                        .push_bind(frontier.id).push(")");
                     qb
                 } else {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "SELECT id, '0' AS tx, event_type, payload FROM outbox WHERE id > ",
                     );
-                    qb.push_bind(after.id);
+                    qb.push_bind(after.id).push(" AND id <= ").push_bind(frontier.id);
                     qb
                 };
-                match scope {
-                    StreamScope::All => {}
-                    StreamScope::Org(org) => {
-                        qb.push(" AND (org_id = ").push_bind(org.as_str().to_owned()).push(" OR event_type IN (");
-                        let mut list = qb.separated(", ");
-                        for kind in crate::webhooks::events::platform_wide() {
-                            list.push_bind(*kind);
-                        }
-                        qb.push("))");
-                    }
-                    StreamScope::Agent(agent) => {
-                        qb.push(" AND aggregate_id = ").push_bind(agent.as_str().to_owned());
-                    }
-                }
+                push_stream_scope(&mut qb, scope);
                 qb.push(if $txid { " ORDER BY txid, id LIMIT " } else { " ORDER BY id LIMIT " });
                 qb.push_bind(i64::from(limit));
                 let rows = qb.build().fetch_all(&self.read).await?;
-                rows.iter()
+                let rows = rows
+                    .iter()
                     .map(|row| {
                         Ok(crate::store::StreamRow {
                             pos: stream_pos(row)?,
@@ -450,21 +626,24 @@ macro_rules! webhook_store {
                             payload: row.try_get("payload")?,
                         })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(crate::store::StreamBatch { rows, frontier })
             }
 
-            async fn stream_pos_of(&self, id: i64) -> Result<Option<crate::store::StreamPos>> {
-                let query = if $txid {
-                    "SELECT id, txid::text AS tx FROM outbox WHERE id = $1"
+            async fn stream_pos_of(&self, scope: &crate::store::StreamScope, id: i64) -> Result<Option<crate::store::StreamPos>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(if $txid {
+                    "SELECT id, txid::text AS tx FROM outbox WHERE id = "
                 } else {
-                    "SELECT id, '0' AS tx FROM outbox WHERE id = $1"
-                };
-                let row = sqlx::query(query).bind(id).fetch_optional(&self.read).await?;
+                    "SELECT id, '0' AS tx FROM outbox WHERE id = "
+                });
+                qb.push_bind(id);
+                push_stream_scope(&mut qb, scope);
+                let row = qb.build().fetch_optional(&self.read).await?;
                 row.as_ref().map(stream_pos).transpose()
             }
 
-            async fn stream_head(&self) -> Result<(crate::store::StreamPos, Vec<i64>)> {
-                if $txid {
+            async fn stream_head(&self, scope: &crate::store::StreamScope) -> Result<crate::store::StreamHead> {
+                let (pos, seen) = if $txid {
                     // One statement, one snapshot: the horizon and what already lies beyond it.
                     let rows = sqlx::query(
                         "SELECT h.xmin::text AS tx, o.id AS id FROM \
@@ -474,21 +653,38 @@ macro_rules! webhook_store {
                     .fetch_all(&self.read)
                     .await?;
                     let mut tx = 0;
-                    let mut seen = Vec::new();
+                    let mut seen = std::collections::HashSet::new();
                     for row in &rows {
                         let text: String = row.try_get("tx")?;
                         tx = text.parse().map_err(Error::internal)?;
                         if let Some(id) = row.try_get::<Option<i64>, _>("id")? {
-                            seen.push(id);
+                            seen.insert(id);
                         }
                     }
-                    Ok((crate::store::StreamPos { tx, id: 0 }, seen))
+                    (crate::store::StreamPos { tx, id: 0 }, seen)
                 } else {
                     let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id, '0' AS tx FROM outbox")
                         .fetch_one(&self.read)
                         .await?;
-                    Ok((stream_pos(&row)?, Vec::new()))
-                }
+                    (stream_pos(&row)?, std::collections::HashSet::new())
+                };
+                // The newest row before the start that the caller sees (rows there are final).
+                let mut qb = if $txid {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM outbox WHERE txid < ");
+                    qb.push_bind(pos.tx.to_string()).push("::text::xid8");
+                    qb
+                } else {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM outbox WHERE id <= ");
+                    qb.push_bind(pos.id);
+                    qb
+                };
+                push_stream_scope(&mut qb, scope);
+                qb.push(if $txid { " ORDER BY txid DESC, id DESC LIMIT 1" } else { " ORDER BY id DESC LIMIT 1" });
+                let resume_id = match qb.build().fetch_optional(&self.read).await? {
+                    Some(row) => row.try_get("id")?,
+                    None => 0,
+                };
+                Ok(crate::store::StreamHead { pos, seen, resume_id })
             }
         }
     };

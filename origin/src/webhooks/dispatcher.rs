@@ -19,11 +19,16 @@ use crate::keys::Keys;
 use crate::routes::{change_event, now};
 use crate::store::{Attempt, DeliveryWork, Settle, Store};
 
-/// Deliveries leased per pass (and sent concurrently).
+/// Deliveries one sender attempts at the same time: a pool, refilled as each attempt ends
+/// (one slow endpoint holds at most [`super::PER_WEBHOOK_IN_FLIGHT`] of these slots).
+const IN_FLIGHT: usize = 32;
+/// Deliveries leased by one [`Dispatcher::pass`].
 const BATCH: u32 = 32;
 /// How often to look for work when nothing wakes the sender (other replicas' events, retries
 /// that came due).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often old deliveries are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// How much of a receiver's answer is kept in the attempt log.
 const RESPONSE_KEEP: usize = 1024;
 /// Who disables a failing subscription, in the audit log.
@@ -75,28 +80,73 @@ impl Dispatcher {
     }
 
     /// Sends until `stopping` turns true; the attempts in flight then finish and are recorded.
+    /// Up to [`IN_FLIGHT`] attempts run at once, and a slot is refilled as soon as an attempt
+    /// ends: a slow endpoint delays nobody else's deliveries.
     pub async fn run(self, mut stopping: tokio::sync::watch::Receiver<bool>) {
         let signals = self.inner.store.signals();
+        let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let finished = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut pruned: Option<Instant> = None;
         while !*stopping.borrow() {
-            match self.pass().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "webhook pass failed"),
+            while let Some(done) = tasks.try_join_next() {
+                log_task(done);
+            }
+            let free = slots.available_permits();
+            let mut claimed = 0;
+            if free > 0 {
+                let inner = &self.inner;
+                let lease = inner.settings.lease_ms();
+                let limit = u32::try_from(free).unwrap_or(u32::MAX);
+                match inner
+                    .store
+                    .claim_deliveries(&inner.owner, now(), lease, limit)
+                    .await
+                {
+                    Ok(work) => {
+                        claimed = work.len();
+                        for item in work {
+                            let permit = slots.clone().try_acquire_owned().ok();
+                            let (this, finished) = (self.clone(), finished.clone());
+                            tasks.spawn(async move {
+                                let done = this.attempt(item).await;
+                                drop(permit);
+                                finished.notify_one();
+                                done
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not lease webhook deliveries"),
+                }
+            }
+            if claimed > 0 && claimed == free {
+                // There may be more due: lease again as slots come free.
+                continue;
+            }
+            if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned = Some(Instant::now());
+                if let Err(e) = self.prune().await {
+                    tracing::warn!(error = %e, "could not delete old webhook deliveries");
+                }
             }
             self.report_backlog().await;
             tokio::select! {
                 _ = signals.webhooks.notified() => {}
+                _ = finished.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
                 changed = stopping.changed() => {
                     if changed.is_err() {
-                        return;
+                        break;
                     }
                 }
             }
         }
+        while let Some(done) = tasks.join_next().await {
+            log_task(done);
+        }
     }
 
-    /// Leases one batch of due deliveries and attempts each; returns how many.
+    /// Leases one batch of due deliveries and attempts each, waiting for all; returns how many.
     pub async fn pass(&self) -> Result<usize> {
         let inner = &self.inner;
         let work = inner
@@ -110,13 +160,21 @@ impl Dispatcher {
             tasks.spawn(async move { this.attempt(item).await });
         }
         while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not record a webhook attempt"),
-                Err(e) => tracing::warn!(error = %e, "a webhook attempt task failed"),
-            }
+            log_task(done);
         }
         Ok(count)
+    }
+
+    /// Deletes settled deliveries (and their attempts) older than the retention period;
+    /// returns how many.
+    pub async fn prune(&self) -> Result<u64> {
+        let keep = i64::try_from(self.inner.settings.retention.as_millis()).unwrap_or(i64::MAX);
+        let before = Timestamp::from_unix_millis(now().unix_millis().saturating_sub(keep));
+        let deleted = self.inner.store.prune_deliveries(before).await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "deleted old webhook deliveries");
+        }
+        Ok(deleted)
     }
 
     async fn attempt(&self, work: DeliveryWork) -> Result<()> {
@@ -141,10 +199,10 @@ impl Dispatcher {
                     0,
                     json!({
                         "webhook_id": work.webhook.webhook_id,
-                        "url": work.webhook.url,
+                        "url": guard::redacted(&work.webhook.url),
                         "reason": "retries_exhausted",
                         "event_id": work.event_id,
-                        "attempts": work.attempts + 1,
+                        "attempts": work.attempt,
                     }),
                     now(),
                 ),
@@ -155,10 +213,12 @@ impl Dispatcher {
                 .retry_after
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             let delay = backoff.max(asked).min(settings.max_delay_ms());
-            Settle::Retry(Timestamp::from_unix_millis(now().unix_millis() + delay))
+            Settle::Retry(Timestamp::from_unix_millis(
+                now().unix_millis().saturating_add(delay),
+            ))
         };
         let attempt = Attempt {
-            attempt: work.attempts + 1,
+            attempt: work.attempt,
             started_at,
             duration_ms,
             status_code: answer.status,
@@ -297,6 +357,14 @@ impl Dispatcher {
             });
             metrics::gauge!("vouch_webhook_oldest_pending_seconds").set(age);
         }
+    }
+}
+
+fn log_task(done: Result<Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not record a webhook attempt"),
+        Err(e) => tracing::warn!(error = %e, "a webhook attempt task failed"),
     }
 }
 

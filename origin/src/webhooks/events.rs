@@ -54,6 +54,53 @@ pub fn checked_filter(events: Option<Vec<String>>) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Every type the outbox (and so the live stream) carries.
+pub const STREAMED: [&str; 17] = [
+    "org.created",
+    "token.created",
+    "token.revoked",
+    "passport.created",
+    "passport.updated",
+    "passport.status_changed",
+    "agent.api_key_rotated",
+    "delegation.created",
+    "delegation.revoked",
+    "signing_key.rotated",
+    "discovery.updated",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.secret_rotated",
+    "webhook.disabled",
+    "webhook.redelivery_requested",
+];
+
+/// The `types` of a stream request, checked: comma-separated, each a streamed type, a typed
+/// name or `*`; empty or absent: every event.
+pub fn checked_stream_types(raw: Option<&str>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for name in raw.unwrap_or_default().split(',').map(str::trim) {
+        if name.is_empty() {
+            continue;
+        }
+        let known = name == ALL || STREAMED.contains(&name) || TYPED.contains(&name);
+        if !known {
+            return Err(Error::field(
+                "types",
+                format!(
+                    "`{name}` is not an event type; use `*` or some of {}, {}",
+                    STREAMED.join(", "),
+                    TYPED.join(", ")
+                ),
+            ));
+        }
+        if !out.iter().any(|t| t == name) {
+            out.push(name.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 /// The names `event` answers to in a filter — its type, and its typed name if it has one — or
 /// `None` when webhooks do not deliver it.
 pub fn filter_names(event: &ChangeEvent) -> Option<(&str, Option<&str>)> {
@@ -156,6 +203,20 @@ mod tests {
             None
         );
         assert!(filter_names(&event("signing_key.rotated", false, json!({}))).is_some());
+    }
+
+    #[test]
+    fn stream_types_are_checked() {
+        assert!(checked_stream_types(None).unwrap().is_empty());
+        assert_eq!(
+            checked_stream_types(Some(" agent.revoked, token.created,agent.revoked")).unwrap(),
+            vec!["agent.revoked", "token.created"]
+        );
+        for kind in DELIVERED {
+            assert!(STREAMED.contains(&kind), "{kind}");
+        }
+        let err = checked_stream_types(Some("passport.created,passport.deleted")).unwrap_err();
+        assert!(format!("{err:?}").contains("passport.deleted"), "{err:?}");
     }
 
     #[test]

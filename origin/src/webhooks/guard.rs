@@ -89,7 +89,7 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, String> {
         other => return Err(format!("`{other}` URLs cannot receive webhooks; use https")),
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("webhook URLs cannot carry credentials; put a token in the path or verify the signature".into());
+        return Err("webhook URLs cannot carry credentials; verify the `webhook-signature` header instead (it proves the request came from Vouch)".into());
     }
     if url.fragment().is_some() {
         return Err("webhook URLs cannot have a fragment".into());
@@ -139,14 +139,9 @@ pub async fn check_resolved(
     let port = url.port_or_known_default().unwrap_or(443);
     let lookup = tokio::time::timeout(timeout, tokio::net::lookup_host((name, port))).await;
     if let Ok(Ok(addrs)) = lookup {
-        for addr in addrs {
-            if !is_public(addr.ip()) {
-                return Err(format!(
-                    "`{name}` resolves to {}: {}",
-                    addr.ip(),
-                    private_tail()
-                ));
-            }
+        // Which address it was is not said: the answer must not map the internal network.
+        if addrs.into_iter().any(|addr| !is_public(addr.ip())) {
+            return Err(format!("`{name}` resolves to {}", private_tail()));
         }
     }
     Ok(())
@@ -154,6 +149,19 @@ pub async fn check_resolved(
 
 fn private_tail() -> &'static str {
     "a loopback, private or reserved address; webhooks go to public addresses only (set VOUCH_WEBHOOK_ALLOW_PRIVATE=true to allow private ones)"
+}
+
+/// A URL as events and logs show it: scheme, host and port only. The path and query may hold
+/// a receiver's token; they stay in the subscription (its owner reads them through the API).
+pub fn redacted(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}/", url.scheme()),
+            (Some(host), None) => format!("{}://{host}/", url.scheme()),
+            _ => "(no host)".into(),
+        },
+        Err(_) => "(not a URL)".into(),
+    }
 }
 
 /// A DNS resolver for the webhook client that keeps only public addresses (all of them when
@@ -256,6 +264,35 @@ mod tests {
         assert!(check_url("https://hooks.example.com/vouch", false).is_ok());
         assert!(check_url("http://127.0.0.1:9000/", true).is_ok());
         assert!(check_url("ftp://127.0.0.1/", true).is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redacted("https://hooks.example.com/in/t0ken?key=secret"),
+            "https://hooks.example.com/"
+        );
+        assert_eq!(
+            redacted("http://127.0.0.1:9000/hook?x=1"),
+            "http://127.0.0.1:9000/"
+        );
+        assert_eq!(
+            redacted("https://[2001:db8::1]/x"),
+            "https://[2001:db8::1]/"
+        );
+        assert_eq!(redacted("nonsense"), "(not a URL)");
+    }
+
+    #[tokio::test]
+    async fn a_private_resolution_is_not_echoed() {
+        let url = Url::parse("https://localhost.:8443/hook").unwrap();
+        let refused = check_resolved(&url, false, Duration::from_secs(2)).await;
+        if let Err(message) = refused {
+            assert!(
+                !message.contains("127.0.0.1") && !message.contains("::1"),
+                "{message}"
+            );
+        }
     }
 
     #[tokio::test]

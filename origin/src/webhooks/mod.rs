@@ -31,7 +31,12 @@ pub struct WebhookSettings {
     pub retry_base: Duration,
     /// Attempts per delivery (the first one included) before it is given up.
     pub max_attempts: u32,
+    /// How long settled deliveries (and their attempts) are kept.
+    pub retention: Duration,
 }
+
+/// The longest base delay (1 h: the longest delay is then 120 days).
+pub const MAX_RETRY_BASE_MS: i64 = 3_600_000;
 
 /// The longest delay between two attempts, as a multiple of the base delay (8 h by default).
 pub const MAX_DELAY_FACTOR: i64 = 2_880;
@@ -43,15 +48,18 @@ impl Default for WebhookSettings {
             timeout: Duration::from_secs(15),
             retry_base: Duration::from_secs(10),
             max_attempts: 18,
+            retention: Duration::from_secs(30 * 24 * 3_600),
         }
     }
 }
 
 impl WebhookSettings {
+    /// The base delay in milliseconds, between 1 ms and [`MAX_RETRY_BASE_MS`] (so that no
+    /// delay, and no `now + delay`, can overflow).
     fn base_ms(&self) -> i64 {
         i64::try_from(self.retry_base.as_millis())
             .unwrap_or(i64::MAX)
-            .max(1)
+            .clamp(1, MAX_RETRY_BASE_MS)
     }
 
     /// The longest single delay (a `retry-after` beyond it is cut to it).
@@ -76,6 +84,23 @@ impl WebhookSettings {
         i64::try_from(self.timeout.as_millis())
             .unwrap_or(i64::MAX)
             .saturating_add(5_000)
+    }
+}
+
+/// Subscriptions one org may have (as many as Stripe allows).
+pub const MAX_PER_ORG: i64 = 16;
+/// Deliveries of one subscription that senders attempt at the same time, at most.
+pub const PER_WEBHOOK_IN_FLIGHT: i64 = 4;
+/// Attempts shown per delivery in the delivery log (the newest ones).
+pub const ATTEMPTS_SHOWN: i64 = 20;
+
+/// `409 webhook_limit_reached`: the org has [`MAX_PER_ORG`] subscriptions.
+pub fn limit_reached() -> crate::error::Error {
+    crate::error::Error::Conflict {
+        code: "webhook_limit_reached",
+        message: format!(
+            "an organization may have at most {MAX_PER_ORG} webhook subscriptions; delete one first"
+        ),
     }
 }
 
@@ -124,6 +149,25 @@ mod tests {
             .sum();
         assert!(max <= 3 * day_ms, "{max}");
         assert_eq!(settings.max_delay_ms(), 8 * 3_600 * 1_000);
+    }
+
+    #[test]
+    fn huge_retry_bases_are_clamped() {
+        let settings = WebhookSettings {
+            retry_base: Duration::from_secs(u64::MAX / 2),
+            ..WebhookSettings::default()
+        };
+        assert_eq!(
+            settings.max_delay_ms(),
+            MAX_RETRY_BASE_MS * MAX_DELAY_FACTOR
+        );
+        for k in [0, 5, 17, 60, i64::MAX] {
+            let delay = settings.retry_delay_ms(k);
+            assert!(
+                (0..=settings.max_delay_ms()).contains(&delay),
+                "{k}: {delay}"
+            );
+        }
     }
 
     #[test]

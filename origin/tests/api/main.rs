@@ -87,4 +87,13 @@ on_both_databases! {
     webhook_private_addresses => crate::webhooks::private_addresses_are_refused,
     webhook_isolation_and_roles => crate::webhooks::isolation_and_roles,
     event_stream_resume => crate::webhooks::event_stream_resumes_without_gaps,
+    webhook_patch_rotation_race => crate::webhooks::patch_and_rotation_do_not_race [crate::webhooks::fast()],
+    webhook_lost_lease => crate::webhooks::a_lost_lease_settles_nothing,
+    webhook_fair_sending => crate::webhooks::a_hanging_endpoint_starves_nobody [crate::webhooks::fast()],
+    webhook_retention => crate::webhooks::old_deliveries_are_pruned,
+    webhook_urls_redacted => crate::webhooks::urls_in_events_are_redacted,
+    webhook_redelivery_and_limits => crate::webhooks::redelivery_and_limits,
+    webhook_deletes_race_writes => crate::webhooks::deletes_do_not_fail_other_writes,
+    event_stream_credentials => crate::webhooks::event_streams_end_when_credentials_die,
+    event_stream_opening_and_limits => crate::webhooks::event_stream_opening_and_limits,
 }

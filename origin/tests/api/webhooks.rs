@@ -17,6 +17,7 @@ pub fn fast() -> WebhookSettings {
         timeout: Duration::from_secs(2),
         retry_base: Duration::from_millis(20),
         max_attempts: 6,
+        ..WebhookSettings::default()
     }
 }
 
@@ -357,6 +358,11 @@ pub async fn failing_subscription_is_disabled(app: &TestApp) {
     // Three failures exhaust the schedule: the subscription is disabled, with an event.
     let notice = watcher.wait_for(1, WAIT).await;
     assert_eq!(notice[0].event_type(), "webhook.disabled");
+    let url = notice[0].body["data"]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/') && !url.contains("hook"),
+        "the envelope names the host only: {url}"
+    );
     assert_eq!(notice[0].body["data"]["webhook_id"], id.as_str());
     assert_eq!(notice[0].body["data"]["reason"], "retries_exhausted");
     assert_eq!(notice[0].verified, [true]);
@@ -705,6 +711,9 @@ struct SseEvent {
 struct Stream {
     response: reqwest::Response,
     buffer: String,
+    /// The `id` of its `stream.opened` message, once read.
+    opened: Option<String>,
+    stop_at_opened: bool,
 }
 
 impl Stream {
@@ -726,6 +735,31 @@ impl Stream {
         Stream {
             response,
             buffer: String::new(),
+            opened: None,
+            stop_at_opened: false,
+        }
+    }
+
+    /// The `id` of the `stream.opened` message (every stream starts with it, before any event).
+    async fn opened_id(&mut self) -> String {
+        if self.opened.is_none() {
+            self.stop_at_opened = true;
+            let event = self.next(WAIT).await;
+            self.stop_at_opened = false;
+            assert!(event.is_none(), "an event before stream.opened: {event:?}");
+        }
+        self.opened.clone().expect("no stream.opened")
+    }
+
+    /// Whether the server ends the stream `within` (events before the end are dropped).
+    async fn ends_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
         }
     }
 
@@ -744,6 +778,16 @@ impl Stream {
                     } else if let Some(v) = line.strip_prefix("data:") {
                         data.push_str(v.trim_start());
                     }
+                }
+                if event == "stream.opened" {
+                    assert!(self.opened.is_none(), "one stream.opened per stream");
+                    let data: Value = serde_json::from_str(&data).unwrap();
+                    assert_eq!(data["last_event_id"].as_str(), Some(id.as_str()));
+                    self.opened = Some(id);
+                    if self.stop_at_opened {
+                        return None;
+                    }
+                    continue;
                 }
                 if !data.is_empty() && !id.is_empty() {
                     let data = serde_json::from_str(&data).unwrap();
@@ -869,4 +913,560 @@ pub async fn event_stream_resumes_without_gaps(app: &TestApp) {
     app.call(Method::GET, "/v1/events/stream", None, None)
         .await
         .assert_error(401, "unauthorized");
+}
+
+/// Finding 1: a stream checks its credential again; a revoked org token's stream and a
+/// rotated agent key's stream end within seconds.
+pub async fn event_streams_end_when_credentials_die(app: &TestApp) {
+    let org = app.org("revoked-streams").await;
+    let owner = app.token(&org, "owner").await;
+    let made = app
+        .post(
+            &format!("/v1/orgs/{org}/tokens"),
+            &owner,
+            json!({ "role": "admin", "name": "streamer" }),
+        )
+        .await;
+    let made = made.assert_status(201).clone();
+    let (token_id, token) = (
+        made["token_id"].as_str().unwrap().to_owned(),
+        made["token"].as_str().unwrap().to_owned(),
+    );
+    let (agent, key) = app.agent(&org, "streaming agent").await;
+    let mut by_token = Stream::open(app, &token, None, "").await;
+    let mut by_key = Stream::open(app, &key, None, "").await;
+    let mut unaffected = Stream::open(app, &owner, None, "").await;
+    by_token.opened_id().await;
+    by_key.opened_id().await;
+
+    app.call(
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/tokens/{token_id}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(200);
+    app.call(
+        Method::POST,
+        &format!("/v1/agents/{agent}/keys"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_status(201);
+    let bound = vouch_origin::routes::events::RECHECK + Duration::from_secs(4);
+    let started = Instant::now();
+    assert!(
+        by_token.ends_within(bound).await,
+        "revoked token kept streaming"
+    );
+    assert!(
+        by_key
+            .ends_within(bound.saturating_sub(started.elapsed()))
+            .await,
+        "rotated key kept streaming"
+    );
+    assert!(
+        !unaffected.ends_within(Duration::from_millis(200)).await,
+        "a live token's stream goes on"
+    );
+    // …and neither credential opens a new one.
+    app.call(Method::GET, "/v1/events/stream", Some(&token), None)
+        .await
+        .assert_error(401, "unauthorized");
+    app.call(Method::GET, "/v1/events/stream", Some(&key), None)
+        .await
+        .assert_error(401, "unauthorized");
+}
+
+/// Findings 4 and 5 and the stream nits: `stream.opened` gives a position to resume from
+/// (nothing lost when the first connection drops early), a credential holds at most five
+/// streams, unknown `types` and ids of other orgs are refused alike.
+pub async fn event_stream_opening_and_limits(app: &TestApp) {
+    let org = app.org("opening").await;
+    let other = app.org("opening-other").await;
+    let admin = app.token(&org, "admin").await;
+    let theirs = app.token(&other, "admin").await;
+    app.agent(&other, "before").await;
+
+    // Disconnect before any event: resuming from stream.opened's id loses nothing.
+    let mut first = Stream::open(app, &admin, None, "").await;
+    let start = first.opened_id().await;
+    drop(first);
+    let (a, _) = app.agent(&org, "while away").await;
+    app.agent(&other, "not mine").await;
+    let mut resumed = Stream::open(app, &admin, Some(&start), "").await;
+    assert_eq!(resumed.opened_id().await, start);
+    let got = resumed.take(1).await;
+    assert_eq!(got[0].event, "passport.created");
+    assert_eq!(got[0].data["data"]["passport"]["agent_id"], a.as_str());
+    drop(resumed);
+
+    // An idle stream moves past other orgs' events and still sees its own.
+    let mut idle = Stream::open(app, &admin, None, "").await;
+    idle.opened_id().await;
+    for i in 0..5 {
+        app.agent(&other, &format!("noise {i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    app.agent(&org, "mine again").await;
+    assert_eq!(idle.take(1).await[0].event, "passport.created");
+
+    // Ids of another org's events are refused like ids that do not exist.
+    let foreign = app
+        .outbox()
+        .await
+        .into_iter()
+        .rev()
+        .find(|r| serde_json::from_str::<Value>(&r.payload).unwrap()["org_id"] == other.as_str())
+        .unwrap();
+    for id in [foreign.id.to_string(), "99999999".to_owned()] {
+        let refused = app
+            .get(&format!("/v1/events/stream?last_event_id={id}"), &admin)
+            .await;
+        refused.assert_error(400, "invalid_request");
+        assert!(
+            !refused.body["message"].as_str().unwrap().contains("other"),
+            "{}",
+            refused.body
+        );
+    }
+    let mut theirs_stream = Stream::open(app, &theirs, Some(&foreign.id.to_string()), "").await;
+    assert_eq!(theirs_stream.opened_id().await, foreign.id.to_string());
+    drop(theirs_stream);
+
+    // Unknown types are refused.
+    app.get(
+        "/v1/events/stream?types=passport.created,passport.exploded",
+        &admin,
+    )
+    .await
+    .assert_error(400, "invalid_request");
+
+    // Five streams per credential, the sixth is refused until one closes.
+    let limited = app.token(&org, "viewer").await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut stream = Stream::open(app, &limited, None, "").await;
+        stream.opened_id().await;
+        held.push(stream);
+    }
+    app.get("/v1/events/stream", &limited)
+        .await
+        .assert_error(429, "too_many_streams");
+    // Another credential is not affected.
+    Stream::open(app, &theirs, None, "").await;
+    held.pop();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = app
+            .client
+            .get(format!("{}/v1/events/stream", app.base))
+            .bearer_auth(&limited)
+            .send()
+            .await
+            .unwrap();
+        if reply.status() == 200 {
+            break;
+        }
+        assert_eq!(reply.status(), 429);
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream's slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(idle);
+    drop(held);
+}
+
+/// Finding 2: a PATCH and a secret rotation at the same time never undo each other; the
+/// newest secret always signs.
+pub async fn patch_and_rotation_do_not_race(app: &TestApp) {
+    let org = app.org("racing").await;
+    let owner = app.token(&org, "owner").await;
+    let (receiver, id, _) = listen(app, &owner, None, json!(["passport.created"])).await;
+    let path = format!("/v1/webhooks/{id}");
+    let rotate = format!("/v1/webhooks/{id}/secret/rotate");
+    let webhook_id = vouch_core::ids::WebhookId::parse(&id).unwrap();
+    let mut newest = String::new();
+    for i in 0..30 {
+        let description = format!("round {i}");
+        let (patched, rotated) = tokio::join!(
+            app.patch(&path, &owner, json!({ "description": description })),
+            app.post(&rotate, &owner, json!({ "grace_period_seconds": 0 })),
+        );
+        patched.assert_status(200);
+        newest = rotated.assert_status(200)["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stored = app
+            .store
+            .get_webhook(&vouch_origin::store::Scope::All, &webhook_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let secret =
+            vouch_origin::webhooks::open_secret(app.keys.master(), &stored.secret, &id).unwrap();
+        assert_eq!(secret, newest, "round {i}: the rotation was overwritten");
+        assert_eq!(stored.description, description, "round {i}");
+        assert!(stored.previous_secret.is_none(), "round {i}");
+    }
+    receiver.set_secrets(&[&newest]);
+    app.agent(&org, "signed").await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].verified, [true]);
+}
+
+/// A new org, its owner token, and a subscription to `passport.created` at a public address
+/// that no sender reaches in these tests (their deliveries stay pending).
+async fn unsent_subscription(app: &TestApp, slug: &str) -> (String, String, String) {
+    let org = app.org(slug).await;
+    let owner = app.token(&org, "owner").await;
+    let url = "https://93.184.215.14/hook";
+    let (id, _) = subscribe(app, &owner, None, url, json!(["passport.created"])).await;
+    (org, owner, id)
+}
+
+/// Finding 6: a sender whose lease ran out logs its attempt but settles nothing: no success
+/// recorded, no auto-disable; attempt numbers are taken at lease time and never collide.
+pub async fn a_lost_lease_settles_nothing(app: &TestApp) {
+    use vouch_origin::store::{Attempt, Settle};
+    let (org, owner, id) = unsent_subscription(app, "leases").await;
+    app.agent(&org, "leased").await;
+    app.agent(&org, "leased too").await;
+    let store = &app.store;
+    let now = vouch_origin::routes::now;
+    let mut first = store
+        .claim_deliveries("sender-a", now(), 60_000, 10)
+        .await
+        .unwrap();
+    first.sort_by_key(|w| w.delivery_id);
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|w| w.attempt == 1));
+    // The leases run out; another sender takes the deliveries over.
+    app.sql("UPDATE webhook_deliveries SET lease_until = 0")
+        .await;
+    let mut second = store
+        .claim_deliveries("sender-b", now(), 60_000, 10)
+        .await
+        .unwrap();
+    second.sort_by_key(|w| w.delivery_id);
+    assert!(second.iter().all(|w| w.attempt == 2));
+    let attempt = |n: i64, status: u16| Attempt {
+        attempt: n,
+        started_at: now(),
+        duration_ms: 5,
+        status_code: Some(status),
+        error: (status != 200).then(|| format!("HTTP {status}")),
+        response_body: None,
+        next_attempt_at: None,
+    };
+    let disable = vouch_origin::routes::change_event(
+        "webhook-sender",
+        Some(&vouch_core::OrgId::parse(&org).unwrap()),
+        "webhook.disabled",
+        "webhook",
+        &id,
+        0,
+        json!({}),
+        now(),
+    );
+    // The late sender: one delivery exhausted, one succeeded, neither held any more.
+    store
+        .settle_delivery(
+            "sender-a",
+            &first[0],
+            &attempt(1, 500),
+            &Settle::Exhausted { disable },
+        )
+        .await
+        .unwrap();
+    store
+        .settle_delivery("sender-a", &first[1], &attempt(1, 200), &Settle::Succeeded)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM webhooks WHERE status = 'enabled' AND last_success_at IS NULL"
+        )
+        .await,
+        1,
+        "a lost lease neither disables nor records a success"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending' AND lease_owner = 'sender-b'")
+            .await,
+        2
+    );
+    for work in &second {
+        store
+            .settle_delivery("sender-b", work, &attempt(2, 200), &Settle::Succeeded)
+            .await
+            .unwrap();
+    }
+    let log = deliveries(app, &owner, &id).await;
+    assert_eq!(log.len(), 2);
+    for delivery in &log {
+        assert_eq!(delivery["status"], "succeeded");
+        let numbers: Vec<i64> = delivery["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["attempt"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, [1, 2], "every attempt is logged, once");
+        assert_eq!(delivery["attempt_count"], 2);
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhooks WHERE last_success_at IS NOT NULL")
+            .await,
+        1
+    );
+}
+
+/// Findings 7 and 12: no manual redelivery while an attempt is in flight (409), each one an
+/// audit event; at most 16 subscriptions per org.
+pub async fn redelivery_and_limits(app: &TestApp) {
+    let (org, owner, id) = unsent_subscription(app, "redelivering").await;
+    app.agent(&org, "redelivered").await;
+    let event_id = deliveries(app, &owner, &id).await[0]["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let redeliver = format!("/v1/webhooks/{id}/deliveries/{event_id}/redeliver");
+    app.sql("UPDATE webhook_deliveries SET lease_owner = 'busy', lease_until = 99999999999999")
+        .await;
+    app.call(Method::POST, &redeliver, Some(&owner), None)
+        .await
+        .assert_error(409, "delivery_in_flight");
+    app.sql("UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL")
+        .await;
+    app.call(Method::POST, &redeliver, Some(&owner), None)
+        .await
+        .assert_status(202);
+    let audit = app
+        .get(&format!("/v1/audit?org_id={org}&limit=100"), ADMIN)
+        .await;
+    let actions: Vec<&str> = audit.assert_status(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "webhook.redelivery_requested")
+            .count(),
+        1,
+        "{actions:?}"
+    );
+    let verified = app
+        .get(&format!("/v1/audit/verify?org_id={org}"), ADMIN)
+        .await;
+    assert_eq!(verified.body["ok"], true, "{}", verified.body);
+
+    // Sixteen subscriptions per org; the seventeenth is refused, another org is not affected.
+    for i in 1..16 {
+        app.post(
+            "/v1/webhooks",
+            &owner,
+            json!({ "url": format!("https://93.184.215.14/hook/{i}") }),
+        )
+        .await
+        .assert_status(201);
+    }
+    app.post(
+        "/v1/webhooks",
+        &owner,
+        json!({ "url": "https://93.184.215.14/one-too-many" }),
+    )
+    .await
+    .assert_error(409, "webhook_limit_reached");
+    let other = app.org("other-limits").await;
+    app.post(
+        "/v1/webhooks",
+        ADMIN,
+        json!({ "url": "https://93.184.215.14/hook", "org_id": other }),
+    )
+    .await
+    .assert_status(201);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/webhooks/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    app.post(
+        "/v1/webhooks",
+        &owner,
+        json!({ "url": "https://93.184.215.14/room-again" }),
+    )
+    .await
+    .assert_status(201);
+}
+
+/// Finding 8: deleting subscriptions while the org's agents change never fails those changes
+/// (Postgres used to answer a bogus `404 org_not_found` from the deliveries' foreign key).
+pub async fn deletes_do_not_fail_other_writes(app: &TestApp) {
+    let org = app.org("deleting").await;
+    let owner = app.token(&org, "owner").await;
+    for round in 0..3 {
+        let mut ids = Vec::new();
+        for _ in 0..8 {
+            let (id, _) =
+                subscribe(app, &owner, None, "https://93.184.215.14/hook", json!([])).await;
+            ids.push(id);
+        }
+        let deletes = ids.iter().map(|id| {
+            let path = format!("/v1/webhooks/{id}");
+            let owner = owner.clone();
+            async move { app.call(Method::DELETE, &path, Some(&owner), None).await }
+        });
+        let org_ref = &org;
+        let writes = (0..8).map(|i| async move {
+            app.post(
+                "/v1/agents",
+                ADMIN,
+                passport(org_ref, &format!("r{round} a{i}")),
+            )
+            .await
+        });
+        let (deleted, written) = tokio::join!(
+            futures::future::join_all(deletes),
+            futures::future::join_all(writes)
+        );
+        for reply in deleted {
+            reply.assert_status(204);
+        }
+        for reply in written {
+            reply.assert_status(201);
+        }
+    }
+}
+
+/// Finding 3: a hanging endpoint of one org holds at most four sender slots and does not delay
+/// another org's delivery.
+pub async fn a_hanging_endpoint_starves_nobody(app: &TestApp) {
+    let slow_org = app.org("slow").await;
+    let fast_org = app.org("quick").await;
+    let (slow, _, _) = listen(app, ADMIN, Some(&slow_org), json!(["passport.created"])).await;
+    let (quick, _, _) = listen(app, ADMIN, Some(&fast_org), json!(["passport.created"])).await;
+    // Every attempt at the slow endpoint runs into the sender's timeout (2 s).
+    slow.plan((0..100).map(|_| Answer::Hang(Duration::from_secs(10))));
+    let registrations = (0..12).map(|i| {
+        let org = slow_org.clone();
+        async move { app.agent(&org, &format!("slow {i}")).await }
+    });
+    futures::future::join_all(registrations).await;
+    slow.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        slow.received().len() <= vouch_origin::webhooks::PER_WEBHOOK_IN_FLIGHT as usize,
+        "one subscription holds at most 4 attempts at once: {}",
+        slow.received().len()
+    );
+    let started = Instant::now();
+    app.agent(&fast_org, "quick one").await;
+    quick.wait_for(1, WAIT).await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(1_000),
+        "the other org's delivery waited {waited:?} behind the slow endpoint"
+    );
+}
+
+/// Finding 13: settled deliveries older than the retention period go, with their attempts;
+/// pending ones stay.
+pub async fn old_deliveries_are_pruned(app: &TestApp) {
+    let (org, _, _) = unsent_subscription(app, "pruning").await;
+    for i in 0..3 {
+        app.agent(&org, &format!("old {i}")).await;
+    }
+    let ids: Vec<i64> = app
+        .store
+        .claim_deliveries("test", vouch_origin::routes::now(), 60_000, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.delivery_id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    app.sql(&format!(
+        "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms) VALUES ({}, 1, 0, 1); \
+         UPDATE webhook_deliveries SET state = 'succeeded', updated_at = 1, lease_owner = NULL WHERE id IN ({}, {}); \
+         UPDATE webhook_deliveries SET state = 'pending', updated_at = 1, lease_owner = NULL WHERE id = {}",
+        ids[0], ids[0], ids[1], ids[2]
+    ))
+    .await;
+    let sender = Dispatcher::new(app.store.clone(), app.keys.clone(), fast()).unwrap();
+    assert_eq!(sender.prune().await.unwrap(), 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries").await,
+        1
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM webhook_attempts").await, 0);
+    assert_eq!(sender.prune().await.unwrap(), 0);
+}
+
+/// Finding 10: events and the audit log name a webhook's scheme and host, never its path or
+/// query (where receivers put tokens).
+pub async fn urls_in_events_are_redacted(app: &TestApp) {
+    let org = app.org("redacting").await;
+    let owner = app.token(&org, "owner").await;
+    let (id, _) = subscribe(
+        app,
+        &owner,
+        None,
+        "https://93.184.215.14/in/s3cret-path?token=s3cret-query",
+        json!([]),
+    )
+    .await;
+    let shown = app.get(&format!("/v1/webhooks/{id}"), &owner).await;
+    assert!(
+        shown.assert_status(200)["url"]
+            .as_str()
+            .unwrap()
+            .contains("s3cret-query"),
+        "the owner still reads the whole URL"
+    );
+    app.patch(
+        &format!("/v1/webhooks/{id}"),
+        &owner,
+        json!({ "url": "https://93.184.215.15:8443/other/s3cret-path2" }),
+    )
+    .await
+    .assert_status(200);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/webhooks/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    let events: Vec<_> = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|r| r.event_type.starts_with("webhook."))
+        .collect();
+    assert_eq!(events.len(), 3);
+    for row in &events {
+        assert!(!row.payload.contains("s3cret"), "{}", row.payload);
+    }
+    let updated: Value = serde_json::from_str(&events[1].payload).unwrap();
+    assert_eq!(
+        updated["data"]["changes"]["url"],
+        json!({ "old": "https://93.184.215.14/", "new": "https://93.184.215.15:8443/" })
+    );
+    let audit = app
+        .get(&format!("/v1/audit?org_id={org}&limit=100"), ADMIN)
+        .await;
+    assert!(!audit.assert_status(200).to_string().contains("s3cret"));
 }

@@ -73,7 +73,8 @@ impl Call {
 
 pub struct Client {
     http: Http,
-    /// For event streams: no overall time limit.
+    /// For event streams: no overall time limit, but each read waits at most
+    /// [`STREAM_READ_TIMEOUT`] (the origin sends a keep-alive every 15 s).
     streaming: Http,
     base: Url,
     token: Option<String>,
@@ -92,7 +93,8 @@ impl Client {
             )));
         }
         let http = http_client(Some(REQUEST_TIMEOUT))?;
-        let streaming = http_client(None)?;
+        // A blocking client's timeout bounds each read of the body, not the whole of it.
+        let streaming = http_client(Some(STREAM_READ_TIMEOUT))?;
         let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
         Ok(Client {
             http,
@@ -234,11 +236,15 @@ impl Client {
     }
 }
 
+/// How long a live stream may stay silent before it is taken for dead and reopened (the
+/// origin sends a keep-alive comment every 15 s).
+pub const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(45);
+
 fn http_client(timeout: Option<Duration>) -> Result<Http> {
     let mut builder = Http::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("vouch-cli/", env!("CARGO_PKG_VERSION")));
-    // A blocking client's default is 30 s: a stream must not be cut then.
+    // A blocking client's default is 30 s; `None` turns it off.
     builder = builder.timeout(timeout);
     builder
         .build()

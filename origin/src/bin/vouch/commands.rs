@@ -308,14 +308,22 @@ fn tail(
             Err(e) => return Err(e),
         };
         connected = true;
-        let (mut id, mut data) = (None::<String>, String::new());
+        let (mut id, mut kind, mut data) = (None::<String>, String::new(), String::new());
+        // A read that times out (no keep-alive for 45 s) ends the loop: the stream reopens.
         for line in io::BufReader::new(response).lines() {
             let Ok(line) = line else { break };
             if let Some(value) = line.strip_prefix("id:") {
                 id = Some(value.trim().to_owned());
+            } else if let Some(value) = line.strip_prefix("event:") {
+                kind = value.trim().to_owned();
             } else if let Some(value) = line.strip_prefix("data:") {
                 data.push_str(value.trim_start());
+            } else if line.is_empty() && kind == "stream.opened" {
+                // Where the stream starts: resume from there if it drops before any event.
+                last = id.take().or(last);
+                (kind, data) = (String::new(), String::new());
             } else if line.is_empty() && !data.is_empty() {
+                kind.clear();
                 let envelope: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
                 if out.json {
                     out.text(&envelope.to_string());
