@@ -11,7 +11,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use vouch_core::journal::AppendRequest;
-use worker::{Env, Method, Request, RequestInit, Response};
+use worker::{Env, Method, Request, Response};
 
 use crate::journal;
 use crate::respond::{json_response, EdgeError};
@@ -142,10 +142,7 @@ async fn call(
     let stub = env
         .durable_object(journal::BINDING)?
         .get_by_name(journal::OBJECT_NAME)?;
-    let mut init = RequestInit::new();
-    init.with_method(method).with_body(body.map(Into::into));
-    let request = Request::new_with_init(&format!("https://journal{path}"), &init)?;
-    let mut response = stub.fetch_with_request(request).await?;
+    let mut response = crate::objects::call(&stub, method, path, body).await?;
     let status = response.status_code();
     let pulls = response.headers().get(PULLS_HEADER).ok().flatten();
     let answer = response.text().await?;

@@ -111,20 +111,21 @@ pub fn change(key: &str) -> Option<Rc<Entry>> {
 pub async fn ensure_fresh(env: &Env, ctx: &Context, host: &str) -> Result<(), EdgeError> {
     let settings = settings(env);
     let now = now_ms();
-    let (age, pulling) = COPY.with(|c| {
+    let (age, may_pull) = COPY.with(|c| {
         let c = c.borrow();
+        let pulling = c
+            .pulling_since
+            .is_some_and(|since| now.saturating_sub(since) < PULL_GIVE_UP_MS);
+        let due = now.saturating_sub(c.last_pull_at) >= settings.refresh_ms;
         (
             c.refreshed_at.map(|at| now.saturating_sub(at)),
-            c.pulling_since
-                .is_some_and(|since| now.saturating_sub(since) < PULL_GIVE_UP_MS),
+            !pulling && due,
         )
     });
     match journal::freshness(age, settings.refresh_ms, settings.bound_ms) {
         Freshness::Fresh => Ok(()),
         Freshness::Refresh => {
-            let due =
-                COPY.with(|c| now.saturating_sub(c.borrow().last_pull_at) >= settings.refresh_ms);
-            if !pulling && due {
+            if may_pull {
                 COPY.with(|c| {
                     let mut c = c.borrow_mut();
                     c.pulling_since = Some(now);
@@ -278,10 +279,14 @@ async fn pull(
         }
     }
     let read_at = now_ms();
-    let mut response = stub
-        .fetch_with_str(&format!("https://journal/entries?since={cursor}"))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut response = crate::objects::call(
+        stub,
+        worker::Method::Get,
+        &format!("/entries?since={cursor}"),
+        None,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if response.status_code() != 200 {
         return Err(format!("the journal answered {}", response.status_code()));
     }

@@ -6,6 +6,7 @@
 mod internal;
 mod journal;
 mod kv_cache;
+mod ledger;
 mod objects;
 mod random;
 mod respond;

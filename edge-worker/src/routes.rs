@@ -7,10 +7,11 @@ use serde_json::Value;
 use vouch_core::decision::{Decision, Subject, VerifyRequest};
 use vouch_core::delegation::Grant;
 use vouch_core::{kv, token, AgentId, Timestamp};
-use worker::{Context, Date, Env, Method, Request, RequestInit, Response, Url};
+use worker::{Context, Date, Env, Method, Request, Response, Url};
 
 use crate::journal;
 use crate::kv_cache::{self, PassportEntry};
+use crate::ledger;
 use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
 use crate::tokens;
 
@@ -193,77 +194,9 @@ async fn answer(env: &Env, request: &VerifyRequest) -> Result<(Answer, bool), Ed
     if !request.commit {
         return Ok((Answer::Decision(decision), false));
     }
-    let (committed, replayed) = commit(env, request, decision, spend).await?;
+    let (committed, replayed) = ledger::commit(env, request, decision, spend).await?;
     Ok((Answer::Committed(committed), replayed))
 }
-
-/// Records a commit in the ledger of the decision's agent (SPEC §11) and returns the decision
-/// the ledger settled on: the same one, a cap denial, or the first decision for a replayed key.
-async fn commit(
-    env: &Env,
-    request: &VerifyRequest,
-    decision: Decision,
-    spend: Option<vouch_core::policy::Spend>,
-) -> Result<(Value, bool), EdgeError> {
-    let Some(key) = &request.idempotency_key else {
-        return Err(EdgeError::bad(
-            "`commit: true` needs an `idempotency_key`",
-            Some("idempotency_key"),
-        ));
-    };
-    // A decision about no known agent (unknown agent, refused token) has no ledger: it is a
-    // denial, answered and not recorded.
-    let (Some(agent_id), Some(_)) = (decision.agent_id.clone(), decision.passport_version) else {
-        let body =
-            serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
-        return Ok((body, false));
-    };
-    let request = vouch_core::caps::CommitRequest {
-        agent_id: agent_id.clone(),
-        idempotency_key: key.clone(),
-        fingerprint: request.fingerprint(&decision.chain),
-        day: decision.created_at.utc_day(),
-        spend: spend.filter(|s| decision.allow && !s.daily_caps.is_empty()),
-        decision: serde_json::to_value(&decision)
-            .map_err(|e| EdgeError::Internal(e.to_string()))?,
-    };
-    let text = serde_json::to_string(&request).map_err(|e| EdgeError::Internal(e.to_string()))?;
-    let unavailable = |e: worker::Error| EdgeError::LedgerUnavailable(e.to_string());
-    let stub = env
-        .durable_object(CAPS_BINDING)
-        .and_then(|ns| ns.get_by_name(agent_id.as_str()))
-        .map_err(unavailable)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(text.into()));
-    let call = Request::new_with_init("https://caps/commit", &init).map_err(unavailable)?;
-    let mut response = stub.fetch_with_request(call).await.map_err(unavailable)?;
-    match response.status_code() {
-        200 => {}
-        409 => {
-            return Err(EdgeError::Conflict {
-                code: "idempotency_key_reused",
-                message: format!(
-                "`idempotency_key` {key:?} was already used for a different request; use a new key"
-            ),
-            })
-        }
-        status => {
-            return Err(EdgeError::LedgerUnavailable(format!(
-                "the ledger answered {status}"
-            )))
-        }
-    }
-    #[derive(serde::Deserialize)]
-    struct Settled {
-        decision: Value,
-        replayed: bool,
-    }
-    let settled: Settled = response.json().await.map_err(unavailable)?;
-    Ok((settled.decision, settled.replayed))
-}
-
-/// The Durable Object namespace of the per-agent daily-caps ledgers.
-const CAPS_BINDING: &str = "VOUCH_CAPS";
 
 /// One decision (SPEC §11) from KV, the journal and the core, with the amount it would spend.
 async fn decide(

@@ -7,7 +7,20 @@ pub mod status_journal;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use worker::{Request, Result, SqlStorageValue, State};
+use worker::{Method, Request, RequestInit, Response, Result, SqlStorageValue, State, Stub};
+
+/// Sends a request to a Durable Object (`path` on its own fetch handler, with a JSON body).
+pub async fn call(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method).with_body(body.map(Into::into));
+    let request = Request::new_with_init(&format!("https://object{path}"), &init)?;
+    stub.fetch_with_request(request).await
+}
 
 pub fn now_ms() -> i64 {
     i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX)

@@ -1,0 +1,75 @@
+//! Committing a decision to the agent's daily-caps ledger (SPEC §11): the `DailyCaps` Durable
+//! Object named by the agent id ([`crate::objects::daily_caps`]) applies the core's rule.
+
+use serde_json::Value;
+use vouch_core::decision::{Decision, VerifyRequest};
+use worker::{Env, Method};
+
+use crate::respond::EdgeError;
+
+/// The Durable Object namespace of the per-agent daily-caps ledgers.
+const CAPS_BINDING: &str = "VOUCH_CAPS";
+
+/// Records a commit in the ledger of the decision's agent (SPEC §11) and returns the decision
+/// the ledger settled on: the same one, a cap denial, or the first decision for a replayed key.
+pub async fn commit(
+    env: &Env,
+    request: &VerifyRequest,
+    decision: Decision,
+    spend: Option<vouch_core::policy::Spend>,
+) -> Result<(Value, bool), EdgeError> {
+    let Some(key) = &request.idempotency_key else {
+        return Err(EdgeError::bad(
+            "`commit: true` needs an `idempotency_key`",
+            Some("idempotency_key"),
+        ));
+    };
+    // A decision about no known agent (unknown agent, refused token) has no ledger: it is a
+    // denial, answered and not recorded.
+    let (Some(agent_id), Some(_)) = (decision.agent_id.clone(), decision.passport_version) else {
+        let body =
+            serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
+        return Ok((body, false));
+    };
+    let request = vouch_core::caps::CommitRequest {
+        agent_id: agent_id.clone(),
+        idempotency_key: key.clone(),
+        fingerprint: request.fingerprint(&decision.chain),
+        day: decision.created_at.utc_day(),
+        spend: spend.filter(|s| decision.allow && !s.daily_caps.is_empty()),
+        decision: serde_json::to_value(&decision)
+            .map_err(|e| EdgeError::Internal(e.to_string()))?,
+    };
+    let text = serde_json::to_string(&request).map_err(|e| EdgeError::Internal(e.to_string()))?;
+    let unavailable = |e: worker::Error| EdgeError::LedgerUnavailable(e.to_string());
+    let stub = env
+        .durable_object(CAPS_BINDING)
+        .and_then(|ns| ns.get_by_name(agent_id.as_str()))
+        .map_err(unavailable)?;
+    let mut response = crate::objects::call(&stub, Method::Post, "/commit", Some(text))
+        .await
+        .map_err(unavailable)?;
+    match response.status_code() {
+        200 => {}
+        409 => {
+            return Err(EdgeError::Conflict {
+                code: "idempotency_key_reused",
+                message: format!(
+                "`idempotency_key` {key:?} was already used for a different request; use a new key"
+            ),
+            })
+        }
+        status => {
+            return Err(EdgeError::LedgerUnavailable(format!(
+                "the ledger answered {status}"
+            )))
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Settled {
+        decision: Value,
+        replayed: bool,
+    }
+    let settled: Settled = response.json().await.map_err(unavailable)?;
+    Ok((settled.decision, settled.replayed))
+}
