@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use vouch_core::journal::{self, Entry, Freshness, Pull};
-use worker::{Cache, Context, Date, Env, Headers, ResponseBuilder};
+use worker::{Cache, Context, Date, Delay, Env, Headers, ResponseBuilder};
 
 use crate::respond::EdgeError;
 
@@ -33,6 +33,8 @@ pub const OBJECT_NAME: &str = "status-journal";
 pub const DEFAULT_REFRESH_MS: u64 = 500;
 /// How old an isolate's copy may get before it fails closed (variable `VOUCH_JOURNAL_BOUND_MS`).
 pub const DEFAULT_BOUND_MS: u64 = 10_000;
+/// How long a refresh may take before it counts as failed.
+const PULL_TIMEOUT_MS: u64 = 3_000;
 /// A background pull that has not finished after this long no longer blocks another one.
 const PULL_GIVE_UP_MS: u64 = 5_000;
 /// The most pulls one refresh chains while the journal says `more`.
@@ -134,7 +136,7 @@ pub async fn ensure_fresh(env: &Env, ctx: &Context, host: &str) -> Result<(), Ed
                 let env = env.clone();
                 let host = host.to_owned();
                 ctx.wait_until(async move {
-                    if let Err(error) = refresh(&env, settings, &host).await {
+                    if let Err(error) = refresh_in_time(&env, settings, &host).await {
                         worker::console_warn!("status journal refresh failed: {error}");
                     }
                     // Only this pull's mark: a newer one may have replaced a hung one.
@@ -148,10 +150,26 @@ pub async fn ensure_fresh(env: &Env, ctx: &Context, host: &str) -> Result<(), Ed
             }
             Ok(())
         }
-        Freshness::Stale => refresh(env, settings, host).await.map_err(|detail| {
-            worker::console_error!("status journal unreachable: {detail}");
-            EdgeError::StatusUnavailable
-        }),
+        Freshness::Stale => refresh_in_time(env, settings, host)
+            .await
+            .map_err(|detail| {
+                worker::console_error!("status journal unreachable: {detail}");
+                EdgeError::StatusUnavailable
+            }),
+    }
+}
+
+/// [`refresh`], given up after [`PULL_TIMEOUT_MS`]: a journal that does not answer is one that
+/// cannot be reached (the request answers 503 rather than hang).
+async fn refresh_in_time(env: &Env, settings: Settings, host: &str) -> Result<(), String> {
+    use futures_util::future::{select, Either};
+    let pull = refresh(env, settings, host);
+    let timeout = Delay::from(std::time::Duration::from_millis(PULL_TIMEOUT_MS));
+    futures_util::pin_mut!(pull);
+    futures_util::pin_mut!(timeout);
+    match select(pull, timeout).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(format!("no answer within {PULL_TIMEOUT_MS} ms")),
     }
 }
 

@@ -256,6 +256,42 @@ async fn an_unreachable_journal_fails_closed_and_both_recover() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_does_not_answer_fails_closed_in_time() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let agent = stack.active_agent("Hanging Journal").await;
+    // Pulls get no answer for a long while: the edge must not hang with them.
+    let outage = Duration::from_secs(12);
+    stack
+        .journal_outage_of(outage.as_millis() as u64, true)
+        .await;
+    let started = Instant::now();
+    let mut refused = false;
+    while started.elapsed() < outage - Duration::from_secs(2) {
+        let asked = Instant::now();
+        let (status, _, body) = stack.verify(&agent).await;
+        // A refresh gives up after 3 s: no answer takes much longer, whatever the journal does.
+        assert!(
+            asked.elapsed() < Duration::from_secs(3) + SLACK,
+            "hung {:?}",
+            asked.elapsed()
+        );
+        // The agent is active: 200 while the copy is inside the bound, then 503.
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status} {body}"
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "never answered 503 while the journal hung");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_routes_need_the_edge_secret() {
     let Some(stack) = Stack::start().await else {
         return;

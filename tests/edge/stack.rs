@@ -351,11 +351,16 @@ impl Stack {
 
     /// Makes the status journal refuse isolates' pulls for `ms` (the worker's test control).
     pub async fn journal_outage(&self, ms: u64) {
+        self.journal_outage_of(ms, false).await;
+    }
+
+    /// The same, with pulls that hang (no answer) until the outage ends when `hang`.
+    pub async fn journal_outage_of(&self, ms: u64, hang: bool) {
         let resp = self
             .client
             .post(format!("{}/internal/test/journal-outage", self.edge))
             .bearer_auth(EDGE_SECRET)
-            .json(&json!({ "for_ms": ms }))
+            .json(&json!({ "for_ms": ms, "hang": hang }))
             .send()
             .await
             .expect("journal outage");

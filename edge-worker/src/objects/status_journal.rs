@@ -74,6 +74,14 @@ impl DurableObject for StatusJournal {
                     .and_then(|(_, v)| v.parse::<i64>().ok())
                     .unwrap_or(0);
                 self.pulls.set(self.pulls.get() + 1);
+                if let Some(until) = meta(&self.state, "outage_until")?.filter(|u| *u > now_ms()) {
+                    if meta(&self.state, "outage_hangs")? == Some(1) {
+                        // A journal that does not answer: hold the pull until the outage ends.
+                        let left = u64::try_from(until - now_ms()).unwrap_or(0);
+                        worker::Delay::from(std::time::Duration::from_millis(left)).await;
+                    }
+                    return Response::error("the journal is in a test outage", 503);
+                }
                 let mut response = self.pull(since)?;
                 response
                     .headers_mut()
@@ -88,9 +96,13 @@ impl DurableObject for StatusJournal {
                 #[derive(Deserialize)]
                 struct Outage {
                     for_ms: i64,
+                    /// Pulls hang (no answer) rather than fail.
+                    #[serde(default)]
+                    hang: bool,
                 }
                 let outage: Outage = read_json(&mut req).await?;
                 set_meta(&self.state, "outage_until", now_ms() + outage.for_ms)?;
+                set_meta(&self.state, "outage_hangs", i64::from(outage.hang))?;
                 Response::from_json(&serde_json::json!({ "outage_ms": outage.for_ms }))
             }
             (Method::Post, "/reset") => {
@@ -133,9 +145,6 @@ impl StatusJournal {
     }
 
     fn pull(&self, since: i64) -> Result<Response> {
-        if meta(&self.state, "outage_until")?.is_some_and(|until| until > now_ms()) {
-            return Response::error("the journal is in a test outage", 503);
-        }
         let sql = self.state.storage().sql();
         let rows: Vec<EntryRow> = sql
             .exec(
