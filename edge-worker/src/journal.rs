@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use vouch_core::journal::{self, Entry, Freshness, Pull};
-use worker::{Cache, Context, Date, Delay, Env, Headers, ResponseBuilder};
+use worker::{Cache, Context, Date, Env, Headers, ResponseBuilder};
 
 use crate::respond::EdgeError;
 
@@ -162,15 +162,7 @@ pub async fn ensure_fresh(env: &Env, ctx: &Context, host: &str) -> Result<(), Ed
 /// [`refresh`], given up after [`PULL_TIMEOUT_MS`]: a journal that does not answer is one that
 /// cannot be reached (the request answers 503 rather than hang).
 async fn refresh_in_time(env: &Env, settings: Settings, host: &str) -> Result<(), String> {
-    use futures_util::future::{select, Either};
-    let pull = refresh(env, settings, host);
-    let timeout = Delay::from(std::time::Duration::from_millis(PULL_TIMEOUT_MS));
-    futures_util::pin_mut!(pull);
-    futures_util::pin_mut!(timeout);
-    match select(pull, timeout).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => Err(format!("no answer within {PULL_TIMEOUT_MS} ms")),
-    }
+    crate::objects::within(PULL_TIMEOUT_MS, refresh(env, settings, host)).await
 }
 
 /// Pulls every change after the isolate's cursor and lays them into its copy. A journal that is

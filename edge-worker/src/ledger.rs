@@ -9,6 +9,8 @@ use crate::respond::EdgeError;
 
 /// The Durable Object namespace of the per-agent daily-caps ledgers.
 const CAPS_BINDING: &str = "VOUCH_CAPS";
+/// A ledger that has not answered after this long is unavailable (503, retry with the same key).
+const LEDGER_TIMEOUT_MS: u64 = 3_000;
 
 /// Records a commit in the ledger of the decision's agent (SPEC §11) and returns the decision
 /// the ledger settled on: the same one, a cap denial, or the first decision for a replayed key.
@@ -46,9 +48,14 @@ pub async fn commit(
         .durable_object(CAPS_BINDING)
         .and_then(|ns| ns.get_by_name(agent_id.as_str()))
         .map_err(unavailable)?;
-    let mut response = crate::objects::call(&stub, Method::Post, "/commit", Some(text))
+    let call = async {
+        crate::objects::call(&stub, Method::Post, "/commit", Some(text))
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let mut response = crate::objects::within(LEDGER_TIMEOUT_MS, call)
         .await
-        .map_err(unavailable)?;
+        .map_err(EdgeError::LedgerUnavailable)?;
     match response.status_code() {
         200 => {}
         409 => {

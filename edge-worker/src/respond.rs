@@ -25,7 +25,8 @@ pub enum EdgeError {
     UnsupportedMediaType,
     /// The isolate could not refresh the status journal within the bound: fail closed.
     StatusUnavailable,
-    /// A commit could not reach the agent's daily-caps ledger: nothing was recorded or allowed.
+    /// A commit's ledger could not be reached or did not answer in time: nothing is allowed, and a
+    /// retry with the same key is safe.
     LedgerUnavailable(String),
     /// An internal route without the edge secret.
     Unauthorized,
@@ -85,7 +86,7 @@ impl EdgeError {
                     503,
                     json!({
                         "error": "ledger_unavailable",
-                        "message": "the daily-caps ledger could not record this commit; nothing was recorded, retry with the same idempotency_key",
+                        "message": "the daily-caps ledger did not confirm this commit; retry with the same idempotency_key (a key is recorded at most once)",
                     }),
                 )
             }

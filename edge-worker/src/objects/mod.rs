@@ -22,6 +22,21 @@ pub async fn call(
     stub.fetch_with_request(request).await
 }
 
+/// Runs `work`, giving up after `ms` (a Durable Object that does not answer is unavailable).
+pub async fn within<T>(
+    ms: u64,
+    work: impl std::future::Future<Output = std::result::Result<T, String>>,
+) -> std::result::Result<T, String> {
+    use futures_util::future::{select, Either};
+    let timeout = worker::Delay::from(std::time::Duration::from_millis(ms));
+    futures_util::pin_mut!(work);
+    futures_util::pin_mut!(timeout);
+    match select(work, timeout).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(format!("no answer within {ms} ms")),
+    }
+}
+
 pub fn now_ms() -> i64 {
     i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX)
 }
