@@ -95,6 +95,8 @@ on_both_databases! {
     webhook_urls_redacted => crate::webhooks::urls_in_events_are_redacted,
     webhook_redelivery_and_limits => crate::webhooks::redelivery_and_limits,
     webhook_deletes_race_writes => crate::webhooks::deletes_do_not_fail_other_writes,
+    webhook_deletes_race_cascades => crate::webhooks::deletes_do_not_deadlock_with_cascades,
+    webhook_reenable_races_settle => crate::webhooks::reenabling_does_not_deadlock_with_settling,
     event_stream_credentials => crate::webhooks::event_streams_end_when_credentials_die,
     event_stream_opening_and_limits => crate::webhooks::event_stream_opening_and_limits,
 }

@@ -1473,6 +1473,33 @@ pub async fn redelivery_and_limits(app: &TestApp) {
     .assert_status(201);
 }
 
+/// Deletes subscriptions `ids` while `writes` run, all at once: every delete is `204`, every
+/// write `status`.
+async fn deleting_during<W>(
+    app: &TestApp,
+    owner: &str,
+    ids: &[String],
+    writes: impl IntoIterator<Item = W>,
+    status: u16,
+) where
+    W: std::future::Future<Output = crate::harness::Reply>,
+{
+    let deletes = ids.iter().map(|id| {
+        let path = format!("/v1/webhooks/{id}");
+        async move { app.call(Method::DELETE, &path, Some(owner), None).await }
+    });
+    let (deleted, written) = tokio::join!(
+        futures::future::join_all(deletes),
+        futures::future::join_all(writes)
+    );
+    for reply in deleted {
+        reply.assert_status(204);
+    }
+    for reply in written {
+        reply.assert_status(status);
+    }
+}
+
 /// Finding 8: deleting subscriptions while the org's agents change never fails those changes
 /// (Postgres used to answer a bogus `404 org_not_found` from the deliveries' foreign key).
 pub async fn deletes_do_not_fail_other_writes(app: &TestApp) {
@@ -1485,11 +1512,6 @@ pub async fn deletes_do_not_fail_other_writes(app: &TestApp) {
                 subscribe(app, &owner, None, "https://93.184.215.14/hook", json!([])).await;
             ids.push(id);
         }
-        let deletes = ids.iter().map(|id| {
-            let path = format!("/v1/webhooks/{id}");
-            let owner = owner.clone();
-            async move { app.call(Method::DELETE, &path, Some(&owner), None).await }
-        });
         let org_ref = &org;
         let writes = (0..8).map(|i| async move {
             app.post(
@@ -1499,16 +1521,71 @@ pub async fn deletes_do_not_fail_other_writes(app: &TestApp) {
             )
             .await
         });
-        let (deleted, written) = tokio::join!(
-            futures::future::join_all(deletes),
-            futures::future::join_all(writes)
+        deleting_during(app, &owner, &ids, writes, 201).await;
+    }
+}
+
+/// Deletes race status changes that revoke delegations (several events, each queueing
+/// deliveries to the subscriptions being deleted): one lock order, no deadlock (Postgres).
+pub async fn deletes_do_not_deadlock_with_cascades(app: &TestApp) {
+    let org = app.org("cascading").await;
+    let owner = app.token(&org, "owner").await;
+    for round in 0..8 {
+        let delegatee = register_active(app, &org, &format!("r{round} delegatee")).await;
+        let mut delegators = Vec::new();
+        for i in 0..4 {
+            let delegator = register_active(app, &org, &format!("r{round} d{i}")).await;
+            for _ in 0..3 {
+                let grant = json!({ "delegator": delegator, "delegatee": delegatee,
+                    "scopes": ["payments.refund"], "ttl_seconds": 3600, "max_depth": 2 });
+                app.post("/v1/delegations", ADMIN, grant)
+                    .await
+                    .assert_status(201);
+            }
+            delegators.push(delegator);
+        }
+        let mut ids = Vec::new();
+        // Not subscribed to the status change itself: its first event takes the chain without
+        // touching them, the delegations' events then queue deliveries to them.
+        for _ in 0..6 {
+            let url = "https://93.184.215.14/hook";
+            let (id, _) = subscribe(app, &owner, None, url, json!(["delegation.revoked"])).await;
+            ids.push(id);
+        }
+        let revokes = delegators
+            .iter()
+            .map(|agent| async move { app.set_status(agent, "revoked").await });
+        deleting_during(app, &owner, &ids, revokes, 200).await;
+    }
+}
+
+/// A PATCH that re-enables a subscription (rescheduling its deliveries) races the sender
+/// settling those deliveries: one lock order, no deadlock (Postgres).
+pub async fn reenabling_does_not_deadlock_with_settling(app: &TestApp) {
+    use vouch_origin::store::Settle;
+    let (org, owner, id) = unsent_subscription(app, "reenabling").await;
+    let path = format!("/v1/webhooks/{id}");
+    for round in 0..6 {
+        for i in 0..4 {
+            app.agent(&org, &format!("r{round} a{i}")).await;
+        }
+        let work = claim(app, "sender").await;
+        assert_eq!(work.len(), 4, "round {round}");
+        app.sql("UPDATE webhooks SET status = 'disabled', disabled_reason = 'disabled_by_admin'")
+            .await;
+        let settles = work.iter().map(|w| async move {
+            app.store
+                .settle_delivery("sender", w, &attempt(w.attempt, 200), &Settle::Succeeded)
+                .await
+        });
+        let (settled, patched) = tokio::join!(
+            futures::future::join_all(settles),
+            app.patch(&path, &owner, json!({ "enabled": true }))
         );
-        for reply in deleted {
-            reply.assert_status(204);
+        for result in settled {
+            result.unwrap();
         }
-        for reply in written {
-            reply.assert_status(201);
-        }
+        patched.assert_status(200);
     }
 }
 
