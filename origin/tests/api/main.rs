@@ -90,6 +90,7 @@ on_both_databases! {
     webhook_patch_rotation_race => crate::webhooks::patch_and_rotation_do_not_race [crate::webhooks::fast()],
     webhook_lost_lease => crate::webhooks::a_lost_lease_settles_nothing,
     webhook_stale_settle_same_owner => crate::webhooks::a_stale_settle_by_the_same_owner_changes_nothing,
+    webhook_concurrent_claims => crate::webhooks::concurrent_claims_lease_once,
     webhook_fair_sending => crate::webhooks::a_hanging_endpoint_starves_nobody [crate::webhooks::patient()],
     webhook_retention => crate::webhooks::old_deliveries_are_pruned,
     webhook_urls_redacted => crate::webhooks::urls_in_events_are_redacted,

@@ -1389,6 +1389,52 @@ pub async fn a_stale_settle_by_the_same_owner_changes_nothing(app: &TestApp) {
     settled_on_second_attempt(app, &owner, &id).await;
 }
 
+/// Senders claiming at the same time never lease one delivery twice (Postgres re-checks the
+/// claim's conditions on rows another sender changed meanwhile).
+pub async fn concurrent_claims_lease_once(app: &TestApp) {
+    let org = app.org("claiming").await;
+    let owner = app.token(&org, "owner").await;
+    for i in 0..12 {
+        let url = format!("https://93.184.215.14/hook/{i}");
+        subscribe(app, &owner, None, &url, json!(["passport.created"])).await;
+    }
+    for round in 0..5 {
+        for i in 0..4 {
+            app.agent(&org, &format!("r{round} a{i}")).await;
+        }
+        // Every lease has run out: all of them are due again at once.
+        app.sql("UPDATE webhook_deliveries SET lease_until = 0")
+            .await;
+        let claims = (0..8).map(|i| {
+            let owner = format!("sender-{i}");
+            async move {
+                app.store
+                    .claim_deliveries(&owner, vouch_origin::routes::now(), 60_000, 16)
+                    .await
+                    .unwrap()
+            }
+        });
+        let mut leased: Vec<i64> = futures::future::join_all(claims)
+            .await
+            .into_iter()
+            .flatten()
+            .map(|w| w.delivery_id)
+            .collect();
+        let total = leased.len();
+        leased.sort_unstable();
+        leased.dedup();
+        assert_eq!(
+            leased.len(),
+            total,
+            "round {round}: a delivery leased twice"
+        );
+        let leases = app
+            .count("SELECT COUNT(*) FROM webhook_deliveries WHERE lease_until > 0")
+            .await;
+        assert_eq!(leases, i64::try_from(total).unwrap(), "round {round}");
+    }
+}
+
 /// Findings 7 and 12: no manual redelivery while an attempt is in flight (409), each one an
 /// audit event; at most 16 subscriptions per org.
 pub async fn redelivery_and_limits(app: &TestApp) {
