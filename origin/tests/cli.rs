@@ -1002,3 +1002,59 @@ fn webhooks_survive_a_kill_and_the_cli_manages_them() {
         refused.stderr
     );
 }
+
+/// `vouch events tail` waits for a stream slot when the credential holds five already (`429
+/// too_many_streams`), instead of failing.
+#[test]
+fn events_tail_waits_for_a_stream_slot() {
+    let server = Server::start();
+    let admin = Some(ADMIN_TOKEN);
+    server
+        .vouch(
+            admin,
+            &["orgs", "create", "--name", "Tailed", "--slug", "tailed"],
+        )
+        .ok();
+    let http = reqwest::blocking::Client::new();
+    let mut held: Vec<_> = (0..5)
+        .map(|_| {
+            let stream = http
+                .get(format!("{}/v1/events/stream", server.url))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .unwrap();
+            assert_eq!(stream.status(), 200);
+            stream
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let tail = scope.spawn(|| {
+            server.vouch(
+                admin,
+                &[
+                    "--json",
+                    "events",
+                    "tail",
+                    "--type",
+                    "org.created",
+                    "--last-event-id",
+                    "0",
+                    "--count",
+                    "1",
+                ],
+            )
+        });
+        // Refused at least once, then a slot comes free.
+        std::thread::sleep(Duration::from_millis(1_500));
+        held.pop();
+        let tailed = tail.join().unwrap().ok();
+        assert!(
+            tailed.stderr.contains("too many streams"),
+            "{}",
+            tailed.stderr
+        );
+        let envelope: Value = serde_json::from_str(tailed.stdout.trim()).unwrap();
+        assert_eq!(envelope["type"], "org.created");
+    });
+    drop(held);
+}

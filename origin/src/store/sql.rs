@@ -20,9 +20,11 @@ macro_rules! sql_store {
 
         type Tx = sqlx::Transaction<'static, $db>;
 
-        /// Appends the event to the outbox (and the KV outbox), then to its audit chain, inside
-        /// `tx`. The chain comes last: its row lock (Postgres) serializes appends to one org's
-        /// chain, so it is held for as few statements as possible, up to the commit.
+        /// Appends the event to the outbox (and the KV outbox), then to its audit chain, then
+        /// queues its webhook deliveries, inside `tx`. The chain comes late: its row lock
+        /// (Postgres) serializes appends to one org's chain, so it is held for as few statements
+        /// as possible, up to the commit; the deliveries come after it (lock order: chain, then
+        /// subscriptions).
         async fn record_event(tx: &mut Tx, event: &ChangeEvent) -> Result<()> {
             sqlx::query(
                 "INSERT INTO outbox (event_id, org_id, event_type, aggregate_type, aggregate_id, \
@@ -44,7 +46,6 @@ macro_rules! sql_store {
             if let Some(key) = event.journal_key() {
                 mark_queue(tx, "journal_outbox", &key, event.target_type, &event.target_id, event.version, event.created_at).await?;
             }
-            queue_webhooks(tx, event).await?;
             // One statement creates the chain or takes its next sequence number, and returns the
             // hash to link to (a new chain links to the genesis hash).
             let chain = event.chain_id();
@@ -89,6 +90,11 @@ macro_rules! sql_store {
                     .execute(&mut **tx)
                     .await?;
             }
+            // After the chain (Postgres): queueing takes a key share of the subscriptions, and
+            // a delete takes the subscription row, then the chain, then deletes it; were a
+            // transaction's first event queued before its chain was taken, it could hold that
+            // share while waiting for the chain the delete holds.
+            queue_webhooks(tx, event).await?;
             Ok(())
         }
 

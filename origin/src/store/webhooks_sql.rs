@@ -298,16 +298,29 @@ macro_rules! webhook_store {
 
             async fn delete_webhook(&self, scope: &Scope, id: &vouch_core::ids::WebhookId, event: &ChangeEvent) -> Result<bool> {
                 let mut tx = self.write.begin().await?;
-                let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM webhooks WHERE webhook_id = ");
+                // Locks in the order every other transaction takes them (Postgres): first the
+                // subscription row as its updates do (`FOR NO KEY UPDATE`: concurrent queueing,
+                // `FOR KEY SHARE`, goes on), then the org's audit chain (the event), and only then
+                // the delete itself, which waits for deliveries being queued to it. A change
+                // transaction takes the chain before queueing (see `record_event`), so it never
+                // holds a key share of this row while waiting for the chain held here.
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT webhook_id FROM webhooks WHERE webhook_id = ");
                 qb.push_bind(id.as_str().to_owned());
                 if let Scope::Org(org) = scope {
                     qb.push(" AND org_id = ").push_bind(org.as_str().to_owned());
                 }
-                let done = qb.build().execute(&mut *tx).await?;
-                if done.rows_affected() == 0 {
+                qb.push($nku);
+                if qb.build().fetch_optional(&mut *tx).await?.is_none() {
                     return Ok(false);
                 }
                 record_event(&mut tx, event).await?;
+                let done = sqlx::query("DELETE FROM webhooks WHERE webhook_id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
                 tx.commit().await?;
                 self.signals.committed();
                 Ok(true)
@@ -318,6 +331,10 @@ macro_rules! webhook_store {
                 // subscriptions (rank within the subscription, then due time), and never more
                 // than `PER_WEBHOOK_IN_FLIGHT` of one subscription leased at once, so one slow
                 // endpoint cannot take every sender slot. The attempt is counted here.
+                // The conditions of a due, unleased delivery are repeated where the rows are
+                // locked and updated: Postgres re-checks only those against a row another
+                // replica changed meanwhile (the ranking query saw its old version), so a
+                // delivery just leased elsewhere is skipped instead of leased twice.
                 let claimed = sqlx::query(&format!(
                     "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
                      WHERE id IN (SELECT id FROM webhook_deliveries WHERE id IN ( \
@@ -333,7 +350,11 @@ macro_rules! webhook_store {
                          WHERE d.state = 'pending' AND d.next_attempt_at <= $3 \
                            AND (d.lease_until IS NULL OR d.lease_until < $3)) c \
                        WHERE c.rank + c.busy <= $5 \
-                       ORDER BY c.rank, c.due, c.id LIMIT $4){}) \
+                       ORDER BY c.rank, c.due, c.id LIMIT $4) \
+                       AND state = 'pending' AND next_attempt_at <= $3 \
+                       AND (lease_until IS NULL OR lease_until < $3){}) \
+                     AND state = 'pending' AND next_attempt_at <= $3 \
+                     AND (lease_until IS NULL OR lease_until < $3) \
                      RETURNING id",
                     $skip
                 ))
@@ -386,6 +407,15 @@ macro_rules! webhook_store {
                 use crate::store::Settle;
                 let at = attempt.started_at.unix_millis() + attempt.duration_ms;
                 let mut tx = self.write.begin().await?;
+                if !matches!(outcome, Settle::Retry(_)) {
+                    // The subscription row before the delivery, as a PATCH that re-enables it
+                    // (it then reschedules the deliveries) and a delete take them (Postgres):
+                    // the same order everywhere, no deadlock.
+                    sqlx::query(&format!("SELECT webhook_id FROM webhooks WHERE webhook_id = $1{}", $nku))
+                        .bind(work.webhook.webhook_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                }
                 let (state, next, step) = match outcome {
                     Settle::Succeeded => ("succeeded", at, 0),
                     Settle::Retry(next) => ("pending", next.unix_millis(), 1),
@@ -394,7 +424,7 @@ macro_rules! webhook_store {
                 let settled = sqlx::query(
                     "UPDATE webhook_deliveries SET state = $1, retry_index = retry_index + $2, \
                      next_attempt_at = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
-                     WHERE id = $5 AND lease_owner = $6",
+                     WHERE id = $5 AND lease_owner = $6 AND attempts = $7",
                 )
                 .bind(state)
                 .bind(step)
@@ -402,6 +432,7 @@ macro_rules! webhook_store {
                 .bind(at)
                 .bind(work.delivery_id)
                 .bind(owner)
+                .bind(i32::try_from(work.attempt).unwrap_or(i32::MAX))
                 .execute(&mut *tx)
                 .await?;
                 let lease_lost = settled.rows_affected() == 0;
@@ -497,10 +528,18 @@ macro_rules! webhook_store {
             ) -> Result<crate::store::Redelivery> {
                 use crate::store::Redelivery;
                 let mut tx = self.write.begin().await?;
-                // Not while a sender holds it: its settling would undo this.
+                // The subscription row first, as a delete and a settling take it (Postgres): a
+                // delete holding it then waits for nothing this holds.
+                sqlx::query(&format!("SELECT webhook_id FROM webhooks WHERE webhook_id = $1{}", $nku))
+                    .bind(webhook_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                // Not while a sender holds it: its settling would undo this. The lease is
+                // cleared, so the sender whose lease ran out cannot settle it any more.
                 let done = sqlx::query(
                     "UPDATE webhook_deliveries SET state = 'pending', retry_index = 0, next_attempt_at = $1, \
-                     updated_at = $1 WHERE webhook_id = $2 AND event_id = $3 \
+                     updated_at = $1, lease_owner = NULL, lease_until = NULL \
+                     WHERE webhook_id = $2 AND event_id = $3 \
                      AND (lease_until IS NULL OR lease_until < $1)",
                 )
                 .bind(now.unix_millis())
@@ -536,12 +575,15 @@ macro_rules! webhook_store {
             }
 
             async fn prune_deliveries(&self, before: Timestamp) -> Result<u64> {
-                // In slices, so that one pass never holds the writer for long.
+                // In slices, so that one pass never holds the writer for long. The conditions
+                // are repeated at the deleting level: Postgres re-checks only those against a row
+                // changed meanwhile, so a delivery just redelivered (pending again) is kept.
                 let mut total = 0;
                 loop {
                     let done = sqlx::query(
                         "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
-                         WHERE state <> 'pending' AND updated_at < $1 LIMIT 500)",
+                         WHERE state <> 'pending' AND updated_at < $1 LIMIT 500) \
+                         AND state <> 'pending' AND updated_at < $1",
                     )
                     .bind(before.unix_millis())
                     .execute(&self.write)

@@ -29,6 +29,8 @@ const BATCH: u32 = 32;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How often old deliveries are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+/// How often the backlog gauges are refreshed (one aggregate query each time).
+const BACKLOG_EVERY: Duration = Duration::from_secs(15);
 /// How much of a receiver's answer is kept in the attempt log.
 const RESPONSE_KEEP: usize = 1024;
 /// Who disables a failing subscription, in the audit log.
@@ -87,7 +89,9 @@ impl Dispatcher {
         let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let finished = Arc::new(tokio::sync::Notify::new());
         let mut tasks = tokio::task::JoinSet::new();
-        let mut pruned: Option<Instant> = None;
+        // Pruning and the backlog report keep their own schedule: a saturated send loop
+        // (always leasing) never delays them.
+        let housekeeping = tokio::spawn(self.clone().housekeep(stopping.clone()));
         while !*stopping.borrow() {
             while let Some(done) = tasks.try_join_next() {
                 log_task(done);
@@ -123,13 +127,6 @@ impl Dispatcher {
                 // There may be more due: lease again as slots come free.
                 continue;
             }
-            if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-                pruned = Some(Instant::now());
-                if let Err(e) = self.prune().await {
-                    tracing::warn!(error = %e, "could not delete old webhook deliveries");
-                }
-            }
-            self.report_backlog().await;
             tokio::select! {
                 _ = signals.webhooks.notified() => {}
                 _ = finished.notified() => {}
@@ -143,6 +140,34 @@ impl Dispatcher {
         }
         while let Some(done) = tasks.join_next().await {
             log_task(done);
+        }
+        if let Err(e) = housekeeping.await {
+            tracing::warn!(error = %e, "the webhook housekeeping task failed");
+        }
+    }
+
+    /// Until `stopping` turns true: deletes old deliveries every [`PRUNE_EVERY`] (first at
+    /// start) and reports the backlog every [`BACKLOG_EVERY`].
+    async fn housekeep(self, mut stopping: tokio::sync::watch::Receiver<bool>) {
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        let mut report = tokio::time::interval(BACKLOG_EVERY);
+        for timer in [&mut prune, &mut report] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        while !*stopping.borrow() {
+            tokio::select! {
+                _ = prune.tick() => {
+                    if let Err(e) = self.prune().await {
+                        tracing::warn!(error = %e, "could not delete old webhook deliveries");
+                    }
+                }
+                _ = report.tick() => self.report_backlog().await,
+                changed = stopping.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+            }
         }
     }
 

@@ -18,7 +18,13 @@ pub const DELIVERED: [&str; 7] = [
 
 /// Typed names of `passport.status_changed` (its `data.typed_event`), which a subscription
 /// may name instead of the general type.
-pub const TYPED: [&str; 3] = ["agent.suspended", "agent.activated", "agent.revoked"];
+/// (`agent.drafted` too: the status route names it, though no transition leads there today.)
+pub const TYPED: [&str; 4] = [
+    "agent.suspended",
+    "agent.activated",
+    "agent.revoked",
+    "agent.drafted",
+];
 
 /// Subscribes to every delivered type.
 pub const ALL: &str = "*";
@@ -195,7 +201,7 @@ mod tests {
         );
         assert_eq!(
             filter_names(&drafted),
-            Some(("passport.status_changed", None))
+            Some(("passport.status_changed", Some("agent.drafted")))
         );
         assert_eq!(filter_names(&event("token.created", true, json!({}))), None);
         assert_eq!(
@@ -215,6 +221,10 @@ mod tests {
         for kind in DELIVERED {
             assert!(STREAMED.contains(&kind), "{kind}");
         }
+        assert_eq!(
+            checked_stream_types(Some("agent.drafted")).unwrap(),
+            vec!["agent.drafted"]
+        );
         let err = checked_stream_types(Some("passport.created,passport.deleted")).unwrap_err();
         assert!(format!("{err:?}").contains("passport.deleted"), "{err:?}");
     }

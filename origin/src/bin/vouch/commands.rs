@@ -292,6 +292,8 @@ fn tail(
     use std::io::BufRead;
     let mut printed = 0;
     let mut connected = false;
+    // The wait before asking again while the credential holds too many streams (`429`).
+    let mut backoff = std::time::Duration::from_secs(1);
     loop {
         if count.is_some_and(|n| printed >= n) {
             return Ok(());
@@ -305,9 +307,21 @@ fn tail(
                 std::thread::sleep(std::time::Duration::from_secs(1));
                 continue;
             }
+            // Another stream of this credential may close soon (or its slot is freed once
+            // the origin notices a dropped connection): ask again, waiting longer each time.
+            Err(CliError::Api { code, .. }) if code == "too_many_streams" => {
+                eprintln!(
+                    "too many streams open for this credential; retrying in {}s",
+                    backoff.as_secs()
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+                continue;
+            }
             Err(e) => return Err(e),
         };
         connected = true;
+        backoff = std::time::Duration::from_secs(1);
         let (mut id, mut kind, mut data) = (None::<String>, String::new(), String::new());
         // A read that times out (no keep-alive for 45 s) ends the loop: the stream reopens.
         for line in io::BufReader::new(response).lines() {
