@@ -1009,3 +1009,42 @@ async fn delegation_chains_at_the_edge() {
         "{codes:?}"
     );
 }
+
+/// With `VOUCH_AUDIENCE` bound, the edge accepts only tokens naming it in `aud` (SPEC §5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_audience_is_required() {
+    let Some(stack) = Stack::start_with(&[("VOUCH_AUDIENCE", "partner-a")]).await else {
+        return;
+    };
+    let agent = stack.active_agent("Audience Bound").await;
+    let decide = |token: String| {
+        stack.send(
+            stack
+                .client
+                .post(format!("{}/verify", stack.edge))
+                .json(&json!({
+                    "token": token,
+                    "capability": "payments.refund",
+                    "context": { "amount": 10, "currency": "USD", "region": "US-CA" }
+                })),
+        )
+    };
+    let right = stack.agent_token_for(&agent, Some("partner-a")).await;
+    let mut allowed = Value::Null;
+    for _ in 0..250 {
+        allowed = decide(right.clone()).await.2;
+        if allowed["allow"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(allowed["allow"], true, "{allowed}");
+    for token in [
+        stack.agent_token_for(&agent, Some("partner-b")).await,
+        stack.agent_token_for(&agent, None).await,
+    ] {
+        let refused = decide(token).await.2;
+        assert_eq!(refused["allow"], false, "{refused}");
+        assert_eq!(refused["reasons"][0]["code"], "token_invalid", "{refused}");
+    }
+}

@@ -382,15 +382,24 @@ impl Stack {
 
     /// A fresh token of `agent` (client credentials with a new API key).
     pub async fn agent_token(&self, agent: &str) -> String {
+        self.agent_token_for(agent, None).await
+    }
+
+    /// The same, asking for `audience` (`aud`) when given.
+    pub async fn agent_token_for(&self, agent: &str, audience: Option<&str>) -> String {
         let key = self.api_key(agent).await;
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", agent),
+            ("client_secret", key.as_str()),
+        ];
+        if let Some(audience) = audience {
+            form.push(("audience", audience));
+        }
         let resp = self
             .client
             .post(format!("{}/oauth/token", self.origin))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", agent),
-                ("client_secret", key.as_str()),
-            ])
+            .form(&form)
             .send()
             .await
             .expect("token");
