@@ -57,13 +57,8 @@ async fn the_journal_refuses_a_suspension_kv_never_saw() {
 
     // Decisions read the same version, and say so.
     let (_, _, decision) = stack
-        .send(
-            stack
-                .client
-                .post(format!("{}/verify", stack.edge))
-                .json(&json!({ "agent_id": agent, "capability": "payments.refund",
-                               "context": { "amount": 10, "currency": "USD", "region": "US-CA" } })),
-        )
+        .decide(json!({ "agent_id": agent, "capability": "payments.refund",
+                               "context": { "amount": 10, "currency": "USD", "region": "US-CA" } }))
         .await;
     assert_eq!(decision["allow"], false, "{decision}");
     assert_eq!(decision["passport_version"], suspended_version);
@@ -488,14 +483,7 @@ async fn concurrent_commits_never_pass_the_daily_cap() {
             "token",
         ),
     ] {
-        let (status, _, body) = stack
-            .send(
-                stack
-                    .client
-                    .post(format!("{}/verify", stack.edge))
-                    .json(&request),
-            )
-            .await;
+        let (status, _, body) = stack.decide(request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["field"], field);
     }
@@ -514,13 +502,8 @@ async fn concurrent_commits_never_pass_the_daily_cap() {
     assert!(message.contains("1000.00 USD already spent"), "{message}");
     // A plain decision is not a commit: it neither records nor replays.
     let (_, _, body) = stack
-        .send(
-            stack
-                .client
-                .post(format!("{}/verify", stack.edge))
-                .json(&json!({ "agent_id": agent, "capability": "payments.refund",
-                               "context": { "amount": 5, "currency": "USD", "region": "US-CA" } })),
-        )
+        .decide(json!({ "agent_id": agent, "capability": "payments.refund",
+                               "context": { "amount": 5, "currency": "USD", "region": "US-CA" } }))
         .await;
     assert_eq!(body["allow"], true, "{body}");
 }

@@ -109,12 +109,7 @@ async fn decisions_at_the_edge() {
         .await;
 
     let decide = |capability: &str, context: Value| {
-        stack.send(
-            stack
-                .client
-                .post(format!("{}/verify", stack.edge))
-                .json(&json!({ "agent_id": agent, "capability": capability, "context": context })),
-        )
+        stack.decide(json!({ "agent_id": agent, "capability": capability, "context": context }))
     };
     // The public seed vectors, end to end.
     let vectors: Value =
@@ -625,16 +620,11 @@ async fn tokens_at_the_edge() {
         dlg: Vec::new(),
     };
     let decide = |token: String| {
-        stack.send(
-            stack
-                .client
-                .post(format!("{}/verify", stack.edge))
-                .json(&json!({
-                    "token": token,
-                    "capability": "payments.refund",
-                    "context": { "amount": 50, "currency": "USD", "region": "US-CA" }
-                })),
-        )
+        stack.decide(json!({
+            "token": token,
+            "capability": "payments.refund",
+            "context": { "amount": 50, "currency": "USD", "region": "US-CA" }
+        }))
     };
     let codes = |d: &Value| -> Vec<String> {
         d["reasons"]
@@ -780,16 +770,11 @@ async fn origin_tokens_at_the_edge() {
         body["access_token"].as_str().unwrap().to_owned()
     };
     let decide = |token: String| {
-        stack.send(
-            stack
-                .client
-                .post(format!("{}/verify", stack.edge))
-                .json(&json!({
-                    "token": token,
-                    "capability": "payments.refund",
-                    "context": { "amount": 50, "currency": "USD", "region": "US-CA" }
-                })),
-        )
+        stack.decide(json!({
+            "token": token,
+            "capability": "payments.refund",
+            "context": { "amount": 50, "currency": "USD", "region": "US-CA" }
+        }))
     };
     let token = issue().await;
     // The edge may need a moment to see the published keys.
@@ -899,14 +884,13 @@ async fn delegation_chains_at_the_edge() {
             Some(json!({ "delegator": from, "delegatee": to, "scopes": ["payments.refund"], "ttl_seconds": 3600, "max_depth": max_depth })),
         )
     };
-    let decide =
-        |token: String, capability: &'static str| {
-            stack.send(stack.client.post(format!("{}/verify", stack.edge)).json(&json!({
+    let decide = |token: String, capability: &'static str| {
+        stack.decide(json!({
             "token": token,
             "capability": capability,
             "context": { "amount": 50, "currency": "USD", "region": "US-CA", "rows": 10 }
-        })))
-        };
+        }))
+    };
     // Waits until the edge's answer for `token` satisfies `done`.
     let until = |token: String, capability: &'static str, done: fn(&Value) -> bool| async move {
         let mut last = Value::Null;
@@ -1018,16 +1002,11 @@ async fn the_configured_audience_is_required() {
     };
     let agent = stack.active_agent("Audience Bound").await;
     let decide = |token: String| {
-        stack.send(
-            stack
-                .client
-                .post(format!("{}/verify", stack.edge))
-                .json(&json!({
-                    "token": token,
-                    "capability": "payments.refund",
-                    "context": { "amount": 10, "currency": "USD", "region": "US-CA" }
-                })),
-        )
+        stack.decide(json!({
+            "token": token,
+            "capability": "payments.refund",
+            "context": { "amount": 10, "currency": "USD", "region": "US-CA" }
+        }))
     };
     let right = stack.agent_token_for(&agent, Some("partner-a")).await;
     let mut allowed = Value::Null;

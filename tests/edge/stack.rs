@@ -192,6 +192,16 @@ impl Stack {
         (status, etag, body)
     }
 
+    /// `POST /verify` at the edge with this request: `(status, etag, body)`.
+    pub async fn decide(&self, request: Value) -> (StatusCode, Option<String>, Value) {
+        self.send(
+            self.client
+                .post(format!("{}/verify", self.edge))
+                .json(&request),
+        )
+        .await
+    }
+
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self
             .client
