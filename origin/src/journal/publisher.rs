@@ -7,7 +7,7 @@
 //! once nothing else waits to be appended. A journal of another epoch (new, or reset) is adopted:
 //! every change the old one held is queued again, and the new one is seeded after them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,9 @@ pub struct JournalPublisher {
     settle: Duration,
     /// Whether the journal said it was seeded in its last answer.
     seeded: AtomicBool,
+    /// The journal epoch this publisher appends to (0: not read from the database yet; epochs
+    /// are never 0).
+    epoch: AtomicI64,
 }
 
 impl JournalPublisher {
@@ -46,6 +49,7 @@ impl JournalPublisher {
             owner: format!("journal-{}", Uuid::now_v7().simple()),
             settle: SETTLE,
             seeded: AtomicBool::new(false),
+            epoch: AtomicI64::new(0),
         }
     }
 
@@ -71,15 +75,8 @@ impl JournalPublisher {
                 match self.append(Vec::new(), 0).await {
                     Ok(_) => last_compaction = std::time::Instant::now(),
                     Err(JournalError::Epoch(epoch)) => {
-                        match self.store.adopt_journal_epoch(epoch, now()).await {
-                            Ok(requeued) => tracing::warn!(
-                                epoch,
-                                requeued,
-                                "the status journal has a new epoch; catching it up"
-                            ),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not adopt the journal's epoch")
-                            }
+                        if let Err(e) = self.adopt(epoch).await {
+                            tracing::warn!(error = %e, "could not adopt the journal's epoch");
                         }
                         continue;
                     }
@@ -146,12 +143,7 @@ impl JournalPublisher {
             Err(JournalError::Epoch(epoch)) => {
                 // A new or reset journal: adopt it (its changes are queued again) and append
                 // these right away.
-                let requeued = self.store.adopt_journal_epoch(epoch, now()).await?;
-                tracing::warn!(
-                    epoch,
-                    requeued,
-                    "the status journal has a new epoch; catching it up"
-                );
+                self.adopt(epoch).await?;
                 for item in &work {
                     self.store
                         .retry_journal(&self.owner, &item.key, now(), "the journal has a new epoch")
@@ -187,8 +179,21 @@ impl JournalPublisher {
             .journal_settled(settled_before, APPEND_MAX as u32)
             .await
             .map_err(unknown)?;
-        let (behind, _) = self.store.journal_backlog().await.map_err(unknown)?;
-        let epoch = self.store.journal_epoch().await.map_err(unknown)?;
+        // Seeding matters only while the journal is not seeded: count the backlog only then.
+        let seed = if self.seeded.load(Ordering::Relaxed) {
+            false
+        } else {
+            let (behind, _) = self.store.journal_backlog().await.map_err(unknown)?;
+            usize::try_from(behind).unwrap_or(usize::MAX) <= claimed
+        };
+        let epoch = match self.epoch.load(Ordering::Relaxed) {
+            0 => {
+                let stored = self.store.journal_epoch().await.map_err(unknown)?;
+                self.epoch.store(stored.unwrap_or(0), Ordering::Relaxed);
+                stored
+            }
+            known => Some(known),
+        };
         let answer = self
             .client
             .append(&AppendRequest {
@@ -201,7 +206,7 @@ impl JournalPublisher {
                         version: *version,
                     })
                     .collect(),
-                seed: usize::try_from(behind).unwrap_or(usize::MAX) <= claimed,
+                seed,
             })
             .await?;
         if !settled.is_empty() {
@@ -209,6 +214,20 @@ impl JournalPublisher {
         }
         self.seeded.store(answer.seeded, Ordering::Relaxed);
         Ok(answer)
+    }
+
+    /// Adopts a journal of another epoch (new, or reset): every change the old one held is
+    /// queued again, to be appended before the new one is seeded.
+    async fn adopt(&self, epoch: i64) -> Result<()> {
+        let requeued = self.store.adopt_journal_epoch(epoch, now()).await?;
+        self.epoch.store(epoch, Ordering::Relaxed);
+        self.seeded.store(false, Ordering::Relaxed);
+        tracing::warn!(
+            epoch,
+            requeued,
+            "the status journal has a new epoch; catching it up"
+        );
+        Ok(())
     }
 
     /// `(key, version, change)` of the current status of every claimed key that has one.
