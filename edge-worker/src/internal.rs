@@ -5,8 +5,10 @@
 //!
 //! With the variable `VOUCH_TEST_CONTROLS = "1"` (set only by the local edge's tests, never in
 //! wrangler.toml) `POST /internal/test/journal-outage {"for_ms": N}` makes the journal refuse
-//! isolates' pulls for N ms, so the tests can watch the edge fail closed, and `POST
-//! /internal/test/journal-reset` empties it as if it were new (new epoch, unseeded).
+//! isolates' pulls for N ms, so the tests can watch the edge fail closed, `POST
+//! /internal/test/journal-reset` empties it as if it were new (new epoch, unseeded), and `POST
+//! /internal/test/isolate-cold` makes the isolate that answers forget its copy of the journal, as
+//! a freshly started one has none.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -29,6 +31,7 @@ enum Route {
     Append,
     Outage,
     Reset,
+    Cold,
 }
 
 pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, EdgeError> {
@@ -37,6 +40,7 @@ pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, Edg
         (Method::Post, "/internal/journal") => Ok(Route::Append),
         (Method::Post, "/internal/test/journal-outage") if test_controls(env) => Ok(Route::Outage),
         (Method::Post, "/internal/test/journal-reset") if test_controls(env) => Ok(Route::Reset),
+        (Method::Post, "/internal/test/isolate-cold") if test_controls(env) => Ok(Route::Cold),
         (_, "/internal/journal") => Err(EdgeError::MethodNotAllowed),
         _ => Err(EdgeError::NotFound {
             code: "not_found",
@@ -84,6 +88,11 @@ pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, Edg
         Route::Reset => {
             let _ = json_body(req, 1024).await;
             call(env, Method::Post, "/reset", None).await
+        }
+        Route::Cold => {
+            let _ = json_body(req, 0).await;
+            journal::forget_copy();
+            Ok(json_response(200, "{}", &[("cache-control", "no-store")]))
         }
     }
 }

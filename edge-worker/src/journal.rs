@@ -37,8 +37,9 @@ pub const DEFAULT_BOUND_MS: u64 = 10_000;
 const PULL_TIMEOUT_MS: u64 = 3_000;
 /// A background pull that has not finished after this long no longer blocks another one.
 const PULL_GIVE_UP_MS: u64 = 5_000;
-/// The most pulls one refresh chains while the journal says `more`.
-const MAX_PAGES: usize = 50;
+/// The most pulls one refresh chains while the journal says `more` (a million entries; the pull
+/// timeout ends a refresh long before that in practice).
+const MAX_PAGES: usize = 100;
 
 /// The header of a shared pull saying when it was read from the object (Unix ms).
 const READ_AT_HEADER: &str = "x-vouch-journal-read-at";
@@ -101,6 +102,19 @@ fn settings(env: &Env) -> Settings {
     };
     COPY.with(|c| c.borrow_mut().settings = Some(settings));
     settings
+}
+
+/// Forgets the isolate's copy of the journal (its settings stay): the next answer pulls it whole,
+/// as in a freshly started isolate.
+pub fn forget_copy() {
+    COPY.with(|c| {
+        let mut c = c.borrow_mut();
+        let settings = c.settings;
+        *c = Copy {
+            settings,
+            ..Copy::default()
+        };
+    });
 }
 
 /// The newest change the isolate knows for `key` (a KV key), if any.

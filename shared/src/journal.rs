@@ -33,9 +33,14 @@ pub enum Change {
         revoked_at: Option<Timestamp>,
         updated_at: Timestamp,
     },
-    /// A delegation grant that is dead (deleted, or a party left `active`).
+    /// A delegation grant that is dead (deleted, or a party left `active`), as of grant
+    /// `version` (the one that recorded the revocation, which KV's view of the grant carries).
     DelegationRevoked {
         delegation_id: DelegationId,
+        version: i64,
+        /// When the grant expires anyway: after that (and the verifiers' clock skew) no token
+        /// can rest on it, so the journal may drop the entry whether or not KV has caught up.
+        expires_at: Timestamp,
         revoked_at: Timestamp,
     },
 }
@@ -51,18 +56,31 @@ impl Change {
         }
     }
 
-    /// The version the change describes (a revocation is final: it outranks every version).
+    /// The version of its record the change describes: the journal settles (drops) the entry
+    /// once the origin says KV has long held this version or a newer one.
     pub fn version(&self) -> i64 {
         match self {
-            Change::Agent { version, .. } => *version,
-            Change::DelegationRevoked { .. } => FINAL_VERSION,
+            Change::Agent { version, .. } | Change::DelegationRevoked { version, .. } => *version,
+        }
+    }
+
+    /// When the entry stops mattering whatever KV says (Unix ms), if it ever does: a revoked
+    /// grant's entry once the grant has expired and every token resting on it is dead
+    /// everywhere ([`EXPIRY_MARGIN_MS`] later). An agent's status never expires.
+    pub fn droppable_after_ms(&self) -> Option<i64> {
+        match self {
+            Change::Agent { .. } => None,
+            Change::DelegationRevoked { expires_at, .. } => {
+                Some(expires_at.unix_millis().saturating_add(EXPIRY_MARGIN_MS))
+            }
         }
     }
 }
 
-/// The version of a final change (a revocation): the largest integer a JavaScript number holds
-/// exactly, since the journal's storage hands numbers through JavaScript.
-pub const FINAL_VERSION: i64 = (1 << 53) - 1;
+/// How long past a grant's expiry its revocation is kept: tokens resting on a grant expire with
+/// it at the latest, and verifiers allow at most [`crate::token::MAX_SKEW_SECONDS`] of clock
+/// difference; twice that leaves room for the journal's own clock.
+pub const EXPIRY_MARGIN_MS: i64 = 2 * crate::token::MAX_SKEW_SECONDS as i64 * 1_000;
 
 /// `POST /internal/journal`: changes to store, entries KV has long caught up with, and what the
 /// origin knows of the journal.
@@ -105,15 +123,16 @@ pub struct EpochMismatch {
 /// The most changes one append may carry.
 pub const APPEND_MAX: usize = 1_000;
 /// The most entries one pull returns (the caller pulls again while `more`).
-pub const PULL_MAX: usize = 2_000;
+pub const PULL_MAX: usize = 10_000;
 
-/// A stored change.
+/// A stored change. The journal object itself hands out the change as the JSON text it stored
+/// (`C` = a raw JSON value), so a pull costs it no parsing; everyone else reads a [`Change`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+pub struct Entry<C = Change> {
     pub seq: i64,
     /// When the journal stored it.
     pub stored_at: Timestamp,
-    pub change: Change,
+    pub change: C,
 }
 
 /// The journal's answer to an append: for each change, in order, where it stands.
@@ -137,9 +156,9 @@ pub struct Stored {
 
 /// `entries since N`: what an isolate pulls.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pull {
+pub struct Pull<C = Change> {
     /// Entries with `seq` above the one asked for, in `seq` order.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Entry<C>>,
     /// The highest `seq` the journal has given out.
     pub head: i64,
     /// No entry below this `seq` is left (the lowest one held, or `head + 1`): an isolate may
@@ -298,12 +317,17 @@ mod tests {
     }
 
     #[test]
-    fn revocations_outrank_every_version_and_only_their_grant() {
+    fn revocations_carry_their_grants_version_and_expire_with_it() {
         let id = DelegationId::parse("dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6f70").expect("id");
         let revoked = Change::DelegationRevoked {
             delegation_id: id.clone(),
+            version: 2,
+            expires_at: Timestamp::from_unix_millis(3_600_000),
             revoked_at: Timestamp::from_unix_millis(1),
         };
+        // Settled like any other entry: by the version KV's view of the grant carries.
+        assert_eq!(revoked.version(), 2);
+        assert_eq!(revoked.droppable_after_ms(), Some(3_600_000 + 120_000));
         assert!(!supersedes(&revoked, Some(&revoked.clone())));
         let agent = agent_change(&view(1, Status::Active).agent_id, 7, Status::Active);
         assert!(supersedes(&agent, None));
@@ -311,6 +335,7 @@ mod tests {
         let newer = agent_change(&view(1, Status::Active).agent_id, 8, Status::Suspended);
         assert!(supersedes(&newer, Some(&agent)));
         assert!(!supersedes(&agent, Some(&newer)));
+        assert_eq!(agent.droppable_after_ms(), None);
         assert_eq!(revoked.key(), format!("delegation:{}", id.as_str()));
     }
 
@@ -330,7 +355,7 @@ mod tests {
             {"kind":"agent","agent_id":"ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70","version":3,"status":"suspended",
              "status_reason":"x","suspended_at":"2026-11-22T00:00:00.000Z","updated_at":"2026-11-22T00:00:00.000Z"},
             {"kind":"delegation_revoked","delegation_id":"dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6f70",
-             "revoked_at":"2026-11-22T00:00:00.000Z"}],
+             "version":2,"expires_at":"2026-11-22T01:00:00.000Z","revoked_at":"2026-11-22T00:00:00.000Z"}],
             "settled": [{"key": "passport:ap_x", "version": 2}]}"#;
         let req: AppendRequest = serde_json::from_str(text).expect("reads");
         assert_eq!(req.changes.len(), 2);
@@ -342,6 +367,11 @@ mod tests {
             }]
         );
         assert!(!req.seed);
+        assert_eq!(req.changes[1].version(), 2);
+        // A revocation without its grant's version (the format that pinned the journal) is refused.
+        let legacy = r#"{"epoch":1,"changes":[{"kind":"delegation_revoked",
+            "delegation_id":"dlg_0192f2a4c3b87d9e8f1a2b3c4d5e6f70","revoked_at":"2026-11-22T00:00:00.000Z"}]}"#;
+        assert!(serde_json::from_str::<AppendRequest>(legacy).is_err());
         assert!(serde_json::from_str::<AppendRequest>(r#"{"changes":[],"x":1}"#).is_err());
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod journal;
+mod journal_growth;
 mod stack;
 
 use std::time::Duration;

@@ -217,6 +217,12 @@ impl Stack {
 
     /// A new org and an agent registered in it with the seed passport; returns the agent id.
     pub async fn seed_agent(&self, name: &str) -> String {
+        let org = self.org(name).await;
+        self.register(&org, name).await
+    }
+
+    /// A new org named `name`; returns its id.
+    pub async fn org(&self, name: &str) -> String {
         let slug: String = name
             .chars()
             .filter(char::is_ascii_alphanumeric)
@@ -229,12 +235,17 @@ impl Stack {
                 Some(json!({ "name": name, "slug": format!("o{slug}") })),
             )
             .await;
+        org["org_id"].as_str().expect("org id").to_owned()
+    }
+
+    /// An agent registered in `org` with the seed passport (a draft); returns its id.
+    pub async fn register(&self, org: &str, name: &str) -> String {
         let body = self
             .admin(
                 reqwest::Method::POST,
                 "/v1/agents",
                 Some(json!({
-                    "org_id": org["org_id"],
+                    "org_id": org,
                     "name": name,
                     "owner": { "display_name": "Acme Support Team", "contact": "security@acme.com" },
                     "role": "Tier-2 Support",
@@ -388,6 +399,32 @@ impl Stack {
             .await
             .expect("journal reset");
         assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
+    /// Makes the isolate that answers forget its copy of the journal, as a fresh one has none.
+    pub async fn isolate_cold(&self) {
+        let resp = self
+            .client
+            .post(format!("{}/internal/test/isolate-cold", self.edge))
+            .bearer_auth(EDGE_SECRET)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("cold isolate");
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
+    /// `POST /internal/journal` as the origin would send it: `(status, body)`.
+    pub async fn journal_append(&self, append: &Value) -> (StatusCode, Value) {
+        let (status, _, body) = self
+            .send(
+                self.client
+                    .post(format!("{}/internal/journal", self.edge))
+                    .bearer_auth(EDGE_SECRET)
+                    .json(append),
+            )
+            .await;
+        (status, body)
     }
 
     /// A fresh token of `agent` (client credentials with a new API key).

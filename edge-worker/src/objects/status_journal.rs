@@ -1,15 +1,16 @@
 //! The status journal Durable Object (SPEC §10): one instance worldwide, strongly consistent.
 //!
 //! It stores the newest change per key with a growing `seq`, answers "entries since N" to the
-//! isolates, and drops a key's entry once the origin says KV has long caught up with its version,
-//! so it holds only the changes of the last minutes (or of a KV outage), however many agents
-//! exist. It is born with a random epoch and unseeded (see [`vouch_core::journal::AppendRequest`]).
+//! isolates, and drops a key's entry once the origin says KV has long caught up with its version
+//! (a revoked grant's also once the grant has expired), so it holds only the changes of the last
+//! minutes (or of a KV outage), however many agents and grants exist. It is born with a random epoch and unseeded (see [`vouch_core::journal::AppendRequest`]).
 //! Every request runs its reads and writes without awaiting in between, and builds every value
 //! before its first write, so appends are atomic and numbered without gaps or repeats.
 
 use std::cell::Cell;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use vouch_core::journal::{
     AppendRequest, AppendResponse, Entry, EpochMismatch, Pull, Stored, APPEND_MAX, PULL_MAX,
 };
@@ -46,17 +47,15 @@ struct SeqRow {
     seq: Option<i64>,
 }
 
+/// The layout of the object's storage. A journal stored in another layout is emptied and
+/// starts a new epoch (unseeded), so its origin appends again everything it must hold: format 1
+/// stored revocations with a version nothing ever settled, so they were never dropped.
+const FORMAT: i64 = 2;
+
 impl DurableObject for StatusJournal {
     fn new(state: State, _env: Env) -> Self {
-        let sql = state.storage().sql();
-        for ddl in [
-            "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, \
-             version INTEGER NOT NULL, body TEXT NOT NULL, stored_at INTEGER NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-        ] {
-            if let Err(error) = sql.exec(ddl, None) {
-                worker::console_error!("status journal schema: {error}");
-            }
+        if let Err(error) = migrate(&state) {
+            worker::console_error!("status journal schema: {error}");
         }
         StatusJournal {
             state,
@@ -109,13 +108,41 @@ impl DurableObject for StatusJournal {
                 // As if the object were new: no entries, a new epoch, unseeded.
                 let sql = self.state.storage().sql();
                 sql.exec("DELETE FROM entries", None)?;
-                sql.exec("DELETE FROM meta WHERE name <> 'head'", None)?;
+                sql.exec(
+                    "DELETE FROM meta WHERE name NOT IN ('head', 'format')",
+                    None,
+                )?;
                 let epoch = self.epoch()?;
                 Response::from_json(&serde_json::json!({ "epoch": epoch }))
             }
             _ => Response::error("no such journal route", 404),
         }
     }
+}
+
+/// Creates the tables, or empties a journal of an older [`FORMAT`] into a new epoch.
+fn migrate(state: &State) -> Result<()> {
+    let sql = state.storage().sql();
+    sql.exec(
+        "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        None,
+    )?;
+    if meta(state, "format")? != Some(FORMAT) {
+        // `head` stays, so `seq` keeps growing across the reset; the epoch and seeding go.
+        sql.exec("DROP TABLE IF EXISTS entries", None)?;
+        sql.exec("DELETE FROM meta WHERE name <> 'head'", None)?;
+        set_meta(state, "format", FORMAT)?;
+    }
+    for ddl in [
+        "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, \
+         version INTEGER NOT NULL, body TEXT NOT NULL, stored_at INTEGER NOT NULL, \
+         drop_after INTEGER)",
+        "CREATE INDEX IF NOT EXISTS entries_by_drop_after ON entries (drop_after) \
+         WHERE drop_after IS NOT NULL",
+    ] {
+        sql.exec(ddl, None)?;
+    }
+    Ok(())
 }
 
 impl StatusJournal {
@@ -158,11 +185,12 @@ impl StatusJournal {
             entries.push(Entry {
                 seq: row.seq,
                 stored_at: Timestamp::from_unix_millis(row.stored_at),
-                change: serde_json::from_str(&row.body).map_err(sql_error)?,
+                // The change as stored: this object wrote it from a parsed `Change`.
+                change: RawValue::from_string(row.body).map_err(sql_error)?,
             });
         }
         let head = meta(&self.state, "head")?.unwrap_or(0);
-        Response::from_json(&Pull {
+        Response::from_json(&Pull::<Box<RawValue>> {
             entries,
             head,
             floor: self.floor(head)?,
@@ -220,7 +248,8 @@ impl StatusJournal {
                 vec![key.clone().into()],
             ));
             writes.push((
-                "INSERT INTO entries (seq, key, version, body, stored_at) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO entries (seq, key, version, body, stored_at, drop_after) \
+                 VALUES (?, ?, ?, ?, ?, ?)"
                     .into(),
                 vec![
                     int(head)?,
@@ -228,6 +257,10 @@ impl StatusJournal {
                     int(version)?,
                     body.into(),
                     int(now)?,
+                    match change.droppable_after_ms() {
+                        Some(at) => int(at)?,
+                        None => SqlStorageValue::Null,
+                    },
                 ],
             ));
             stored.push(Stored {
@@ -243,6 +276,11 @@ impl StatusJournal {
                 vec![settled.key.clone().into(), int(settled.version)?],
             ));
         }
+        // Revocations of grants that have expired since matter to no token any more.
+        writes.push((
+            "DELETE FROM entries WHERE drop_after IS NOT NULL AND drop_after < ?".into(),
+            vec![int(now)?],
+        ));
         let head_value = int(head)?;
         for (statement, values) in writes {
             sql.exec(&statement, values)?;

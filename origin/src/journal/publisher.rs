@@ -265,6 +265,8 @@ impl JournalPublisher {
                     record.version,
                     Change::DelegationRevoked {
                         delegation_id: record.grant.delegation_id.clone(),
+                        version: record.version,
+                        expires_at: record.grant.expires_at,
                         revoked_at,
                     },
                 ));
