@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::get_agent, agents::patch_agent))
         .routes(routes!(agents::set_status))
         .routes(routes!(agents::rotate_key))
+        .routes(routes!(agents::revoke_tokens))
         .routes(routes!(agents::agent_events))
         .routes(routes!(agents::heartbeat))
         .routes(routes!(audit::list_audit))

@@ -505,6 +505,19 @@ fn seed_flow_and_error_paths() {
         .ok();
     assert!(rotated.stdout.contains("shown once") && rotated.stdout.contains("vk_agent_"));
 
+    // revoke-tokens: the cut-off is said and recorded on the passport.
+    let revoked = server
+        .vouch(
+            owner,
+            &["agents", "revoke-tokens", &agent_id, "--reason", "leak"],
+        )
+        .ok();
+    assert!(
+        revoked.stdout.contains("no longer work") && revoked.stdout.contains("tokens_not_before"),
+        "{}",
+        revoked.stdout
+    );
+
     // A wrong token: exit 1 with the API's message and code.
     let wrong = server
         .vouch(

@@ -17,7 +17,7 @@ use crate::ids::{AgentId, OrgId};
 use crate::passport::{deserialize_field, AssuranceLevel};
 use crate::policy::{self, codes, Context, DecisionRequest, Evaluation, Reason};
 use crate::timestamp::Timestamp;
-use crate::token::{codes as token_codes, Claims};
+use crate::token::{self, codes as token_codes, Claims};
 
 /// The most requests one `POST /verify/batch` may carry.
 pub const BATCH_MAX: usize = 100;
@@ -238,7 +238,11 @@ impl VerifyRequest {
             }
         };
         let status = |agent: &AgentId| passport(agent).map(|p| p.status);
-        let chain = delegation::check_chain(claims, grants, &status, &self.capability, now);
+        let mut chain = delegation::check_chain(claims, grants, &status, &self.capability, now);
+        let cut_off = |agent: &AgentId| passport(agent).and_then(|p| p.tokens_not_before);
+        if let Some(revoked) = token::revoked(claims, &cut_off) {
+            chain.insert(0, revoked);
+        }
         let subject = passport(&claims.sub);
         let subject_status =
             delegation::agent_status_reason(&claims.sub, subject.map(|p| p.status));
@@ -613,6 +617,35 @@ mod tests {
     fn reads_token_requests() {
         let r = refund(50);
         assert_eq!(r.subject, Subject::Token("(verified separately)".into()));
+    }
+
+    #[test]
+    fn tokens_issued_before_an_agents_cut_off_are_revoked_and_only_those() {
+        let r = refund(50);
+        let own = own_token(agent(1), "payments.refund");
+        let mut subject = passport_of(1, Status::Active);
+        // Issued at NOW: a cut-off one millisecond later kills it, one at NOW does not.
+        subject.tokens_not_before = Some(Timestamp::from_unix_millis(NOW * 1_000 + 1));
+        let e = evaluate(&r, &own, &[], std::slice::from_ref(&subject));
+        assert!(!e.allow);
+        assert_eq!(e.codes(), ["token_revoked"]);
+        assert!(e.reasons[0].message.contains(agent(1).as_str()), "{e:?}");
+        subject.tokens_not_before = Some(Timestamp::from_unix_millis(NOW * 1_000));
+        let e = evaluate(&r, &own, &[], std::slice::from_ref(&subject));
+        assert!(e.allow, "{e:?}");
+
+        // A delegated token dies with the cut-off of any agent it names: here the actor's.
+        let claims = delegated("payments.refund");
+        let subject = passport_of(1, Status::Active);
+        let mut actor = passport_of(2, Status::Active);
+        let grants = [Some(grant(1, 1, 2, &["payments.refund"]))];
+        let e = evaluate(&r, &claims, &grants, &[subject.clone(), actor.clone()]);
+        assert!(e.allow, "{e:?}");
+        actor.tokens_not_before = Some(Timestamp::from_unix_millis((NOW + 1) * 1_000));
+        let e = evaluate(&r, &claims, &grants, &[subject, actor]);
+        assert!(!e.allow);
+        assert_eq!(e.codes(), ["token_revoked"]);
+        assert!(e.reasons[0].message.contains(agent(2).as_str()), "{e:?}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct EdgePassport {
     pub status_reason: Option<String>,
     pub suspended_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// Tokens of this agent issued before this instant are dead (also those of chains naming it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_not_before: Option<Timestamp>,
     /// The passport version this view was built from; KV writes never go backwards in it.
     pub version: i64,
     pub updated_at: Timestamp,
@@ -52,6 +55,7 @@ impl From<&Passport> for EdgePassport {
             status_reason: p.status_reason.clone(),
             suspended_at: p.suspended_at,
             revoked_at: p.revoked_at,
+            tokens_not_before: p.tokens_not_before,
             version: p.version,
             updated_at: p.updated_at,
         }

@@ -31,6 +31,9 @@ pub enum Change {
         suspended_at: Option<Timestamp>,
         #[serde(default)]
         revoked_at: Option<Timestamp>,
+        /// The agent's tokens issued before this are dead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_not_before: Option<Timestamp>,
         updated_at: Timestamp,
     },
     /// A delegation grant that is dead (deleted, or a party left `active`), as of grant
@@ -188,6 +191,7 @@ pub fn overlay_passport(kv: &EdgePassport, change: &Change) -> Option<EdgePasspo
         status_reason,
         suspended_at,
         revoked_at,
+        tokens_not_before,
         updated_at,
     } = change
     else {
@@ -201,6 +205,7 @@ pub fn overlay_passport(kv: &EdgePassport, change: &Change) -> Option<EdgePasspo
     view.status_reason = status_reason.clone();
     view.suspended_at = *suspended_at;
     view.revoked_at = *revoked_at;
+    view.tokens_not_before = *tokens_not_before;
     view.updated_at = *updated_at;
     view.version = *version;
     Some(view)
@@ -266,6 +271,7 @@ mod tests {
             status_reason: Some("fraud review".into()),
             suspended_at: Some(Timestamp::from_unix_millis(5_000)),
             revoked_at: None,
+            tokens_not_before: Some(Timestamp::from_unix_millis(4_000)),
             updated_at: Timestamp::from_unix_millis(5_000),
         }
     }
@@ -278,6 +284,10 @@ mod tests {
         assert_eq!(seen.status, Status::Suspended);
         assert_eq!(seen.version, 4);
         assert_eq!(seen.status_reason.as_deref(), Some("fraud review"));
+        assert_eq!(
+            seen.tokens_not_before,
+            Some(Timestamp::from_unix_millis(4_000))
+        );
         assert_eq!(seen.capabilities, kv.capabilities);
         let answer = seen.verify_answer();
         assert_eq!(answer.status, 403);

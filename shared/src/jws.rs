@@ -48,6 +48,8 @@ pub mod codes {
     pub const TOKEN_INVALID: &str = "token_invalid";
     /// The token's `exp` has passed (beyond the allowed clock skew).
     pub const TOKEN_EXPIRED: &str = "token_expired";
+    /// The token was issued before an agent of its chain had its tokens revoked.
+    pub const TOKEN_REVOKED: &str = "token_revoked";
 }
 
 /// The part of a compact JWS a failure concerns.

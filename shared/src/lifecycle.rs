@@ -53,10 +53,47 @@ pub fn change_status(
     Ok(next)
 }
 
+/// The passport after its tokens were revoked at `now`: every token issued before the next whole
+/// second is dead (`iat` counts seconds, so a token issued earlier in this second cannot be told
+/// apart from one issued before the call), `version` bumped. A later cut-off never moves back.
+pub fn revoke_tokens(current: &Passport, now: Timestamp) -> Passport {
+    let next_second = now.unix_millis().div_euclid(1_000).saturating_add(1) * 1_000;
+    let cut = current
+        .tokens_not_before
+        .map_or(next_second, |known| known.unix_millis().max(next_second));
+    let mut next = current.clone();
+    next.tokens_not_before = Some(Timestamp::from_unix_millis(cut));
+    next.version = current.version + 1;
+    next.updated_at = now;
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::passport::tests::seed_passport;
+
+    #[test]
+    fn revoking_tokens_cuts_at_the_next_second_and_never_moves_back() {
+        let p = in_state(Status::Active);
+        let next = revoke_tokens(&p, Timestamp::from_unix_millis(1_795_000_000_250));
+        assert_eq!(
+            next.tokens_not_before,
+            Some(Timestamp::from_unix_millis(1_795_000_001_000))
+        );
+        assert_eq!(next.version, p.version + 1);
+        assert_eq!(next.status, Status::Active);
+        // On a whole second: tokens issued in it (iat = that second) die too.
+        let again = revoke_tokens(&next, Timestamp::from_unix_millis(1_795_000_001_000));
+        assert_eq!(
+            again.tokens_not_before,
+            Some(Timestamp::from_unix_millis(1_795_000_002_000))
+        );
+        let mut later = next.clone();
+        later.tokens_not_before = Some(Timestamp::from_unix_millis(1_795_000_009_000));
+        let kept = revoke_tokens(&later, Timestamp::from_unix_millis(1_795_000_001_000));
+        assert_eq!(kept.tokens_not_before, later.tokens_not_before);
+    }
 
     fn in_state(status: Status) -> Passport {
         let mut p = seed_passport();

@@ -406,6 +406,10 @@ pub struct Passport {
     pub activated_at: Option<Timestamp>,
     pub suspended_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// Tokens issued before this instant are dead (`POST /v1/agents/{id}/tokens/revoke`);
+    /// absent until the agent's tokens are first revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_not_before: Option<Timestamp>,
     /// Telemetry from heartbeats; not part of `version`.
     pub last_seen_at: Option<Timestamp>,
     pub health: Health,
@@ -451,6 +455,7 @@ impl Passport {
             activated_at: (status == Status::Active).then_some(now),
             suspended_at: None,
             revoked_at: None,
+            tokens_not_before: None,
             last_seen_at: None,
             health: Health::Unknown,
         })

@@ -28,6 +28,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ids::{AgentId, DelegationId, OrgId};
 use crate::jws;
+use crate::policy::Reason;
+use crate::timestamp::Timestamp;
 
 pub use crate::jws::{codes, Header, TokenError};
 
@@ -144,6 +146,29 @@ pub fn chain(claims: &Claims) -> Vec<AgentId> {
         .chain(std::iter::once(&claims.sub))
         .cloned()
         .collect()
+}
+
+/// The reason to refuse a token issued before an agent of its chain had its tokens revoked
+/// (`POST /v1/agents/{id}/tokens/revoke`): `token_revoked`, naming the first such agent, outermost
+/// first. `tokens_not_before` gives each agent's cut-off (`None`: never revoked, or unknown).
+/// A delegated token's `iat` is when it was exchanged, so a cut-off of any agent it names after
+/// that kills it too.
+pub fn revoked(
+    claims: &Claims,
+    tokens_not_before: &dyn Fn(&AgentId) -> Option<Timestamp>,
+) -> Option<Reason> {
+    let issued_ms = claims.iat.saturating_mul(1_000);
+    chain(claims).into_iter().find_map(|agent| {
+        let cut = tokens_not_before(&agent)?;
+        (issued_ms < cut.unix_millis()).then(|| {
+            let mut reason = Reason::new(
+                codes::TOKEN_REVOKED,
+                format!("the tokens of agent {agent} issued before {cut} were revoked"),
+            );
+            reason.field = Some("token".to_owned());
+            reason
+        })
+    })
 }
 
 /// Joins capability ids into a `scope` claim.

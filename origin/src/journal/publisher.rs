@@ -250,6 +250,7 @@ impl JournalPublisher {
                     status_reason: p.status_reason.clone(),
                     suspended_at: p.suspended_at,
                     revoked_at: p.revoked_at,
+                    tokens_not_before: p.tokens_not_before,
                     updated_at: p.updated_at,
                 },
             ));

@@ -1,4 +1,5 @@
-//! Agents: register, list, read, PATCH, lifecycle, API-key rotation, events, heartbeat.
+//! Agents: register, list, read, PATCH, lifecycle, API-key rotation, token revocation, events,
+//! heartbeat.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -431,6 +432,113 @@ pub async fn rotate_key(
             agent_id,
             api_key,
             rotated_at: at,
+        }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeTokensRequest {
+    /// Why, for the audit log and the webhook (≤ 500 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokensRevoked {
+    pub agent_id: AgentId,
+    /// Every token of the agent issued before this instant is dead, and so is every delegated
+    /// token naming it; a token issued from then on is not.
+    pub tokens_not_before: Timestamp,
+    pub version: i64,
+    /// With `?wait=propagated`: when the edge's status journal stored the cut-off.
+    pub propagated_at: Option<Timestamp>,
+}
+
+/// Kill every token the agent holds now (the emergency brake for a leaked key or token): tokens
+/// issued before the next whole second are refused by the edge within the propagation bound,
+/// not when they expire. Rotate the API key too if it leaked (`POST …/keys`).
+#[utoipa::path(post, path = "/v1/agents/{agent_id}/tokens/revoke", tag = "agents",
+    request_body(content = RevokeTokensRequest, description = "optional"),
+    params(("agent_id" = String, Path, description = "`ap_…`"), WaitQuery),
+    responses((status = 200, body = TokensRevoked), (status = 202, body = TokensRevoked, description = "`?wait=propagated` timed out"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    QueryParams(wait): QueryParams<WaitQuery>,
+    OptionalJsonBody(body): OptionalJsonBody<RevokeTokensRequest>,
+) -> Result<(StatusCode, Json<TokensRevoked>)> {
+    let agent_id = parse_agent_id(&agent_id)?;
+    let wait = wait.wants_propagation(&state)?;
+    caller.authorize_agent_write(&state, &agent_id).await?;
+    let reason = body.reason;
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(Error::field("reason", "`reason` is at most 500 characters"));
+    }
+    let actor = caller.actor.clone();
+    let changed = state
+        .store
+        .mutate_agent(
+            &caller.scope(),
+            &agent_id,
+            Box::new(move |current| {
+                if current.status == Status::Revoked {
+                    return Err(Error::Conflict {
+                        code: "agent_revoked",
+                        message: "a revoked agent's tokens are all dead already".into(),
+                    });
+                }
+                let at = now();
+                let next = lifecycle::revoke_tokens(current, at);
+                let event = change_event(
+                    &actor,
+                    Some(&current.org_id),
+                    "agent.tokens_revoked",
+                    "agent",
+                    current.agent_id.as_str(),
+                    next.version,
+                    json!({
+                        "agent_id": current.agent_id,
+                        "tokens_not_before": next.tokens_not_before,
+                        "reason": reason,
+                        "version": next.version,
+                    }),
+                    at,
+                );
+                Ok(Some(AgentChange {
+                    passport: next,
+                    api_key_hash: None,
+                    event,
+                }))
+            }),
+        )
+        .await?;
+    let propagated_at = if wait {
+        let key = vouch_core::kv::passport_key(&changed.after.agent_id);
+        wait_propagated(&state, &key, changed.after.version).await?
+    } else {
+        None
+    };
+    let status = if wait && propagated_at.is_none() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let tokens_not_before = changed
+        .after
+        .tokens_not_before
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("the cut-off was not recorded")))?;
+    Ok((
+        status,
+        Json(TokensRevoked {
+            agent_id: changed.after.agent_id,
+            tokens_not_before,
+            version: changed.after.version,
+            propagated_at,
         }),
     ))
 }

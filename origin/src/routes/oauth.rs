@@ -325,17 +325,27 @@ async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Respo
                 .map(|r| r.grant.clone())
         })
         .collect();
-    let mut statuses = std::collections::HashMap::new();
+    let mut parties = std::collections::HashMap::new();
     for agent in chain.iter().chain(std::iter::once(&actor.sub)) {
         if let Some(p) = state
             .store
             .get_agent(&crate::store::Scope::All, agent)
             .await?
         {
-            statuses.insert(agent.clone(), p.status);
+            parties.insert(agent.clone(), (p.status, p.tokens_not_before));
         }
     }
-    let status = |agent: &AgentId| statuses.get(agent).copied();
+    let status = |agent: &AgentId| parties.get(agent).map(|(status, _)| *status);
+    // A token issued before its agent's tokens were revoked must not buy a fresh one.
+    let cut_off = |agent: &AgentId| parties.get(agent).and_then(|(_, cut)| *cut);
+    for (which, claims) in [("subject_token", &subject), ("actor_token", &actor)] {
+        if let Some(reason) = vouch_core::token::revoked(claims, &cut_off) {
+            return Err(invalid_grant(format!(
+                "{which}: {}: {}",
+                reason.code, reason.message
+            )));
+        }
+    }
     if let Some(reason) =
         vouch_core::delegation::check_links(&subject, &grants, &status, at).first()
     {

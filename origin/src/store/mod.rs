@@ -161,10 +161,12 @@ impl ChangeEvent {
     }
 
     /// The key of the status journal this change must reach within seconds (SPEC §10), if any:
-    /// status changes and delegation revocations.
+    /// status changes, token revocations and delegation revocations.
     pub fn journal_key(&self) -> Option<String> {
         match self.event_type.as_str() {
-            "passport.status_changed" | "delegation.revoked" => self.kv_key(),
+            "passport.status_changed" | "agent.tokens_revoked" | "delegation.revoked" => {
+                self.kv_key()
+            }
             _ => None,
         }
     }

@@ -6,10 +6,11 @@ use crate::error::{Error, Result};
 use crate::store::ChangeEvent;
 
 /// The types a webhook delivers (SPEC §7, plus `webhook.disabled`).
-pub const DELIVERED: [&str; 7] = [
+pub const DELIVERED: [&str; 8] = [
     "passport.created",
     "passport.updated",
     "passport.status_changed",
+    "agent.tokens_revoked",
     "delegation.created",
     "delegation.revoked",
     "signing_key.rotated",
@@ -61,7 +62,7 @@ pub fn checked_filter(events: Option<Vec<String>>) -> Result<Vec<String>> {
 }
 
 /// Every type the outbox (and so the live stream) carries.
-pub const STREAMED: [&str; 17] = [
+pub const STREAMED: [&str; 18] = [
     "org.created",
     "token.created",
     "token.revoked",
@@ -69,6 +70,7 @@ pub const STREAMED: [&str; 17] = [
     "passport.updated",
     "passport.status_changed",
     "agent.api_key_rotated",
+    "agent.tokens_revoked",
     "delegation.created",
     "delegation.revoked",
     "signing_key.rotated",

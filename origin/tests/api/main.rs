@@ -4,6 +4,7 @@
 
 mod agents;
 mod audit;
+mod brake;
 mod delegations;
 mod harness;
 mod input;
@@ -78,6 +79,7 @@ on_both_databases! {
     client_credentials => crate::tokens::client_credentials,
     delegation_grants => crate::delegations::grants,
     signing_keys_rotate => crate::tokens::signing_keys_rotate,
+    brake_tokens_revoked => crate::brake::tokens_revoked,
     generated_platform_token => crate::ops::generated_platform_token,
     configured_platform_token_without_prefix => crate::ops::configured_platform_token_without_prefix,
     webhook_event_types => crate::webhooks::every_event_type_once_per_change [crate::webhooks::fast()],

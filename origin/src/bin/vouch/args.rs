@@ -311,6 +311,16 @@ pub enum AgentsCommand {
     Suspend(StatusArgs),
     /// Revoke an agent for good (terminal; its keys, tokens and delegations stop working).
     Revoke(StatusArgs),
+    /// Kill every token the agent holds now (a leak): edges refuse them within seconds, and
+    /// every delegated token naming the agent. Rotate its API key too if that leaked.
+    RevokeTokens {
+        /// `ap_…`
+        #[arg(value_name = "AGENT_ID")]
+        agent_id: String,
+        /// Why (for the audit log and webhooks).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Rotate the agent's API key: the new one is shown once, the old one dies at once.
     RotateKey {
         /// `ap_…`

@@ -453,6 +453,23 @@ fn agents(client: &Client, out: &Output, cmd: &AgentsCommand) -> Result<()> {
         AgentsCommand::Activate(args) => set_status(client, out, args, Status::Active),
         AgentsCommand::Suspend(args) => set_status(client, out, args, Status::Suspended),
         AgentsCommand::Revoke(args) => set_status(client, out, args, Status::Revoked),
+        AgentsCommand::RevokeTokens { agent_id, reason } => {
+            let body = match reason {
+                Some(reason) => json!({ "reason": reason }),
+                None => json!({}),
+            };
+            let revoked = client
+                .send(Call::post(&["v1", "agents", agent_id, "tokens", "revoke"]).json(body))?;
+            out.show(&revoked, |revoked| {
+                format!(
+                    "Tokens of agent {} issued before {} no longer work.\n{}",
+                    str_field(revoked, "agent_id"),
+                    str_field(revoked, "tokens_not_before"),
+                    render::object(revoked, &["agent_id", "tokens_not_before", "version"])
+                )
+            });
+            Ok(())
+        }
         AgentsCommand::RotateKey { agent_id } => {
             let rotated = client.send(Call::post(&["v1", "agents", agent_id, "keys"]))?;
             out.show(&rotated, |rotated| {

@@ -1,0 +1,172 @@
+//! The emergency brake (issue: hardening): an agent's tokens revoked at once, a whole org frozen
+//! in one call, a signing key withdrawn from the JWKS, and rotation that publishes ahead.
+
+use serde_json::{json, Value};
+
+use crate::harness::{passport, Reply, TestApp, ADMIN};
+
+async fn active(app: &TestApp, org: &str, name: &str) -> (String, String) {
+    let mut p = passport(org, name);
+    p["status"] = json!("active");
+    let body = app
+        .post("/v1/agents", ADMIN, p)
+        .await
+        .assert_status(201)
+        .clone();
+    (
+        body["agent"]["agent_id"].as_str().unwrap().to_owned(),
+        body["api_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn token_of(app: &TestApp, agent: &str, key: &str) -> String {
+    let reply = app
+        .send(app.client.post(format!("{}/oauth/token", app.base)).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", agent),
+            ("client_secret", key),
+        ]))
+        .await;
+    reply.assert_status(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn exchange(app: &TestApp, subject: &str, actor: &str) -> Reply {
+    let jwt = "urn:ietf:params:oauth:token-type:jwt";
+    app.send(app.client.post(format!("{}/oauth/token", app.base)).form(&[
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject),
+        ("subject_token_type", jwt),
+        ("actor_token", actor),
+        ("actor_token_type", jwt),
+    ]))
+    .await
+}
+
+fn revoked_description(reply: &Reply, which: &str) {
+    assert_eq!(reply.status.as_u16(), 400, "{}", reply.body);
+    assert_eq!(reply.body["error"], "invalid_grant", "{}", reply.body);
+    let description = reply.body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        description.starts_with(&format!("{which}: token_revoked")),
+        "{description}"
+    );
+}
+
+/// Waits until the wall clock has passed `at` (RFC 3339), so a token issued now is after it.
+async fn after(at: &Value) {
+    let at = vouch_core::Timestamp::parse_rfc3339(at.as_str().unwrap()).unwrap();
+    let wait = at.unix_millis() - vouch_origin::routes::now().unix_millis();
+    if wait >= 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 5)).await;
+    }
+}
+
+pub async fn tokens_revoked(app: &TestApp) {
+    let org = app.org("brake-tokens").await;
+    let (a, key_a) = active(app, &org, "leaky delegator").await;
+    let (b, key_b) = active(app, &org, "delegatee").await;
+    app.post(
+        "/v1/delegations",
+        ADMIN,
+        json!({ "delegator": a, "delegatee": b, "scopes": ["payments.refund"], "ttl_seconds": 3600, "max_depth": 2 }),
+    )
+    .await
+    .assert_status(201);
+    let old_a = token_of(app, &a, &key_a).await;
+    let token_b = token_of(app, &b, &key_b).await;
+    exchange(app, &old_a, &token_b).await.assert_status(200);
+
+    let before = app.get(&format!("/v1/agents/{a}"), ADMIN).await;
+    let version = before.assert_status(200)["version"].as_i64().unwrap();
+    assert!(
+        before.body.get("tokens_not_before").is_none(),
+        "{}",
+        before.body
+    );
+    let revoked = app
+        .post(
+            &format!("/v1/agents/{a}/tokens/revoke"),
+            ADMIN,
+            json!({ "reason": "key leaked in a log" }),
+        )
+        .await;
+    let body = revoked.assert_status(200).clone();
+    assert_eq!(body["agent_id"], a.as_str());
+    assert_eq!(body["version"], version + 1);
+    assert!(body["propagated_at"].is_null());
+    let cut = body["tokens_not_before"].clone();
+    let passport = app.get(&format!("/v1/agents/{a}"), ADMIN).await;
+    assert_eq!(passport.assert_status(200)["tokens_not_before"], cut);
+    assert_eq!(
+        passport.body["status"], "active",
+        "the agent itself stays active"
+    );
+
+    // The old token cannot buy a fresh delegated one; a token issued after the cut-off can.
+    revoked_description(&exchange(app, &old_a, &token_b).await, "subject_token");
+    after(&cut).await;
+    let new_a = token_of(app, &a, &key_a).await;
+    exchange(app, &new_a, &token_b).await.assert_status(200);
+    // The actor's tokens too.
+    app.post(&format!("/v1/agents/{b}/tokens/revoke"), ADMIN, json!({}))
+        .await
+        .assert_status(200);
+    revoked_description(&exchange(app, &new_a, &token_b).await, "actor_token");
+
+    // Recorded once, with the journal's queue (it must reach every edge within seconds).
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'agent.tokens_revoked' AND target_id = '{a}'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM journal_outbox WHERE kv_key = 'passport:{a}' AND target_version = {}",
+            version + 1
+        ))
+        .await,
+        1
+    );
+
+    // Who may: a viewer may not, another org never learns the agent exists, a revoked agent
+    // has nothing left to revoke, and the body is checked.
+    let viewer = app.token(&org, "viewer").await;
+    app.post(&format!("/v1/agents/{a}/tokens/revoke"), &viewer, json!({}))
+        .await
+        .assert_error(403, "forbidden");
+    let other = app.org("brake-other").await;
+    let stranger = app.token(&other, "admin").await;
+    app.post(
+        &format!("/v1/agents/{a}/tokens/revoke"),
+        &stranger,
+        json!({}),
+    )
+    .await
+    .assert_error(404, "agent_not_found");
+    app.post(
+        &format!("/v1/agents/{a}/tokens/revoke"),
+        ADMIN,
+        json!({ "reason": "x".repeat(501) }),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    app.post(
+        &format!("/v1/agents/{a}/tokens/revoke"),
+        ADMIN,
+        json!({ "why": "typo" }),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    app.set_status(&a, "revoked").await.assert_status(200);
+    app.post(&format!("/v1/agents/{a}/tokens/revoke"), ADMIN, json!({}))
+        .await
+        .assert_error(409, "agent_revoked");
+}
