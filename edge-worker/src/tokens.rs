@@ -26,6 +26,7 @@ use vouch_core::token::{self, Claims, Expectations};
 use vouch_core::Timestamp;
 use worker::Env;
 
+use crate::journal;
 use crate::kv_cache::{self, DocumentEntry};
 use crate::respond::EdgeError;
 use crate::webcrypto;
@@ -54,6 +55,8 @@ struct Keys {
 /// A token that passed every check.
 struct Verified {
     claims: Rc<Claims>,
+    /// The key that signed it (a withdrawal in the status journal voids it at once).
+    kid: String,
     jwks_version: i64,
     discovery_version: i64,
     audience: Option<String>,
@@ -97,7 +100,7 @@ fn remembered(
     discovery: i64,
     audience: Option<&str>,
     now_ms: u64,
-) -> Option<Rc<Claims>> {
+) -> Option<(Rc<Claims>, String)> {
     VERIFIED.with(|cache| {
         cache
             .borrow()
@@ -108,8 +111,16 @@ fn remembered(
                     && v.discovery_version == discovery
                     && v.audience.as_deref() == audience
             })
-            .map(|v| v.claims.clone())
+            .map(|v| (v.claims.clone(), v.kid.clone()))
     })
+}
+
+/// Whether the status journal says `kid` was withdrawn (a leaked key): its tokens are refused
+/// within the bound, even where KV still serves a JWKS that lists it.
+fn withdrawn(kid: &str) -> Option<Reason> {
+    let change = journal::change(&vouch_core::journal::key_withdrawal_key(kid))?;
+    vouch_core::journal::withdraws_key(&change.change, kid)
+        .then(|| token_unverifiable(format!("signing key {kid} was withdrawn")))
 }
 
 fn remember(hash: [u8; 32], verified: Verified, now_ms: u64) {
@@ -159,14 +170,17 @@ pub async fn verify(
     let audience = audience(env);
     let now_ms = u64::try_from(now.unix_millis()).unwrap_or(0);
     let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    if let Some(claims) = remembered(
+    if let Some((claims, kid)) = remembered(
         &hash,
         jwks.version,
         discovery.version,
         audience.as_deref(),
         now_ms,
     ) {
-        return Ok(Ok(claims));
+        return Ok(match withdrawn(&kid) {
+            Some(reason) => Err(reason),
+            None => Ok(claims),
+        });
     }
 
     let keys = keys_of(&jwks);
@@ -190,6 +204,9 @@ pub async fn verify(
         Err(error) => return Ok(Err(error.to_reason())),
     };
     let kid = parsed.header.kid.clone();
+    if let Some(reason) = withdrawn(&kid) {
+        return Ok(Err(reason));
+    }
     let published = jwks.document["keys"].as_array().and_then(|keys| {
         keys.iter()
             .find(|k| k["kid"].as_str() == Some(kid.as_str()))
@@ -215,6 +232,7 @@ pub async fn verify(
                 hash,
                 Verified {
                     claims: claims.clone(),
+                    kid,
                     jwks_version: jwks.version,
                     discovery_version: discovery.version,
                     audience,

@@ -116,6 +116,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(wellknown::jwks))
         .routes(routes!(wellknown::discovery))
         .routes(routes!(wellknown::rotate))
+        .routes(routes!(wellknown::list))
+        .routes(routes!(wellknown::withdraw))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -146,6 +146,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VOUCH_JOURNAL_SETTLE_SECONDS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(120..))]
     pub journal_settle_seconds: u64,
+    /// How long a new signing key is in the JWKS before it may sign (at least 120, for the same
+    /// reason): a rotation sooner than that after the last one is scheduled, not immediate.
+    #[arg(long, env = "VOUCH_KEY_PUBLISH_AHEAD_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(120..))]
+    pub key_publish_ahead_seconds: u64,
     #[command(flatten)]
     pub kv: KvArgs,
     #[command(flatten)]

@@ -59,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
                 tokens: TokenSettings {
                     jwks_uri: format!("{}/.well-known/jwks.json", jwks_base.trim_end_matches('/')),
                     issuer,
+                    publish_ahead: std::time::Duration::from_secs(args.key_publish_ahead_seconds),
                 },
             };
             let (mut state, generated) = app::bootstrap(store, boot).await?;

@@ -831,10 +831,29 @@ fn token_and_key_rotation() {
         .vouch(admin, &["keys", "rotate", "--json"])
         .ok()
         .json();
-    assert!(!str_of(&rotated, "/kid").is_empty());
+    let scheduled = str_of(&rotated, "/kid");
+    assert!(!scheduled.is_empty());
+    // The standby was published only at start, so the rotation is scheduled.
+    let listed = server.vouch(admin, &["keys", "list"]).ok();
+    assert!(
+        listed.stdout.contains("scheduled") && listed.stdout.contains("signing"),
+        "{}",
+        listed.stdout
+    );
+    let withdrawn = server
+        .vouch(
+            admin,
+            &["keys", "withdraw", scheduled, "--reason", "test leak"],
+        )
+        .ok();
+    assert!(
+        withdrawn.stdout.contains("is withdrawn"),
+        "{}",
+        withdrawn.stdout
+    );
     let human = server.vouch(admin, &["keys", "rotate"]).ok();
     assert!(
-        human.stdout.contains("signs from now on"),
+        human.stdout.contains("signs from") && human.stdout.contains("stands by"),
         "{}",
         human.stdout
     );

@@ -46,6 +46,19 @@ pub enum Change {
         expires_at: Timestamp,
         revoked_at: Timestamp,
     },
+    /// A token-signing key taken out of the JWKS at once (a leak): its tokens are refused until
+    /// `refuse_until`, by when every token it signed has expired (the JWKS in KV, which may still
+    /// list it for a while, then no longer matters).
+    KeyWithdrawn {
+        kid: String,
+        withdrawn_at: Timestamp,
+        refuse_until: Timestamp,
+    },
+}
+
+/// The journal key of a withdrawn signing key: `signing_key:{kid}`.
+pub fn key_withdrawal_key(kid: &str) -> String {
+    format!("signing_key:{kid}")
 }
 
 impl Change {
@@ -56,6 +69,7 @@ impl Change {
             Change::DelegationRevoked { delegation_id, .. } => {
                 crate::delegation::kv_key(delegation_id)
             }
+            Change::KeyWithdrawn { kid, .. } => key_withdrawal_key(kid),
         }
     }
 
@@ -64,6 +78,8 @@ impl Change {
     pub fn version(&self) -> i64 {
         match self {
             Change::Agent { version, .. } | Change::DelegationRevoked { version, .. } => *version,
+            // A withdrawal is final and is never settled: it expires.
+            Change::KeyWithdrawn { .. } => 1,
         }
     }
 
@@ -75,6 +91,9 @@ impl Change {
             Change::Agent { .. } => None,
             Change::DelegationRevoked { expires_at, .. } => {
                 Some(expires_at.unix_millis().saturating_add(EXPIRY_MARGIN_MS))
+            }
+            Change::KeyWithdrawn { refuse_until, .. } => {
+                Some(refuse_until.unix_millis().saturating_add(EXPIRY_MARGIN_MS))
             }
         }
     }
@@ -231,6 +250,11 @@ pub fn overlay_grant(kv: &Grant, change: &Change) -> Option<Grant> {
     }
 }
 
+/// Whether `change` withdraws the signing key `kid`.
+pub fn withdraws_key(change: &Change, kid: &str) -> bool {
+    matches!(change, Change::KeyWithdrawn { kid: withdrawn, .. } if withdrawn == kid)
+}
+
 /// How the edge treats its copy of the journal, given how long ago it last refreshed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Freshness {
@@ -347,6 +371,28 @@ mod tests {
         assert!(!supersedes(&agent, Some(&newer)));
         assert_eq!(agent.droppable_after_ms(), None);
         assert_eq!(revoked.key(), format!("delegation:{}", id.as_str()));
+    }
+
+    #[test]
+    fn key_withdrawals_name_their_key_and_expire_when_its_tokens_have() {
+        let change = Change::KeyWithdrawn {
+            kid: "k1".into(),
+            withdrawn_at: Timestamp::from_unix_millis(1_000),
+            refuse_until: Timestamp::from_unix_millis(366_000),
+        };
+        assert_eq!(change.key(), "signing_key:k1");
+        assert!(withdraws_key(&change, "k1"));
+        assert!(!withdraws_key(&change, "k2"));
+        assert_eq!(
+            change.droppable_after_ms(),
+            Some(366_000 + EXPIRY_MARGIN_MS)
+        );
+        let text = serde_json::to_string(&change).expect("json");
+        assert!(text.contains(r#""kind":"key_withdrawn""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<Change>(&text).expect("reads"),
+            change
+        );
     }
 
     #[test]

@@ -100,3 +100,88 @@ async fn revoked_tokens_die_within_the_bound_not_at_expiry() {
     assert_eq!(decision["allow"], true, "{decision}");
     stack.kv_release().await;
 }
+
+fn kid_of(token: &str) -> String {
+    vouch_core::jws::parse(token, vouch_core::token::DEFAULT_MAX_LEN)
+        .expect("a compact JWS")
+        .header
+        .kid
+}
+
+/// A rotation makes the standby key sign, which every edge has known since it was published:
+/// tokens it signs are allowed at once, even while KV takes no writes (so the edge's JWKS is
+/// the one from before the rotation). Then a withdrawal of that key reaches the edge through
+/// the journal alone: its tokens are refused within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_never_refuses_good_tokens_and_withdrawal_refuses_within_the_bound() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let agent = stack.active_agent("Key Watcher").await;
+    let old = stack.agent_token(&agent).await;
+    // The standby was published at start; give it its publish-ahead time.
+    tokio::time::sleep(crate::stack::KEY_PUBLISH_AHEAD).await;
+    let edge_jwks = stack.kv_get("jwks").await.expect("jwks in KV");
+    assert_eq!(
+        edge_jwks["document"]["keys"]
+            .as_array()
+            .expect("keys")
+            .len(),
+        2,
+        "signing + standby: {edge_jwks}"
+    );
+
+    stack.kv_hold().await;
+    let rotated = stack
+        .admin(reqwest::Method::POST, "/v1/keys/rotate", Some(json!({})))
+        .await;
+    let new_kid = rotated["kid"].as_str().expect("kid").to_owned();
+    let fresh = stack.agent_token(&agent).await;
+    assert_eq!(kid_of(&fresh), new_kid);
+    assert_ne!(kid_of(&old), new_kid);
+    // KV still has the old JWKS, which already lists the standby: both tokens are good.
+    assert_eq!(stack.kv_get("jwks").await.expect("jwks"), edge_jwks);
+    for token in [&old, &fresh] {
+        let (_, _, decision) = stack.decide(refund(token)).await;
+        assert_eq!(decision["allow"], true, "{decision}");
+    }
+
+    // Withdraw the key that signs now: the journal alone tells the edge.
+    let started = Instant::now();
+    let withdrawn = stack
+        .admin(
+            reqwest::Method::POST,
+            &format!("/v1/keys/{new_kid}/withdraw"),
+            Some(json!({ "reason": "leaked" })),
+        )
+        .await;
+    assert_eq!(withdrawn["kid"], new_kid.as_str());
+    let refused = decide_until(&stack, &refund(&fresh), JOURNAL_BOUND + SLACK, |d| {
+        d["allow"] == false
+    })
+    .await;
+    assert_eq!(refused["allow"], false, "{refused}");
+    assert_eq!(first_code(&refused), "token_invalid", "{refused}");
+    assert!(
+        refused["reasons"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("withdrawn"),
+        "{refused}"
+    );
+    assert!(started.elapsed() < JOURNAL_BOUND + SLACK + SLACK);
+    // The token of the previous key (retired, still published) is untouched, and that key signs
+    // again: the new standby is not in KV yet, and an edge must know whoever signs.
+    let (_, _, decision) = stack.decide(refund(&old)).await;
+    assert_eq!(decision["allow"], true, "{decision}");
+    assert_eq!(
+        withdrawn["signing_kid"],
+        kid_of(&old).as_str(),
+        "{withdrawn}"
+    );
+    let after = stack.agent_token(&agent).await;
+    assert_eq!(kid_of(&after), kid_of(&old));
+    let (_, _, decision) = stack.decide(refund(&after)).await;
+    assert_eq!(decision["allow"], true, "{decision}");
+    stack.kv_release().await;
+}

@@ -241,7 +241,8 @@ async fn documents_and_did_from_kv() {
     let origin_jwks = stack
         .admin(reqwest::Method::GET, "/.well-known/jwks.json", None)
         .await;
-    assert_eq!(origin_jwks["keys"].as_array().map(Vec::len), Some(1));
+    // The signing key and the standby, published ahead of signing.
+    assert_eq!(origin_jwks["keys"].as_array().map(Vec::len), Some(2));
     let url = format!("{}/.well-known/jwks.json", stack.edge);
     let mut served = (StatusCode::NOT_FOUND, None, Value::Null);
     for _ in 0..500 {

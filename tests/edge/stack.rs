@@ -27,6 +27,8 @@ pub const EDGE_SECRET: &str = "edge-test-secret-0123456789abcdef";
 /// How old an isolate's copy of the journal may get before `/verify` fails closed (the
 /// worker's `VOUCH_JOURNAL_BOUND_MS` in these tests; deployed it is 10 s).
 pub const JOURNAL_BOUND: Duration = Duration::from_millis(2_000);
+/// How long a signing key is published before the test origin signs with it.
+pub const KEY_PUBLISH_AHEAD: Duration = Duration::from_secs(1);
 /// How long KV must hold a change before the test origin lets the journal drop it.
 pub const JOURNAL_SETTLE: Duration = Duration::from_secs(2);
 
@@ -123,6 +125,7 @@ impl Stack {
             tokens: vouch_origin::keys::TokenSettings {
                 issuer: ISSUER.to_owned(),
                 jwks_uri: format!("{ISSUER}/.well-known/jwks.json"),
+                publish_ahead: KEY_PUBLISH_AHEAD,
             },
         };
         let (mut state, _) = app::bootstrap(store.clone(), boot)

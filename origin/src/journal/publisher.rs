@@ -273,6 +273,22 @@ impl JournalPublisher {
                 ));
             }
         }
+        let withdrawn = of_type("signing_key");
+        if !withdrawn.is_empty() {
+            for key in self.store.list_keys().await? {
+                if let (true, Some(at)) = (withdrawn.contains(&key.kid), key.withdrawn_at) {
+                    changes.push((
+                        vouch_core::journal::key_withdrawal_key(&key.kid),
+                        1,
+                        Change::KeyWithdrawn {
+                            kid: key.kid.clone(),
+                            withdrawn_at: at,
+                            refuse_until: crate::keys::Keys::refuse_until(at),
+                        },
+                    ));
+                }
+            }
+        }
         Ok(changes)
     }
 

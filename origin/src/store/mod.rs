@@ -167,6 +167,9 @@ impl ChangeEvent {
             "passport.status_changed" | "agent.tokens_revoked" | "delegation.revoked" => {
                 self.kv_key()
             }
+            "signing_key.withdrawn" => {
+                Some(vouch_core::journal::key_withdrawal_key(&self.target_id))
+            }
             _ => None,
         }
     }
@@ -303,8 +306,21 @@ pub struct SigningKeyRow {
     /// Sealed with the master key, the kid as associated data.
     pub private_key: String,
     pub created_at: Timestamp,
+    /// When it stops signing (may be ahead: the next key's `signs_from`).
     pub retired_at: Option<Timestamp>,
+    /// When it leaves the JWKS (`None`: not scheduled to).
     pub publish_until: Option<Timestamp>,
+    /// When it starts signing; `None` for the standby key, published ahead of signing.
+    pub signs_from: Option<Timestamp>,
+    /// Taken out of the JWKS at once; it never signs or verifies again.
+    pub withdrawn_at: Option<Timestamp>,
+}
+
+/// A withdrawn key as it was, and whether this call withdrew it (`false`: it already was).
+#[derive(Clone, Debug)]
+pub struct Withdrawn {
+    pub key: SigningKeyRow,
+    pub newly: bool,
 }
 
 /// A stored delegation grant and its bookkeeping.
@@ -365,18 +381,40 @@ pub trait DelegationStore {
 /// Signing keys and the documents derived from them (`jwks`, `discovery`).
 #[async_trait]
 pub trait KeyStore {
-    /// The key that signs now, if any.
-    async fn active_key(&self) -> Result<Option<SigningKeyRow>>;
+    /// The key that signs at `now`, if any.
+    async fn active_key(&self, now: Timestamp) -> Result<Option<SigningKeyRow>>;
+    /// Every key, newest first.
+    async fn list_keys(&self) -> Result<Vec<SigningKeyRow>>;
     /// Keys still in the JWKS at `now`, newest first.
     async fn published_keys(&self, now: Timestamp) -> Result<Vec<SigningKeyRow>>;
-    /// In one transaction: retires the active key (published until `publish_until`), makes
-    /// `key` the active one, rewrites the `jwks` document, records `event`.
+    /// Adds `key` (signing from its `signs_from`, or standing by), rewrites the `jwks` document,
+    /// records `event`.
+    async fn add_key(&self, key: &SigningKeyRow, event: &ChangeEvent) -> Result<()>;
+    /// In one transaction: the standby `standby_kid` signs from `signs_from`, the key signing
+    /// until then retires at that moment (published until `publish_until`), `next` becomes the
+    /// standby, the `jwks` document is rewritten, `event` recorded. `409 rotation_pending` while
+    /// another rotation is scheduled or when the standby changed meanwhile.
     async fn rotate_key(
         &self,
-        key: &SigningKeyRow,
+        standby_kid: &str,
+        signs_from: Timestamp,
         publish_until: Timestamp,
+        next: &SigningKeyRow,
         event: &ChangeEvent,
     ) -> Result<()>;
+    /// In one transaction: takes `kid` out of the JWKS at once (at `next.created_at`); if it was
+    /// signing, a key every edge knows signs from now on (a waiting key created before
+    /// `published_before`, else the previous signer while it is still published, else the oldest
+    /// waiting key); `next` is added when no standby (or no signer) is left; the `jwks` document is
+    /// rewritten, `event` recorded (which queues the withdrawal for the status journal). `None`
+    /// when there is no such key.
+    async fn withdraw_key(
+        &self,
+        kid: &str,
+        published_before: Timestamp,
+        next: &SigningKeyRow,
+        event: &ChangeEvent,
+    ) -> Result<Option<Withdrawn>>;
     /// Rewrites the `jwks` document from the keys published at `now`, if it changed (a retired
     /// key's time ran out); returns whether it did.
     async fn refresh_jwks(&self, now: Timestamp) -> Result<bool>;

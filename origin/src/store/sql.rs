@@ -201,8 +201,8 @@ macro_rules! sql_store {
         /// The JWK Set of the keys published at `now`, newest first.
         async fn jwks_body(tx: &mut Tx, now: Timestamp) -> Result<String> {
             let rows = sqlx::query(
-                "SELECT public_jwk FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1 \
-                 ORDER BY created_at DESC",
+                "SELECT public_jwk FROM signing_keys WHERE withdrawn_at IS NULL \
+                 AND (publish_until IS NULL OR publish_until > $1) ORDER BY created_at DESC",
             )
             .bind(now.unix_millis())
             .fetch_all(&mut **tx)
@@ -217,16 +217,33 @@ macro_rules! sql_store {
             Ok(serde_json::json!({ "keys": keys }).to_string())
         }
 
+        async fn insert_key(tx: &mut Tx, key: &crate::store::SigningKeyRow) -> Result<()> {
+            sqlx::query(&format!(
+                "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, NULL, NULL, $5, NULL)"
+            ))
+            .bind(&key.kid)
+            .bind(&key.public_jwk)
+            .bind(&key.private_key)
+            .bind(key.created_at.unix_millis())
+            .bind(key.signs_from.map(|t| t.unix_millis()))
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
         fn key_from_row(row: &<$db as sqlx::Database>::Row) -> Result<crate::store::SigningKeyRow> {
-            let retired: Option<i64> = row.try_get("retired_at")?;
-            let until: Option<i64> = row.try_get("publish_until")?;
+            let at = |column: &str| -> Result<Option<Timestamp>> {
+                Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp::from_unix_millis))
+            };
             Ok(crate::store::SigningKeyRow {
                 kid: row.try_get("kid")?,
                 public_jwk: row.try_get("public_jwk")?,
                 private_key: row.try_get("private_key")?,
                 created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-                retired_at: retired.map(Timestamp::from_unix_millis),
-                publish_until: until.map(Timestamp::from_unix_millis),
+                retired_at: at("retired_at")?,
+                publish_until: at("publish_until")?,
+                signs_from: at("signs_from")?,
+                withdrawn_at: at("withdrawn_at")?,
             })
         }
 
@@ -285,7 +302,11 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        const KEY_COLUMNS: &str = "kid, public_jwk, private_key, created_at, retired_at, publish_until";
+        const KEY_COLUMNS: &str = "kid, public_jwk, private_key, created_at, retired_at, publish_until, \
+             signs_from, withdrawn_at";
+        /// The condition of the key that signs at `$1` (the newest of those whose time has come).
+        const SIGNING_AT: &str = "withdrawn_at IS NULL AND signs_from IS NOT NULL AND signs_from <= $1 \
+             AND (retired_at IS NULL OR retired_at > $1)";
 
         /// Writes the capability and region index rows of an agent (`replace`: drops the old
         /// ones first), one multi-row INSERT per table.
@@ -827,19 +848,29 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl crate::store::KeyStore for $store {
-            async fn active_key(&self) -> Result<Option<crate::store::SigningKeyRow>> {
+            async fn active_key(&self, now: Timestamp) -> Result<Option<crate::store::SigningKeyRow>> {
                 let row = sqlx::query(&format!(
-                    "SELECT {KEY_COLUMNS} FROM signing_keys WHERE retired_at IS NULL"
+                    "SELECT {KEY_COLUMNS} FROM signing_keys WHERE {SIGNING_AT} ORDER BY signs_from DESC LIMIT 1"
                 ))
+                .bind(now.unix_millis())
                 .fetch_optional(&self.write)
                 .await?;
                 row.as_ref().map(key_from_row).transpose()
             }
 
+            async fn list_keys(&self) -> Result<Vec<crate::store::SigningKeyRow>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC"
+                ))
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter().map(key_from_row).collect()
+            }
+
             async fn published_keys(&self, now: Timestamp) -> Result<Vec<crate::store::SigningKeyRow>> {
                 let rows = sqlx::query(&format!(
-                    "SELECT {KEY_COLUMNS} FROM signing_keys \
-                     WHERE publish_until IS NULL OR publish_until > $1 ORDER BY created_at DESC"
+                    "SELECT {KEY_COLUMNS} FROM signing_keys WHERE withdrawn_at IS NULL \
+                     AND (publish_until IS NULL OR publish_until > $1) ORDER BY created_at DESC"
                 ))
                 .bind(now.unix_millis())
                 .fetch_all(&self.read)
@@ -847,35 +878,197 @@ macro_rules! sql_store {
                 rows.iter().map(key_from_row).collect()
             }
 
-            async fn rotate_key(
-                &self,
-                key: &crate::store::SigningKeyRow,
-                publish_until: Timestamp,
-                event: &ChangeEvent,
-            ) -> Result<()> {
+            async fn add_key(&self, key: &crate::store::SigningKeyRow, event: &ChangeEvent) -> Result<()> {
                 let mut tx = self.write.begin().await?;
-                sqlx::query(
-                    "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL",
-                )
-                .bind(key.created_at.unix_millis())
-                .bind(publish_until.unix_millis())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(&format!(
-                    "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, NULL, NULL)"
-                ))
-                .bind(&key.kid)
-                .bind(&key.public_jwk)
-                .bind(&key.private_key)
-                .bind(key.created_at.unix_millis())
-                .execute(&mut *tx)
-                .await?;
+                insert_key(&mut tx, key).await?;
                 let body = jwks_body(&mut tx, key.created_at).await?;
                 write_document(&mut tx, "jwks", &body, key.created_at).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
                 self.signals.committed();
                 Ok(())
+            }
+
+            async fn rotate_key(
+                &self,
+                standby_kid: &str,
+                signs_from: Timestamp,
+                publish_until: Timestamp,
+                next: &crate::store::SigningKeyRow,
+                event: &ChangeEvent,
+            ) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                let now = next.created_at;
+                let pending = sqlx::query(
+                    "SELECT kid FROM signing_keys WHERE withdrawn_at IS NULL AND signs_from > $1",
+                )
+                .bind(now.unix_millis())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if pending.is_some() {
+                    return Err(Error::Conflict {
+                        code: "rotation_pending",
+                        message: "a rotation is already scheduled; the next one can follow once that key signs".into(),
+                    });
+                }
+                // The key signing now stops when the standby starts, and stays published until
+                // every token it signed has expired.
+                sqlx::query(&format!(
+                    "UPDATE signing_keys SET retired_at = $2, publish_until = $3 WHERE {SIGNING_AT}"
+                ))
+                .bind(now.unix_millis())
+                .bind(signs_from.unix_millis())
+                .bind(publish_until.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                let promoted = sqlx::query(
+                    "UPDATE signing_keys SET signs_from = $1 \
+                     WHERE kid = $2 AND signs_from IS NULL AND withdrawn_at IS NULL",
+                )
+                .bind(signs_from.unix_millis())
+                .bind(standby_kid)
+                .execute(&mut *tx)
+                .await?;
+                if promoted.rows_affected() != 1 {
+                    return Err(Error::Conflict {
+                        code: "rotation_pending",
+                        message: "the standby key changed meanwhile (another rotation or a withdrawal); try again".into(),
+                    });
+                }
+                insert_key(&mut tx, next).await?;
+                let body = jwks_body(&mut tx, now).await?;
+                write_document(&mut tx, "jwks", &body, now).await?;
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(())
+            }
+
+            async fn withdraw_key(
+                &self,
+                kid: &str,
+                published_before: Timestamp,
+                next: &crate::store::SigningKeyRow,
+                event: &ChangeEvent,
+            ) -> Result<Option<crate::store::Withdrawn>> {
+                let now = next.created_at;
+                let mut tx = self.write.begin().await?;
+                let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM signing_keys WHERE kid = $1"))
+                    .bind(kid)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(key) = row.as_ref().map(key_from_row).transpose()? else {
+                    return Ok(None);
+                };
+                if key.withdrawn_at.is_some() {
+                    return Ok(Some(crate::store::Withdrawn { key, newly: false }));
+                }
+                let signing: Option<String> = sqlx::query_scalar(&format!(
+                    "SELECT kid FROM signing_keys WHERE {SIGNING_AT} ORDER BY signs_from DESC LIMIT 1"
+                ))
+                .bind(now.unix_millis())
+                .fetch_optional(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE signing_keys SET withdrawn_at = $1, publish_until = $1, \
+                       retired_at = COALESCE(retired_at, $1) WHERE kid = $2",
+                )
+                .bind(now.unix_millis())
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(scheduled) = key.signs_from.filter(|at| *at > now) {
+                    // A scheduled key withdrawn: the key it was to replace keeps signing.
+                    sqlx::query(
+                        "UPDATE signing_keys SET retired_at = NULL, publish_until = NULL \
+                         WHERE retired_at = $1 AND withdrawn_at IS NULL",
+                    )
+                    .bind(scheduled.unix_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if signing.as_deref() == Some(kid) {
+                    // The signing key withdrawn: the next signer should be one every edge knows.
+                    // First a waiting key published long enough; else the key that signed last
+                    // before (still published); else the oldest waiting key, at once.
+                    let waiting = |published_before: Option<Timestamp>| {
+                        let mut query = String::from(
+                            "SELECT kid FROM signing_keys WHERE withdrawn_at IS NULL \
+                             AND (signs_from IS NULL OR signs_from > $1)",
+                        );
+                        if published_before.is_some() {
+                            query.push_str(" AND created_at <= $2");
+                        }
+                        query.push_str(" ORDER BY created_at LIMIT 1");
+                        query
+                    };
+                    let known: Option<String> = sqlx::query_scalar(&waiting(Some(published_before)))
+                        .bind(now.unix_millis())
+                        .bind(published_before.unix_millis())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let previous: Option<String> = if known.is_none() {
+                        sqlx::query_scalar(
+                            "SELECT kid FROM signing_keys WHERE withdrawn_at IS NULL \
+                             AND retired_at IS NOT NULL AND retired_at <= $1 AND publish_until > $1 \
+                             ORDER BY retired_at DESC LIMIT 1",
+                        )
+                        .bind(now.unix_millis())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    } else {
+                        None
+                    };
+                    if let Some(previous) = previous {
+                        sqlx::query(
+                            "UPDATE signing_keys SET retired_at = NULL, publish_until = NULL WHERE kid = $1",
+                        )
+                        .bind(previous)
+                        .execute(&mut *tx)
+                        .await?;
+                    } else {
+                        let promoted = match known {
+                            Some(kid) => Some(kid),
+                            None => sqlx::query_scalar(&waiting(None))
+                                .bind(now.unix_millis())
+                                .fetch_optional(&mut *tx)
+                                .await?,
+                        };
+                        if let Some(promoted) = promoted {
+                            sqlx::query("UPDATE signing_keys SET signs_from = $1 WHERE kid = $2")
+                                .bind(now.unix_millis())
+                                .bind(promoted)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+                let standbys: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM signing_keys WHERE withdrawn_at IS NULL AND signs_from IS NULL",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                let signers: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM signing_keys WHERE {SIGNING_AT}"
+                ))
+                .bind(now.unix_millis())
+                .fetch_one(&mut *tx)
+                .await?;
+                if standbys == 0 || signers == 0 {
+                    // `next` signs at once when nothing else can (the caller made it so), or
+                    // stands by.
+                    let mut next = next.clone();
+                    if signers > 0 {
+                        next.signs_from = None;
+                    }
+                    insert_key(&mut tx, &next).await?;
+                }
+                let body = jwks_body(&mut tx, now).await?;
+                write_document(&mut tx, "jwks", &body, now).await?;
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(Some(crate::store::Withdrawn { key, newly: true }))
             }
 
             async fn refresh_jwks(&self, now: Timestamp) -> Result<bool> {

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::store::ChangeEvent;
 
 /// The types a webhook delivers (SPEC §7, plus `webhook.disabled`).
-pub const DELIVERED: [&str; 8] = [
+pub const DELIVERED: [&str; 9] = [
     "passport.created",
     "passport.updated",
     "passport.status_changed",
@@ -14,6 +14,7 @@ pub const DELIVERED: [&str; 8] = [
     "delegation.created",
     "delegation.revoked",
     "signing_key.rotated",
+    "signing_key.withdrawn",
     "webhook.disabled",
 ];
 
@@ -31,7 +32,7 @@ pub const TYPED: [&str; 4] = [
 pub const ALL: &str = "*";
 
 /// Platform-wide events that every org's subscriptions may receive.
-const PLATFORM_WIDE: [&str; 1] = ["signing_key.rotated"];
+const PLATFORM_WIDE: [&str; 2] = ["signing_key.rotated", "signing_key.withdrawn"];
 
 /// A subscription's event filter, checked: each entry is a delivered type, a typed name or
 /// `*`; duplicates dropped, order kept. An empty or absent filter is `["*"]`.
@@ -62,7 +63,7 @@ pub fn checked_filter(events: Option<Vec<String>>) -> Result<Vec<String>> {
 }
 
 /// Every type the outbox (and so the live stream) carries.
-pub const STREAMED: [&str; 18] = [
+pub const STREAMED: [&str; 19] = [
     "org.created",
     "token.created",
     "token.revoked",
@@ -74,6 +75,7 @@ pub const STREAMED: [&str; 18] = [
     "delegation.created",
     "delegation.revoked",
     "signing_key.rotated",
+    "signing_key.withdrawn",
     "discovery.updated",
     "webhook.created",
     "webhook.updated",

@@ -170,3 +170,152 @@ pub async fn tokens_revoked(app: &TestApp) {
         .await
         .assert_error(409, "agent_revoked");
 }
+
+fn kid_of(token: &str) -> String {
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+async fn published_kids(app: &TestApp) -> Vec<String> {
+    let jwks = app
+        .call(reqwest::Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    jwks.assert_status(200)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn states(app: &TestApp) -> Vec<(String, String)> {
+    app.get("/v1/keys", ADMIN).await.assert_status(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap().to_owned(),
+                k["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub async fn keys_withdrawn(app: &TestApp) {
+    let org = app.org("brake-keys").await;
+    let (a, key_a) = active(app, &org, "signed agent").await;
+    let (b, key_b) = active(app, &org, "other agent").await;
+    app.post(
+        "/v1/delegations",
+        ADMIN,
+        json!({ "delegator": a, "delegatee": b, "scopes": ["payments.refund"], "ttl_seconds": 3600, "max_depth": 2 }),
+    )
+    .await
+    .assert_status(201);
+    let old = token_of(app, &a, &key_a).await;
+    let leaked = kid_of(&old);
+    let standby = states(app)
+        .await
+        .into_iter()
+        .find(|(_, s)| s == "standby")
+        .map(|(k, _)| k)
+        .expect("a standby key");
+    assert!(published_kids(app).await.contains(&leaked));
+
+    // Only the platform may; an unknown kid is a 404.
+    let owner = app.token(&org, "owner").await;
+    app.post(&format!("/v1/keys/{leaked}/withdraw"), &owner, json!({}))
+        .await
+        .assert_error(403, "forbidden");
+    app.post("/v1/keys/no-such-kid/withdraw", ADMIN, json!({}))
+        .await
+        .assert_error(404, "key_not_found");
+
+    let withdrawn = app
+        .post(
+            &format!("/v1/keys/{leaked}/withdraw"),
+            ADMIN,
+            json!({ "reason": "found in a public repository" }),
+        )
+        .await;
+    let body = withdrawn.assert_status(200).clone();
+    assert_eq!(body["kid"], leaked.as_str());
+    assert_eq!(
+        body["signing_kid"],
+        standby.as_str(),
+        "the standby signs at once"
+    );
+
+    // Out of the JWKS at once; its tokens buy nothing; new tokens come from the standby; a new
+    // standby stands by.
+    let kids = published_kids(app).await;
+    assert!(!kids.contains(&leaked), "{kids:?}");
+    assert!(kids.contains(&standby), "{kids:?}");
+    let token_b = token_of(app, &b, &key_b).await;
+    assert_eq!(kid_of(&token_b), standby);
+    let refused = exchange(app, &old, &token_b).await;
+    assert_eq!(refused.status.as_u16(), 400, "{}", refused.body);
+    assert_eq!(refused.body["error"], "invalid_grant");
+    let fresh = token_of(app, &a, &key_a).await;
+    exchange(app, &fresh, &token_b).await.assert_status(200);
+    let now = states(app).await;
+    assert!(
+        now.contains(&(leaked.clone(), "withdrawn".into())),
+        "{now:?}"
+    );
+    assert!(
+        now.contains(&(standby.clone(), "signing".into())),
+        "{now:?}"
+    );
+    assert_eq!(
+        now.iter().filter(|(_, s)| s == "standby").count(),
+        1,
+        "{now:?}"
+    );
+
+    // Once in the audit log and the journal's queue; a second call changes nothing.
+    let recorded = format!(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'signing_key.withdrawn' AND target_id = '{leaked}'"
+    );
+    assert_eq!(app.count(&recorded).await, 1);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM journal_outbox WHERE kv_key = 'signing_key:{leaked}'"
+        ))
+        .await,
+        1
+    );
+    app.post(&format!("/v1/keys/{leaked}/withdraw"), ADMIN, json!({}))
+        .await
+        .assert_status(200);
+    assert_eq!(app.count(&recorded).await, 1);
+
+    // Withdrawing the standby: another takes its place, the signer keeps signing.
+    let spare = states(app)
+        .await
+        .into_iter()
+        .find(|(_, s)| s == "standby")
+        .map(|(k, _)| k)
+        .unwrap();
+    let body = app
+        .post(&format!("/v1/keys/{spare}/withdraw"), ADMIN, json!({}))
+        .await
+        .assert_status(200)
+        .clone();
+    assert_eq!(body["signing_kid"], standby.as_str());
+    let now = states(app).await;
+    assert_eq!(
+        now.iter().filter(|(_, s)| s == "standby").count(),
+        1,
+        "{now:?}"
+    );
+    assert_eq!(kid_of(&token_of(app, &a, &key_a).await), standby);
+}

@@ -231,6 +231,16 @@ impl TestApp {
         .await
     }
 
+    /// Makes the standby signing key look published for longer than the publish-ahead time, so
+    /// that a rotation makes it sign at once.
+    pub async fn age_standby_key(&self) {
+        self.sql(&format!(
+            "UPDATE signing_keys SET created_at = created_at - {} WHERE signs_from IS NULL",
+            PUBLISH_AHEAD.as_millis() + 1_000
+        ))
+        .await;
+    }
+
     /// Runs SQL straight on the database, behind the origin's back.
     pub async fn sql(&self, statement: &str) {
         match &self.db {
@@ -328,11 +338,15 @@ pub fn boot(admin_token: Option<&str>) -> app::Boot {
         tokens: vouch_origin::keys::TokenSettings {
             issuer: ISSUER.to_owned(),
             jwks_uri: format!("{ISSUER}/.well-known/jwks.json"),
+            // Tests that rotate at once backdate the standby key (`TestApp::age_standby_key`).
+            publish_ahead: PUBLISH_AHEAD,
         },
     }
 }
 
 pub const ISSUER: &str = "http://origin.test";
+/// How long a key is published before it signs, in these tests.
+pub const PUBLISH_AHEAD: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The seed passport of SPEC §3, registered into `org` under `name`.
 pub fn passport(org: &str, name: &str) -> Value {

@@ -21,6 +21,18 @@ async fn jwks(app: &TestApp) -> JwkSet {
     JwkSet::from_json(reply.assert_status(200).to_string().as_bytes()).unwrap()
 }
 
+/// The JOSE header of a compact JWS.
+fn header_of(token: &str) -> Value {
+    serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
 fn now_seconds() -> i64 {
     vouch_origin::routes::now().unix_seconds()
 }
@@ -207,51 +219,101 @@ pub async fn signing_keys_rotate(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
+    // One key signs, one stands by in the JWKS.
     let before = jwks(app).await;
-    assert_eq!(before.len(), 1);
-    let old_kid = before.kids().next().unwrap().to_owned();
+    assert_eq!(before.len(), 2);
+    let old_kid = header_of(&old_token)["kid"].as_str().unwrap().to_owned();
+    let standby: Vec<&str> = before.kids().filter(|k| *k != old_kid).collect();
+    assert_eq!(standby.len(), 1);
+    let standby = standby[0].to_owned();
 
     let owner = app.token(&org, "owner").await;
     app.post("/v1/keys/rotate", &owner, json!({}))
         .await
         .assert_error(403, "forbidden");
+    // The standby has been published long enough: it signs at once.
+    app.age_standby_key().await;
     let rotated = app.post("/v1/keys/rotate", ADMIN, json!({})).await;
-    let new_kid = rotated.assert_status(201)["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_ne!(new_kid, old_kid);
+    let body = rotated.assert_status(201).clone();
+    let new_kid = body["kid"].as_str().unwrap().to_owned();
+    assert_eq!(new_kid, standby, "the standby key signs, not a new one");
+    assert_eq!(body["previous_kid"], old_kid.as_str());
+    let next_standby = body["standby_kid"].as_str().unwrap().to_owned();
 
-    // Both keys are published; the old token still verifies; new tokens use the new key.
+    // The old, the new and the next key are published; the old token still verifies; new
+    // tokens use the new key.
     let after = jwks(app).await;
-    assert_eq!(after.len(), 2);
+    assert_eq!(after.len(), 3);
+    assert!(after.kids().any(|k| k == next_standby));
     assert_eq!(verified(app, &old_token).await.sub.as_str(), agent);
     let new_token = token_request(app, &form).await.assert_status(200)["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let header: Value = serde_json::from_slice(
-        &base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            new_token.split('.').next().unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let header = header_of(&new_token);
     assert_eq!(header["kid"], new_kid.as_str());
     assert_eq!(header["alg"], "ES256");
     verified(app, &new_token).await;
+
+    // A rotation right after: the new standby has not been published long enough, so it is
+    // scheduled, tokens keep coming from the current key, and a third rotation must wait.
+    let scheduled = app.post("/v1/keys/rotate", ADMIN, json!({})).await;
+    let body = scheduled.assert_status(201).clone();
+    assert_eq!(body["kid"], next_standby.as_str());
+    let signs_from =
+        vouch_core::Timestamp::parse_rfc3339(body["signs_from"].as_str().unwrap()).unwrap();
+    assert!(
+        signs_from.unix_seconds()
+            >= now_seconds() + crate::harness::PUBLISH_AHEAD.as_secs() as i64 - 5,
+        "{body}"
+    );
+    let still = token_request(app, &form).await.assert_status(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(header_of(&still)["kid"], new_kid.as_str());
+    app.post("/v1/keys/rotate", ADMIN, json!({}))
+        .await
+        .assert_error(409, "rotation_pending");
+    let listed = app.get("/v1/keys", ADMIN).await;
+    let states: Vec<(String, String)> = listed.assert_status(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap().to_owned(),
+                k["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (kid, state) in [
+        (&old_kid, "retired"),
+        (&new_kid, "signing"),
+        (&next_standby, "scheduled"),
+    ] {
+        assert!(
+            states.contains(&(kid.clone(), state.to_owned())),
+            "{states:?}"
+        );
+    }
+    assert_eq!(
+        states.iter().filter(|(_, s)| s == "standby").count(),
+        1,
+        "{states:?}"
+    );
 
     // Private keys are sealed at rest; the audit log has the rotation.
     assert_eq!(
         app.count("SELECT COUNT(*) FROM signing_keys WHERE private_key LIKE 'v1.%'")
             .await,
-        2
+        4
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL")
+        app.count("SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NOT NULL")
             .await,
-        1
+        2,
+        "the first key retired, the second retires when the scheduled one signs"
     );
     let log = app.get("/v1/audit", ADMIN).await;
     let actions: Vec<&str> = log.body["data"]

@@ -191,8 +191,21 @@ pub enum EventsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Make a new key sign from now on; the old one stays published until its tokens expire.
+    /// Make the standby key sign (every edge already has it) and publish a new standby; the old
+    /// key stays published until its tokens expire.
     Rotate,
+    /// The signing keys and where each stands (standby, scheduled, signing, retired, withdrawn).
+    List,
+    /// Withdraw a key at once (a leak): out of the JWKS, its tokens refused everywhere within
+    /// seconds; if it was signing, a key every edge knows takes over.
+    Withdraw {
+        /// The key's `kid`.
+        #[arg(value_name = "KID")]
+        kid: String,
+        /// Why (for the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

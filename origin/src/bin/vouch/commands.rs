@@ -65,8 +65,46 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
             let rotated = client.send(Call::post(&["v1", "keys", "rotate"]))?;
             out.show(&rotated, |r| {
                 format!(
-                    "Key {} signs from now on; the previous key stays in the JWKS until its tokens expire.",
-                    str_field(r, "kid")
+                    "Key {} signs from {}; the previous key stays in the JWKS until its tokens expire, \
+                     and key {} stands by.",
+                    str_field(r, "kid"),
+                    str_field(r, "signs_from"),
+                    str_field(r, "standby_kid")
+                )
+            });
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List) => {
+            let list = client.send(Call::get(&["v1", "keys"]))?;
+            out.show(&list, |list| {
+                let items = list["data"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                render::columns(
+                    items,
+                    &[
+                        ("KID", "kid"),
+                        ("STATE", "state"),
+                        ("SIGNS FROM", "signs_from"),
+                        ("PUBLISHED UNTIL", "publish_until"),
+                        ("WITHDRAWN", "withdrawn_at"),
+                    ],
+                )
+            });
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Withdraw { kid, reason }) => {
+            let body = match reason {
+                Some(reason) => json!({ "reason": reason }),
+                None => json!({}),
+            };
+            let done = client.send(Call::post(&["v1", "keys", kid, "withdraw"]).json(body))?;
+            out.show(&done, |d| {
+                format!(
+                    "Key {} is withdrawn: its tokens are refused everywhere within seconds. Key {} signs.",
+                    str_field(d, "kid"),
+                    str_field(d, "signing_kid")
                 )
             });
             Ok(())
