@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use vouch_core::journal::{self, Entry, Freshness, Pull};
+use vouch_core::journal::{self, Change, Entry, Freshness, Pull};
 use worker::{Cache, Context, Date, Env, Headers, ResponseBuilder};
 
 use crate::respond::EdgeError;
@@ -55,6 +55,9 @@ struct Settings {
 #[derive(Default)]
 struct Copy {
     changes: HashMap<String, Rc<Entry>>,
+    /// The org entries among `changes`, by org id: every passport answer looks its org up here,
+    /// without building a key.
+    orgs: HashMap<String, Rc<Entry>>,
     cursor: i64,
     /// The journal this copy is of (`None`: none yet).
     epoch: Option<i64>,
@@ -115,6 +118,11 @@ pub fn forget_copy() {
             ..Copy::default()
         };
     });
+}
+
+/// The isolate's newest entry about org `org_id`'s freeze, if any.
+pub fn org_change(org_id: &str) -> Option<Rc<Entry>> {
+    COPY.with(|c| c.borrow().orgs.get(org_id).cloned())
 }
 
 /// The newest change the isolate knows for `key` (a KV key), if any.
@@ -253,6 +261,7 @@ fn lay_in(started_epoch: Option<i64>, laid: Laid) {
         }
         if laid.replace {
             c.changes = HashMap::with_capacity(laid.entries.len());
+            c.orgs = HashMap::new();
             c.cursor = 0;
             c.epoch = laid.epoch;
         }
@@ -264,11 +273,16 @@ fn lay_in(started_epoch: Option<i64>, laid: Laid) {
                 .get(&key)
                 .is_none_or(|known| journal::supersedes(&entry.change, Some(&known.change)));
             if newer {
-                c.changes.insert(key, Rc::new(entry));
+                let entry = Rc::new(entry);
+                if let Change::Org { org_id, .. } = &entry.change {
+                    c.orgs.insert(org_id.to_string(), entry.clone());
+                }
+                c.changes.insert(key, entry);
             }
         }
         let floor = laid.floor;
         c.changes.retain(|_, entry| entry.seq >= floor);
+        c.orgs.retain(|_, entry| entry.seq >= floor);
         c.cursor = c.cursor.max(laid.head);
         c.refreshed_at = Some(match (c.refreshed_at, laid.replace) {
             (Some(at), false) => at.max(laid.read_at),

@@ -112,19 +112,31 @@ async fn read_kv(env: &Env, key: &str) -> Result<Option<String>, EdgeError> {
 }
 
 /// The passport as the edge must see it: the KV view under `key`, with a newer status from the
-/// status journal laid over it (SPEC §10).
+/// status journal laid over it (SPEC §10), and suspended while the journal says its org is
+/// frozen.
 pub async fn passport(env: &Env, key: &str) -> Result<Option<Rc<PassportEntry>>, EdgeError> {
-    let found = passport_in_kv(env, key).await?;
-    let (Some(entry), Some(change)) = (&found, journal::change(key)) else {
-        return Ok(found);
+    let Some(entry) = passport_in_kv(env, key).await? else {
+        return Ok(None);
+    };
+    let entry = match journal::change(key)
+        .and_then(|change| vouch_core::journal::overlay_passport(&entry.view, &change.change))
+    {
+        Some(view) => {
+            let etag = vouch_core::journal::overlay_etag(view.version, entry.view.version);
+            Rc::new(PassportEntry::render(view, etag))
+        }
+        None => entry,
+    };
+    let Some(org) = journal::org_change(entry.view.org_id.as_str()) else {
+        return Ok(Some(entry));
     };
     Ok(Some(
-        match vouch_core::journal::overlay_passport(&entry.view, &change.change) {
+        match vouch_core::journal::overlay_org(&entry.view, &org.change) {
             Some(view) => {
-                let etag = vouch_core::journal::overlay_etag(view.version, entry.view.version);
+                let etag = vouch_core::journal::frozen_etag(&entry.etag, org.change.version());
                 Rc::new(PassportEntry::render(view, etag))
             }
-            None => entry.clone(),
+            None => entry,
         },
     ))
 }

@@ -95,6 +95,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(orgs::get_org))
         .routes(routes!(orgs::create_token))
         .routes(routes!(orgs::revoke_token))
+        .routes(routes!(orgs::freeze))
+        .routes(routes!(orgs::unfreeze))
         .routes(routes!(agents::register_agent, agents::list_agents))
         .routes(routes!(agents::get_agent, agents::patch_agent))
         .routes(routes!(agents::set_status))

@@ -505,6 +505,18 @@ fn seed_flow_and_error_paths() {
         .ok();
     assert!(rotated.stdout.contains("shown once") && rotated.stdout.contains("vk_agent_"));
 
+    // The org's brake, both ways.
+    let frozen = server
+        .vouch(owner, &["orgs", "freeze", &org_id, "--reason", "drill"])
+        .ok();
+    assert!(frozen.stdout.contains("is frozen"), "{}", frozen.stdout);
+    let unfrozen = server.vouch(owner, &["orgs", "unfreeze", &org_id]).ok();
+    assert!(
+        unfrozen.stdout.contains("is unfrozen"),
+        "{}",
+        unfrozen.stdout
+    );
+
     // revoke-tokens: the cut-off is said and recorded on the passport.
     let revoked = server
         .vouch(

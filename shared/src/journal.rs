@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::delegation::Grant;
 use crate::edge_view::{EdgePassport, BODY_REVISION};
-use crate::ids::{AgentId, DelegationId};
+use crate::ids::{AgentId, DelegationId, OrgId};
 use crate::passport::Status;
 use crate::timestamp::Timestamp;
 
@@ -54,6 +54,23 @@ pub enum Change {
         withdrawn_at: Timestamp,
         refuse_until: Timestamp,
     },
+    /// A whole org frozen (every active agent suspended in one call) or unfrozen, as of the
+    /// org's freeze `version`. While frozen, every active agent of the org is refused as
+    /// suspended with `reason`, whatever KV says; unfrozen, the entry only replaces the frozen
+    /// one (the agents' reactivations carry their own entries) and expires soon.
+    Org {
+        org_id: OrgId,
+        version: i64,
+        frozen: bool,
+        #[serde(default)]
+        reason: Option<String>,
+        changed_at: Timestamp,
+    },
+}
+
+/// The journal key of an org's freeze: `org:{org_id}`.
+pub fn org_key(org_id: &OrgId) -> String {
+    format!("org:{org_id}")
 }
 
 /// The journal key of a withdrawn signing key: `signing_key:{kid}`.
@@ -70,6 +87,7 @@ impl Change {
                 crate::delegation::kv_key(delegation_id)
             }
             Change::KeyWithdrawn { kid, .. } => key_withdrawal_key(kid),
+            Change::Org { org_id, .. } => org_key(org_id),
         }
     }
 
@@ -77,7 +95,9 @@ impl Change {
     /// once the origin says KV has long held this version or a newer one.
     pub fn version(&self) -> i64 {
         match self {
-            Change::Agent { version, .. } | Change::DelegationRevoked { version, .. } => *version,
+            Change::Agent { version, .. }
+            | Change::DelegationRevoked { version, .. }
+            | Change::Org { version, .. } => *version,
             // A withdrawal is final and is never settled: it expires.
             Change::KeyWithdrawn { .. } => 1,
         }
@@ -94,6 +114,12 @@ impl Change {
             }
             Change::KeyWithdrawn { refuse_until, .. } => {
                 Some(refuse_until.unix_millis().saturating_add(EXPIRY_MARGIN_MS))
+            }
+            // A freeze holds until it is lifted; a lifted one only has to reach the isolates
+            // that hold the freeze, or let the floor pass it.
+            Change::Org { frozen: true, .. } => None,
+            Change::Org { changed_at, .. } => {
+                Some(changed_at.unix_millis().saturating_add(EXPIRY_MARGIN_MS))
             }
         }
     }
@@ -250,6 +276,35 @@ pub fn overlay_grant(kv: &Grant, change: &Change) -> Option<Grant> {
     }
 }
 
+/// The passport as the edge must see it while its org is frozen (`change` a frozen
+/// [`Change::Org`] of its org): an active agent is suspended with the freeze's reason. `None`
+/// when the change does not apply (unfrozen, another org, or an agent that is not active).
+pub fn overlay_org(view: &EdgePassport, change: &Change) -> Option<EdgePassport> {
+    let Change::Org {
+        org_id,
+        frozen: true,
+        reason,
+        changed_at,
+        ..
+    } = change
+    else {
+        return None;
+    };
+    if *org_id != view.org_id || view.status != Status::Active {
+        return None;
+    }
+    let mut frozen = view.clone();
+    frozen.status = Status::Suspended;
+    frozen.status_reason = reason.clone();
+    frozen.suspended_at = Some(*changed_at);
+    Some(frozen)
+}
+
+/// The ETag of a view a frozen org changed: the view's own ETag with the freeze's version.
+pub fn frozen_etag(etag: &str, org_version: i64) -> String {
+    format!("{}-f{org_version}\"", etag.trim_end_matches('"'))
+}
+
 /// Whether `change` withdraws the signing key `kid`.
 pub fn withdraws_key(change: &Change, kid: &str) -> bool {
     matches!(change, Change::KeyWithdrawn { kid: withdrawn, .. } if withdrawn == kid)
@@ -393,6 +448,45 @@ mod tests {
             serde_json::from_str::<Change>(&text).expect("reads"),
             change
         );
+    }
+
+    #[test]
+    fn a_frozen_org_suspends_its_active_agents_only() {
+        let kv = view(3, Status::Active);
+        let frozen = Change::Org {
+            org_id: kv.org_id.clone(),
+            version: 1,
+            frozen: true,
+            reason: Some("incident 42".into()),
+            changed_at: Timestamp::from_unix_millis(9_000),
+        };
+        assert_eq!(frozen.key(), format!("org:{}", kv.org_id));
+        assert_eq!(frozen.droppable_after_ms(), None);
+        let seen = overlay_org(&kv, &frozen).expect("applies");
+        assert_eq!(seen.status, Status::Suspended);
+        assert_eq!(seen.status_reason.as_deref(), Some("incident 42"));
+        assert_eq!(seen.version, 3, "the agent's own version");
+        assert_eq!(seen.verify_answer().body["error"], "agent_suspended");
+        // Not an agent already refused, not another org, not once lifted.
+        assert!(overlay_org(&view(3, Status::Revoked), &frozen).is_none());
+        let mut elsewhere = kv.clone();
+        elsewhere.org_id = OrgId::parse("org_0192f2a4c3b87d9e8f1a2b3c4d5e6f99").expect("id");
+        assert!(overlay_org(&elsewhere, &frozen).is_none());
+        let lifted = Change::Org {
+            org_id: kv.org_id.clone(),
+            version: 2,
+            frozen: false,
+            reason: None,
+            changed_at: Timestamp::from_unix_millis(10_000),
+        };
+        assert!(overlay_org(&kv, &lifted).is_none());
+        assert_eq!(lifted.droppable_after_ms(), Some(10_000 + EXPIRY_MARGIN_MS));
+        assert!(supersedes(&lifted, Some(&frozen)));
+        assert_eq!(
+            frozen_etag("\"passport-r1-v3\"", 7),
+            "\"passport-r1-v3-f7\""
+        );
+        assert_ne!(frozen_etag(&kv.etag(), 1), kv.etag());
     }
 
     #[test]

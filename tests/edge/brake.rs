@@ -185,3 +185,115 @@ async fn rotation_never_refuses_good_tokens_and_withdrawal_refuses_within_the_bo
     assert_eq!(decision["allow"], true, "{decision}");
     stack.kv_release().await;
 }
+
+/// Freezing a whole org: one journal entry refuses every agent of it at once, with KV held
+/// back; the unfreeze brings them back through their own entries, while the grants the freeze
+/// revoked stay dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_org_is_refused_at_once_and_comes_back_without_its_grants() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let org = stack.org("Frozen Co").await;
+    let a = stack.register(&org, "Frozen Delegator").await;
+    let b = stack.register(&org, "Frozen Delegatee").await;
+    stack.set_status(&a, "active").await;
+    stack.set_status(&b, "active").await;
+    stack
+        .admin(
+            reqwest::Method::POST,
+            "/v1/delegations",
+            Some(
+                json!({ "delegator": a, "delegatee": b, "scopes": ["payments.refund"],
+                         "ttl_seconds": 3600, "max_depth": 1 }),
+            ),
+        )
+        .await;
+    let exchanged = stack
+        .send(
+            stack
+                .client
+                .post(format!("{}/oauth/token", stack.origin))
+                .form(&[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("subject_token", stack.agent_token(&a).await.as_str()),
+                    ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                    ("actor_token", stack.agent_token(&b).await.as_str()),
+                    ("actor_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                ]),
+        )
+        .await;
+    assert_eq!(exchanged.0, StatusCode::OK, "{}", exchanged.2);
+    let delegated = exchanged.2["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let allowed = decide_until(&stack, &refund(&delegated), Duration::from_secs(10), |d| {
+        d["allow"] == true
+    })
+    .await;
+    assert_eq!(allowed["allow"], true, "{allowed}");
+    let (_, active_etag, _) = stack.verify(&a).await;
+
+    stack.kv_hold().await;
+    let (code, _, frozen) = stack
+        .send(
+            stack
+                .client
+                .post(format!(
+                    "{}/v1/orgs/{org}/freeze?wait=propagated",
+                    stack.origin
+                ))
+                .bearer_auth(ADMIN)
+                .json(&json!({ "reason": "incident 42" })),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{frozen}");
+    assert!(frozen["propagated_at"].is_string(), "{frozen}");
+    let (status, etag, body) = stack
+        .verify_until(&a, JOURNAL_BOUND + SLACK, |s, _| s == StatusCode::FORBIDDEN)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "agent_suspended");
+    assert_eq!(body["reason"], "incident 42");
+    assert_ne!(etag, active_etag);
+    assert_eq!(stack.verify(&b).await.0, StatusCode::FORBIDDEN);
+    let refused = stack.decide(refund(&delegated)).await.2;
+    assert_eq!(refused["allow"], false, "{refused}");
+    // KV never heard of it.
+    assert_eq!(
+        stack.kv_get(&format!("passport:{a}")).await.expect("in KV")["status"],
+        "active"
+    );
+
+    let (code, _, unfrozen) = stack
+        .send(
+            stack
+                .client
+                .post(format!(
+                    "{}/v1/orgs/{org}/unfreeze?wait=propagated",
+                    stack.origin
+                ))
+                .bearer_auth(ADMIN),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{unfrozen}");
+    let (status, _, body) = stack
+        .verify_until(&a, JOURNAL_BOUND + SLACK, |s, _| s == StatusCode::OK)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let still = stack.decide(refund(&delegated)).await.2;
+    assert_eq!(still["allow"], false, "the grant stays revoked: {still}");
+    assert!(
+        still["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .any(|r| r["code"] == "delegation_revoked"),
+        "{still}"
+    );
+    stack.kv_release().await;
+}

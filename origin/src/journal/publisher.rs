@@ -273,6 +273,19 @@ impl JournalPublisher {
                 ));
             }
         }
+        for org_id in of_type("org") {
+            let Ok(org_id) = vouch_core::OrgId::parse(&org_id) else {
+                continue;
+            };
+            if let Some(change) = self
+                .store
+                .get_org(&org_id)
+                .await?
+                .and_then(|org| org.journal_change())
+            {
+                changes.push((change.key(), change.version(), change));
+            }
+        }
         let withdrawn = of_type("signing_key");
         if !withdrawn.is_empty() {
             for key in self.store.list_keys().await? {

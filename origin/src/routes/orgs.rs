@@ -60,6 +60,10 @@ pub async fn create_org(
         name: body.name,
         slug: body.slug,
         created_at: at,
+        frozen_at: None,
+        frozen_reason: None,
+        freeze_version: 0,
+        freeze_changed_at: None,
     };
     let event = change_event(
         &caller.actor,
@@ -256,4 +260,151 @@ pub async fn revoke_token(
         token_id,
         revoked_at: at,
     }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeRequest {
+    /// Why (≤ 500 characters): kept as each agent's `status_reason`, shown by the edge to partners.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What a freeze or an unfreeze did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FreezeChanged {
+    pub org_id: OrgId,
+    pub frozen: bool,
+    pub frozen_at: Option<Timestamp>,
+    pub reason: Option<String>,
+    /// The agents it suspended (freeze) or reactivated (unfreeze).
+    pub agents: Vec<vouch_core::AgentId>,
+    /// The grants a freeze revoked (they stay revoked after an unfreeze).
+    pub grants_revoked: u64,
+    /// With `?wait=propagated`: when the edge's status journal stored the change.
+    pub propagated_at: Option<Timestamp>,
+}
+
+/// The most agent ids an `org.frozen` / `org.unfrozen` event lists (the count is always there).
+const EVENT_AGENTS_MAX: usize = 100;
+
+fn freeze_event(actor: String, kind: &'static str) -> crate::store::FreezeEvent {
+    Box::new(move |done: &crate::store::Frozen| {
+        let listed: Vec<&vouch_core::AgentId> = done.agents.iter().take(EVENT_AGENTS_MAX).collect();
+        change_event(
+            &actor,
+            Some(&done.org.org_id),
+            kind,
+            "org",
+            done.org.org_id.as_str(),
+            done.org.freeze_version,
+            json!({
+                "org_id": done.org.org_id,
+                "reason": done.org.frozen_reason,
+                "agents": listed,
+                "agent_count": done.agents.len(),
+                "agents_truncated": done.agents.len() > EVENT_AGENTS_MAX,
+                "grants_revoked": done.grants,
+            }),
+            done.org.freeze_changed_at.unwrap_or(done.org.created_at),
+        )
+    })
+}
+
+/// Freeze the org or lift it (the org's owner or the platform admin).
+async fn change_freeze(
+    state: &AppState,
+    caller: &Caller,
+    org_id: &str,
+    wait: bool,
+    freeze: Option<String>,
+) -> Result<(StatusCode, Json<FreezeChanged>)> {
+    let org = visible_org(state, caller, org_id).await?;
+    if !matches!(caller.role, Role::Platform | Role::Owner) {
+        return Err(Error::Forbidden(
+            "only the org's owner or the platform admin can freeze or unfreeze it".into(),
+        ));
+    }
+    let at = now();
+    let done = match freeze {
+        Some(reason) => {
+            let event = freeze_event(caller.actor.clone(), "org.frozen");
+            state
+                .store
+                .freeze_org(&org.org_id, &reason, at, event)
+                .await?
+        }
+        None => {
+            let event = freeze_event(caller.actor.clone(), "org.unfrozen");
+            state.store.unfreeze_org(&org.org_id, at, event).await?
+        }
+    }
+    .ok_or_else(Error::org_not_found)?;
+    let propagated_at = if wait {
+        let key = vouch_core::journal::org_key(&done.org.org_id);
+        crate::routes::wait_propagated(state, &key, done.org.freeze_version).await?
+    } else {
+        None
+    };
+    let status = if wait && propagated_at.is_none() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(FreezeChanged {
+            org_id: done.org.org_id,
+            frozen: done.org.frozen_at.is_some(),
+            frozen_at: done.org.frozen_at,
+            reason: done.org.frozen_reason,
+            agents: done.agents,
+            grants_revoked: done.grants,
+            propagated_at,
+        }),
+    ))
+}
+
+/// Freeze a whole org in one call (the emergency brake): every active agent is suspended with
+/// the reason and every one of their grants revoked, in one transaction with one audit event;
+/// one status-journal entry makes every edge refuse the org's agents within the bound. No agent
+/// of a frozen org can be activated until it is unfrozen.
+#[utoipa::path(post, path = "/v1/orgs/{org_id}/freeze", tag = "orgs",
+    request_body(content = FreezeRequest, description = "optional"),
+    params(("org_id" = String, Path, description = "`org_…`"), crate::routes::WaitQuery),
+    responses((status = 200, body = FreezeChanged), (status = 202, body = FreezeChanged, description = "`?wait=propagated` timed out"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`org_frozen`: frozen already")),
+    security(("admin_token" = [])))]
+pub async fn freeze(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<String>,
+    crate::extract::QueryParams(wait): crate::extract::QueryParams<crate::routes::WaitQuery>,
+    crate::extract::OptionalJsonBody(body): crate::extract::OptionalJsonBody<FreezeRequest>,
+) -> Result<(StatusCode, Json<FreezeChanged>)> {
+    let wait = wait.wants_propagation(&state)?;
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "the org is frozen".to_owned());
+    validate::optional_text("reason", &reason, validate::MAX_REASON)?;
+    change_freeze(&state, &caller, &org_id, wait, Some(reason)).await
+}
+
+/// Lift a freeze: the agents it suspended (and only those) are active again, each through the
+/// status journal; the grants it revoked stay revoked.
+#[utoipa::path(post, path = "/v1/orgs/{org_id}/unfreeze", tag = "orgs",
+    params(("org_id" = String, Path, description = "`org_…`"), crate::routes::WaitQuery),
+    responses((status = 200, body = FreezeChanged), (status = 202, body = FreezeChanged, description = "`?wait=propagated` timed out"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`org_not_frozen`")),
+    security(("admin_token" = [])))]
+pub async fn unfreeze(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<String>,
+    crate::extract::QueryParams(wait): crate::extract::QueryParams<crate::routes::WaitQuery>,
+) -> Result<(StatusCode, Json<FreezeChanged>)> {
+    let wait = wait.wants_propagation(&state)?;
+    change_freeze(&state, &caller, &org_id, wait, None).await
 }

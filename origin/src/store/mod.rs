@@ -30,6 +30,43 @@ pub struct Org {
     pub name: String,
     pub slug: String,
     pub created_at: Timestamp,
+    /// When the org was frozen (`POST /v1/orgs/{id}/freeze`); absent while it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen_reason: Option<String>,
+    /// Orders the org's freeze entries in the status journal.
+    #[serde(skip)]
+    pub freeze_version: i64,
+    /// When it was last frozen or unfrozen.
+    #[serde(skip)]
+    pub freeze_changed_at: Option<Timestamp>,
+}
+
+impl Org {
+    /// The org's entry for the status journal, once it has been frozen (or unfrozen) at all.
+    pub fn journal_change(&self) -> Option<vouch_core::journal::Change> {
+        Some(vouch_core::journal::Change::Org {
+            org_id: self.org_id.clone(),
+            version: self.freeze_version,
+            frozen: self.frozen_at.is_some(),
+            reason: self.frozen_reason.clone(),
+            changed_at: self.freeze_changed_at?,
+        })
+    }
+}
+
+/// Makes the audit event of a freeze or an unfreeze from what it changed.
+pub type FreezeEvent = Box<dyn for<'f> FnOnce(&'f Frozen) -> ChangeEvent + Send>;
+
+/// What a freeze or an unfreeze changed.
+#[derive(Clone, Debug)]
+pub struct Frozen {
+    pub org: Org,
+    /// The agents it suspended (a freeze) or reactivated (an unfreeze).
+    pub agents: Vec<AgentId>,
+    /// The grants a freeze revoked.
+    pub grants: u64,
 }
 
 /// What an admin token may do.
@@ -170,6 +207,9 @@ impl ChangeEvent {
             "signing_key.withdrawn" => {
                 Some(vouch_core::journal::key_withdrawal_key(&self.target_id))
             }
+            "org.frozen" | "org.unfrozen" => OrgId::parse(&self.target_id)
+                .ok()
+                .map(|id| vouch_core::journal::org_key(&id)),
             _ => None,
         }
     }
@@ -235,6 +275,27 @@ pub type AgentMutation = Box<dyn FnOnce(&Passport) -> Result<Option<AgentChange>
 pub trait OrgStore {
     async fn create_org(&self, org: &Org, event: &ChangeEvent) -> Result<()>;
     async fn get_org(&self, org_id: &OrgId) -> Result<Option<Org>>;
+    /// In one transaction: suspends every active agent of the org (with `reason`), revokes
+    /// their live grants, marks the org frozen (a new freeze version) and records `event` (made
+    /// by `event_of` from the outcome), which queues the org's one status-journal entry. The
+    /// agents' and grants' new versions go to KV. `None` when the org does not exist;
+    /// `409 org_frozen` when it is frozen already.
+    async fn freeze_org(
+        &self,
+        org_id: &OrgId,
+        reason: &str,
+        at: Timestamp,
+        event_of: FreezeEvent,
+    ) -> Result<Option<Frozen>>;
+    /// In one transaction: reactivates the agents the freeze suspended (those still suspended by
+    /// it), each queued for KV and the status journal, marks the org unfrozen and records
+    /// `event`. `None` when the org does not exist; `409 org_not_frozen` when it is not frozen.
+    async fn unfreeze_org(
+        &self,
+        org_id: &OrgId,
+        at: Timestamp,
+        event_of: FreezeEvent,
+    ) -> Result<Option<Frozen>>;
 }
 
 #[async_trait]

@@ -35,6 +35,7 @@ crate::store::sql::sql_store!(
     PgStore,
     sqlx::Postgres,
     for_update = " FOR UPDATE",
+    for_share = " FOR SHARE",
     no_key_update = " FOR NO KEY UPDATE",
     key_share = " FOR KEY SHARE OF w",
     skip_locked = " FOR UPDATE SKIP LOCKED",

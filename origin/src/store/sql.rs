@@ -6,7 +6,7 @@
 
 /// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, for_update = $lock:literal, no_key_update = $nku:literal, key_share = $key_share:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal, txid_stream = $txid:literal) => {
+    ($store:ty, $db:ty, for_update = $lock:literal, for_share = $share:literal, no_key_update = $nku:literal, key_share = $key_share:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal, txid_stream = $txid:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
         use vouch_core::audit::{verify_chain, AuditEvent, ChainReport, GENESIS_HASH};
@@ -358,13 +358,41 @@ macro_rules! sql_store {
             Ok(passport)
         }
 
+        const ORG_COLUMNS: &str =
+            "org_id, name, slug, created_at, frozen_at, frozen_reason, freeze_version, freeze_changed_at";
+
         fn org_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Org> {
+            let at = |column: &str| -> Result<Option<Timestamp>> {
+                Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp::from_unix_millis))
+            };
             Ok(Org {
                 org_id: OrgId::parse(&row.try_get::<String, _>("org_id")?).map_err(Error::internal)?,
                 name: row.try_get("name")?,
                 slug: row.try_get("slug")?,
                 created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                frozen_at: at("frozen_at")?,
+                frozen_reason: row.try_get("frozen_reason")?,
+                freeze_version: row.try_get("freeze_version")?,
+                freeze_changed_at: at("freeze_changed_at")?,
             })
+        }
+
+        /// Refuses to make an agent of a frozen org active. The org row is read with a shared
+        /// lock (Postgres), so a freeze committing meanwhile is waited for, and seen.
+        async fn refuse_if_frozen(tx: &mut Tx, org_id: &OrgId) -> Result<()> {
+            let frozen: Option<Option<i64>> = sqlx::query_scalar(&format!(
+                "SELECT frozen_at FROM orgs WHERE org_id = $1{}", $share
+            ))
+            .bind(org_id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            if frozen.flatten().is_some() {
+                return Err(Error::Conflict {
+                    code: "org_frozen",
+                    message: "the org is frozen: no agent of it can be activated until it is unfrozen".into(),
+                });
+            }
+            Ok(())
         }
 
         fn event_from_row(row: &<$db as sqlx::Database>::Row) -> Result<AuditEvent> {
@@ -404,11 +432,189 @@ macro_rules! sql_store {
             }
 
             async fn get_org(&self, org_id: &OrgId) -> Result<Option<Org>> {
-                let row = sqlx::query("SELECT org_id, name, slug, created_at FROM orgs WHERE org_id = $1")
+                let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE org_id = $1"))
                     .bind(org_id.as_str())
                     .fetch_optional(&self.read)
                     .await?;
                 row.as_ref().map(org_from_row).transpose()
+            }
+
+            async fn freeze_org(
+                &self,
+                org_id: &OrgId,
+                reason: &str,
+                at: Timestamp,
+                event_of: crate::store::FreezeEvent,
+            ) -> Result<Option<crate::store::Frozen>> {
+                let mut tx = self.write.begin().await?;
+                // The org first (activations wait on it), then its agents in one order.
+                let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE org_id = $1{}", $lock))
+                    .bind(org_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(mut org) = row.as_ref().map(org_from_row).transpose()? else {
+                    return Ok(None);
+                };
+                if org.frozen_at.is_some() {
+                    return Err(Error::Conflict {
+                        code: "org_frozen",
+                        message: "the org is frozen already".into(),
+                    });
+                }
+                let rows = sqlx::query(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.org_id = $1 AND a.status = 'active' \
+                     ORDER BY a.agent_id{}", $lock
+                ))
+                .bind(org_id.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut agents = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let current = passport_from_row(row)?;
+                    let next = vouch_core::lifecycle::change_status(
+                        &current,
+                        vouch_core::Status::Suspended,
+                        Some(reason.to_owned()),
+                        at,
+                    )?;
+                    sqlx::query(
+                        "UPDATE agents SET status = $1, version = $2, document = $3, updated_at = $4 \
+                         WHERE agent_id = $5",
+                    )
+                    .bind(next.status.as_str())
+                    .bind(next.version)
+                    .bind(document(&next)?)
+                    .bind(next.updated_at.unix_millis())
+                    .bind(next.agent_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    // KV learns it in due course; the org's journal entry refuses it at once.
+                    let key = vouch_core::kv::passport_key(&next.agent_id);
+                    mark_queue(&mut tx, "kv_outbox", &key, "agent", next.agent_id.as_str(), next.version, at).await?;
+                    sqlx::query("INSERT INTO frozen_agents (org_id, agent_id) VALUES ($1, $2)")
+                        .bind(org_id.as_str())
+                        .bind(next.agent_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    agents.push(next.agent_id);
+                }
+                // Their grants die with them (and stay dead after an unfreeze), each through KV
+                // and the journal like any revocation.
+                let grants = sqlx::query(&format!(
+                    "UPDATE delegations SET revoked_at = $1, version = version + 1 \
+                     WHERE revoked_at IS NULL AND (org_id = $2 \
+                       OR delegator IN (SELECT agent_id FROM frozen_agents WHERE org_id = $2) \
+                       OR delegatee IN (SELECT agent_id FROM frozen_agents WHERE org_id = $2)) \
+                     RETURNING {DELEGATION_COLUMNS}"
+                ))
+                .bind(at.unix_millis())
+                .bind(org_id.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in &grants {
+                    let record = delegation_from_row(row)?;
+                    let key = record.grant.kv_key();
+                    let id = record.grant.delegation_id.as_str();
+                    mark_queue(&mut tx, "kv_outbox", &key, "delegation", id, record.version, at).await?;
+                    mark_queue(&mut tx, "journal_outbox", &key, "delegation", id, record.version, at).await?;
+                }
+                org.frozen_at = Some(at);
+                org.frozen_reason = Some(reason.to_owned());
+                org.freeze_version += 1;
+                org.freeze_changed_at = Some(at);
+                sqlx::query(
+                    "UPDATE orgs SET frozen_at = $1, frozen_reason = $2, freeze_version = $3, \
+                     freeze_changed_at = $1 WHERE org_id = $4",
+                )
+                .bind(at.unix_millis())
+                .bind(reason)
+                .bind(org.freeze_version)
+                .bind(org_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let frozen = crate::store::Frozen { org, agents, grants: grants.len() as u64 };
+                record_event(&mut tx, &event_of(&frozen)).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(Some(frozen))
+            }
+
+            async fn unfreeze_org(
+                &self,
+                org_id: &OrgId,
+                at: Timestamp,
+                event_of: crate::store::FreezeEvent,
+            ) -> Result<Option<crate::store::Frozen>> {
+                let mut tx = self.write.begin().await?;
+                let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE org_id = $1{}", $lock))
+                    .bind(org_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(mut org) = row.as_ref().map(org_from_row).transpose()? else {
+                    return Ok(None);
+                };
+                if org.frozen_at.is_none() {
+                    return Err(Error::Conflict {
+                        code: "org_not_frozen",
+                        message: "the org is not frozen".into(),
+                    });
+                }
+                let rows = sqlx::query(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents a JOIN frozen_agents f ON f.agent_id = a.agent_id \
+                     WHERE f.org_id = $1 AND a.status = 'suspended' ORDER BY a.agent_id{}", $lock
+                ))
+                .bind(org_id.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut agents = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let current = passport_from_row(row)?;
+                    let next = vouch_core::lifecycle::change_status(
+                        &current,
+                        vouch_core::Status::Active,
+                        None,
+                        at,
+                    )?;
+                    sqlx::query(
+                        "UPDATE agents SET status = $1, version = $2, document = $3, updated_at = $4 \
+                         WHERE agent_id = $5",
+                    )
+                    .bind(next.status.as_str())
+                    .bind(next.version)
+                    .bind(document(&next)?)
+                    .bind(next.updated_at.unix_millis())
+                    .bind(next.agent_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    // KV still says suspended for a while: the journal carries each reactivation.
+                    let key = vouch_core::kv::passport_key(&next.agent_id);
+                    let id = next.agent_id.as_str();
+                    mark_queue(&mut tx, "kv_outbox", &key, "agent", id, next.version, at).await?;
+                    mark_queue(&mut tx, "journal_outbox", &key, "agent", id, next.version, at).await?;
+                    agents.push(next.agent_id);
+                }
+                sqlx::query("DELETE FROM frozen_agents WHERE org_id = $1")
+                    .bind(org_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                org.frozen_at = None;
+                org.frozen_reason = None;
+                org.freeze_version += 1;
+                org.freeze_changed_at = Some(at);
+                sqlx::query(
+                    "UPDATE orgs SET frozen_at = NULL, frozen_reason = NULL, freeze_version = $1, \
+                     freeze_changed_at = $2 WHERE org_id = $3",
+                )
+                .bind(org.freeze_version)
+                .bind(at.unix_millis())
+                .bind(org_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let unfrozen = crate::store::Frozen { org, agents, grants: 0 };
+                record_event(&mut tx, &event_of(&unfrozen)).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(Some(unfrozen))
             }
         }
 
@@ -505,6 +711,9 @@ macro_rules! sql_store {
         impl AgentStore for $store {
             async fn insert_agent(&self, passport: &Passport, api_key_hash: &str, event: &ChangeEvent) -> Result<()> {
                 let mut tx = self.write.begin().await?;
+                if passport.status == vouch_core::Status::Active {
+                    refuse_if_frozen(&mut tx, &passport.org_id).await?;
+                }
                 sqlx::query(
                     "INSERT INTO agents (agent_id, org_id, name, status, version, document, \
                      api_key_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -595,6 +804,9 @@ macro_rules! sql_store {
                     return Ok(Mutated { before: current.clone(), after: current });
                 };
                 let next = change.passport;
+                if next.status == vouch_core::Status::Active && current.status != vouch_core::Status::Active {
+                    refuse_if_frozen(&mut tx, &next.org_id).await?;
+                }
                 sqlx::query(
                     "UPDATE agents SET status = $1, version = $2, document = $3, updated_at = $4, \
                      api_key_hash = COALESCE($5, api_key_hash) WHERE agent_id = $6",

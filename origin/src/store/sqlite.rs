@@ -48,6 +48,7 @@ crate::store::sql::sql_store!(
     SqliteStore,
     sqlx::Sqlite,
     for_update = "",
+    for_share = "",
     no_key_update = "",
     key_share = "",
     skip_locked = "",

@@ -6,13 +6,15 @@ use crate::error::{Error, Result};
 use crate::store::ChangeEvent;
 
 /// The types a webhook delivers (SPEC §7, plus `webhook.disabled`).
-pub const DELIVERED: [&str; 9] = [
+pub const DELIVERED: [&str; 11] = [
     "passport.created",
     "passport.updated",
     "passport.status_changed",
     "agent.tokens_revoked",
     "delegation.created",
     "delegation.revoked",
+    "org.frozen",
+    "org.unfrozen",
     "signing_key.rotated",
     "signing_key.withdrawn",
     "webhook.disabled",
@@ -63,8 +65,10 @@ pub fn checked_filter(events: Option<Vec<String>>) -> Result<Vec<String>> {
 }
 
 /// Every type the outbox (and so the live stream) carries.
-pub const STREAMED: [&str; 19] = [
+pub const STREAMED: [&str; 21] = [
     "org.created",
+    "org.frozen",
+    "org.unfrozen",
     "token.created",
     "token.revoked",
     "passport.created",

@@ -319,3 +319,159 @@ pub async fn keys_withdrawn(app: &TestApp) {
     );
     assert_eq!(kid_of(&token_of(app, &a, &key_a).await), standby);
 }
+
+pub async fn org_frozen(app: &TestApp) {
+    let org = app.org("brake-freeze").await;
+    let (a, key_a) = active(app, &org, "frozen a").await;
+    let (b, _) = active(app, &org, "frozen b").await;
+    let (c, _) = active(app, &org, "already suspended").await;
+    app.set_status(&c, "suspended").await.assert_status(200);
+    let (d, _) = app.agent(&org, "still a draft").await;
+    app.post(
+        "/v1/delegations",
+        ADMIN,
+        json!({ "delegator": a, "delegatee": b, "scopes": ["payments.refund"], "ttl_seconds": 3600, "max_depth": 2 }),
+    )
+    .await
+    .assert_status(201);
+    let other = app.org("brake-freeze-other").await;
+    let (outsider, _) = active(app, &other, "outsider").await;
+    let journal_version = |agent: String| async move {
+        app.count(&format!(
+                "SELECT COALESCE(MAX(target_version), 0) FROM journal_outbox WHERE kv_key = 'passport:{agent}'"
+            ))
+            .await
+    };
+    let a_in_journal = journal_version(a.clone()).await;
+
+    // Only the org's owner or the platform; another org's owner never learns it exists.
+    let admin = app.token(&org, "admin").await;
+    app.post(&format!("/v1/orgs/{org}/freeze"), &admin, json!({}))
+        .await
+        .assert_error(403, "forbidden");
+    let stranger = app.token(&other, "owner").await;
+    app.post(&format!("/v1/orgs/{org}/freeze"), &stranger, json!({}))
+        .await
+        .assert_error(404, "org_not_found");
+    let owner = app.token(&org, "owner").await;
+    let frozen = app
+        .post(
+            &format!("/v1/orgs/{org}/freeze"),
+            &owner,
+            json!({ "reason": "incident 42" }),
+        )
+        .await;
+    let body = frozen.assert_status(200).clone();
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort();
+    assert_eq!(body["agents"], json!(expected));
+    assert_eq!(body["grants_revoked"], 1);
+    assert_eq!(body["frozen"], true);
+    assert_eq!(
+        app.get(&format!("/v1/orgs/{org}"), &owner)
+            .await
+            .assert_status(200)["frozen_reason"],
+        "incident 42"
+    );
+
+    // Every active agent suspended with the reason; the others untouched; another org untouched.
+    for (agent, status) in [
+        (&a, "suspended"),
+        (&b, "suspended"),
+        (&c, "suspended"),
+        (&d, "draft"),
+        (&outsider, "active"),
+    ] {
+        let p = app.get(&format!("/v1/agents/{agent}"), ADMIN).await;
+        assert_eq!(p.assert_status(200)["status"], status, "{agent}");
+    }
+    let p = app.get(&format!("/v1/agents/{a}"), ADMIN).await;
+    assert_eq!(p.body["status_reason"], "incident 42");
+    let refused = app
+        .send(app.client.post(format!("{}/oauth/token", app.base)).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", a.as_str()),
+            ("client_secret", key_a.as_str()),
+        ]))
+        .await;
+    assert_eq!(refused.status.as_u16(), 401, "{}", refused.body);
+
+    // One audit event, one journal entry for the org (none per agent), KV for each agent.
+    let in_chain = |action: &str| {
+        format!(
+            "SELECT COUNT(*) FROM audit_events WHERE chain_id = '{org}' AND action = '{action}'"
+        )
+    };
+    assert_eq!(app.count(&in_chain("org.frozen")).await, 1);
+    assert_eq!(
+        app.count(&in_chain("passport.status_changed")).await,
+        1,
+        "c's own suspension only"
+    );
+    assert_eq!(app.count(&in_chain("delegation.revoked")).await, 0);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM journal_outbox WHERE kv_key = 'org:{org}'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(journal_version(a.clone()).await, a_in_journal);
+    let kv_version = app
+        .count(&format!(
+            "SELECT target_version FROM kv_outbox WHERE kv_key = 'passport:{a}'"
+        ))
+        .await;
+    assert_eq!(kv_version, p.body["version"].as_i64().unwrap());
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM delegations WHERE revoked_at IS NULL")
+            .await,
+        0
+    );
+
+    // Nothing of the org can be activated while it is frozen; a second freeze is a conflict.
+    app.set_status(&a, "active")
+        .await
+        .assert_error(409, "org_frozen");
+    app.set_status(&d, "active")
+        .await
+        .assert_error(409, "org_frozen");
+    let mut p = passport(&org, "born active");
+    p["status"] = json!("active");
+    app.post("/v1/agents", ADMIN, p)
+        .await
+        .assert_error(409, "org_frozen");
+    app.agent(&org, "born a draft").await;
+    app.post(&format!("/v1/orgs/{org}/freeze"), ADMIN, json!({}))
+        .await
+        .assert_error(409, "org_frozen");
+
+    // Unfreeze: the agents the freeze suspended come back, each through the journal; c stays
+    // suspended; the grant stays revoked.
+    let unfrozen = app
+        .post(&format!("/v1/orgs/{org}/unfreeze"), &owner, json!({}))
+        .await;
+    let body = unfrozen.assert_status(200).clone();
+    assert_eq!(body["agents"], json!(expected));
+    assert_eq!(body["frozen"], false);
+    for (agent, status) in [
+        (&a, "active"),
+        (&b, "active"),
+        (&c, "suspended"),
+        (&d, "draft"),
+    ] {
+        let p = app.get(&format!("/v1/agents/{agent}"), ADMIN).await;
+        assert_eq!(p.assert_status(200)["status"], status, "{agent}");
+    }
+    assert!(journal_version(a.clone()).await > a_in_journal);
+    assert_eq!(app.count(&in_chain("org.unfrozen")).await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM delegations WHERE revoked_at IS NULL")
+            .await,
+        0
+    );
+    app.post(&format!("/v1/orgs/{org}/unfreeze"), &owner, json!({}))
+        .await
+        .assert_error(409, "org_not_frozen");
+    app.set_status(&d, "active").await.assert_status(200);
+}

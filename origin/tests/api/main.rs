@@ -81,6 +81,7 @@ on_both_databases! {
     signing_keys_rotate => crate::tokens::signing_keys_rotate,
     brake_tokens_revoked => crate::brake::tokens_revoked,
     brake_keys_withdrawn => crate::brake::keys_withdrawn,
+    brake_org_frozen => crate::brake::org_frozen,
     generated_platform_token => crate::ops::generated_platform_token,
     configured_platform_token_without_prefix => crate::ops::configured_platform_token_without_prefix,
     webhook_event_types => crate::webhooks::every_event_type_once_per_change [crate::webhooks::fast()],

@@ -246,6 +246,22 @@ pub enum OrgsCommand {
         #[arg(value_name = "ORG_ID")]
         org_id: String,
     },
+    /// Freeze the whole org (the emergency brake): every active agent suspended and its grants
+    /// revoked in one call; every edge refuses them within seconds.
+    Freeze {
+        /// `org_…`
+        #[arg(value_name = "ORG_ID")]
+        org_id: String,
+        /// Why (shown by the edge as each agent's reason).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a freeze: the agents it suspended are active again (their grants stay revoked).
+    Unfreeze {
+        /// `org_…`
+        #[arg(value_name = "ORG_ID")]
+        org_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -129,7 +129,14 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
     }
 }
 
-const ORG_FIELDS: [&str; 4] = ["org_id", "name", "slug", "created_at"];
+const ORG_FIELDS: [&str; 6] = [
+    "org_id",
+    "name",
+    "slug",
+    "created_at",
+    "frozen_at",
+    "frozen_reason",
+];
 
 fn orgs(client: &Client, out: &Output, cmd: &OrgsCommand) -> Result<()> {
     match cmd {
@@ -147,6 +154,31 @@ fn orgs(client: &Client, out: &Output, cmd: &OrgsCommand) -> Result<()> {
         OrgsCommand::Show { org_id } => {
             let org = client.send(Call::get(&["v1", "orgs", org_id]))?;
             out.show(&org, |org| render::object(org, &ORG_FIELDS));
+        }
+        OrgsCommand::Freeze { org_id, reason } => {
+            let body = match reason {
+                Some(reason) => json!({ "reason": reason }),
+                None => json!({}),
+            };
+            let done = client.send(Call::post(&["v1", "orgs", org_id, "freeze"]).json(body))?;
+            out.show(&done, |d| {
+                format!(
+                    "Org {} is frozen: {} agents suspended, {} grants revoked.",
+                    str_field(d, "org_id"),
+                    d["agents"].as_array().map_or(0, Vec::len),
+                    str_field(d, "grants_revoked")
+                )
+            });
+        }
+        OrgsCommand::Unfreeze { org_id } => {
+            let done = client.send(Call::post(&["v1", "orgs", org_id, "unfreeze"]))?;
+            out.show(&done, |d| {
+                format!(
+                    "Org {} is unfrozen: {} agents active again (their grants stay revoked).",
+                    str_field(d, "org_id"),
+                    d["agents"].as_array().map_or(0, Vec::len)
+                )
+            });
         }
     }
     Ok(())
