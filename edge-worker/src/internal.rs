@@ -4,8 +4,9 @@
 //! internal request is `401`.
 //!
 //! With the variable `VOUCH_TEST_CONTROLS = "1"` (set only by the local edge's tests, never in
-//! wrangler.toml) `POST /internal/test/journal-outage {"for_ms": N}` makes the journal refuse
-//! isolates' pulls for N ms, so the tests can watch the edge fail closed, `POST
+//! wrangler.toml) `POST /internal/test/journal-outage {"for_ms": N, "hang"?, "appends"?}` makes
+//! the journal refuse isolates' pulls for N ms (or hold them, with `hang`; and hold the origin's
+//! appends too, with `appends`), so the tests can watch the edge fail closed, `POST
 //! /internal/test/journal-reset` empties it as if it were new (new epoch, unseeded), and `POST
 //! /internal/test/isolate-cold` makes the isolate that answers forget its copy of the journal, as
 //! a freshly started one has none.

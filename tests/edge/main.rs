@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod brake;
+mod faults;
 mod journal;
 mod journal_growth;
 mod stack;

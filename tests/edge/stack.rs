@@ -21,7 +21,7 @@ use vouch_origin::{app, store};
 pub const ADMIN: &str = "vk_admin_edge-test-platform-token-0123456789";
 /// The `iss` of the tokens the test origin issues (the edge learns it from discovery in KV).
 pub const ISSUER: &str = "http://origin.test";
-const KV_TOKEN: &str = "kv-test-token";
+pub const KV_TOKEN: &str = "kv-test-token";
 /// The edge secret of `POST /internal/journal`, shared by the local edge and the test origin.
 pub const EDGE_SECRET: &str = "edge-test-secret-0123456789abcdef";
 /// How old an isolate's copy of the journal may get before `/verify` fails closed (the
@@ -41,40 +41,27 @@ pub struct Stack {
     pub kv_control: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn store::Store>,
-    node: Option<Child>,
+    local_edge: LocalEdge,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+/// The local edge (scripts/edge/serve.mjs): the built worker in workerd, its KV and Durable
+/// Objects, and the KV REST-shaped endpoint. Stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct LocalEdge {
+    pub edge: String,
+    /// The KV REST-shaped endpoint's base (`…/client/v4`).
+    pub kv_api: String,
+    /// Its test controls (`/__control/…`).
+    pub kv_control: String,
+    node: Option<Child>,
+    drain: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// `Some(node)` when the edge can run here; `None` to skip (only when not required).
-fn edge_prerequisites() -> Option<PathBuf> {
-    let required = std::env::var("VOUCH_REQUIRE_EDGE").is_ok_and(|v| v == "1");
-    let node = std::env::var_os("VOUCH_NODE").map(PathBuf::from);
-    let built = repo().join("edge-worker/build/index.js").exists();
-    match node {
-        Some(node) if built && node.exists() => Some(node),
-        _ if required => panic!(
-            "VOUCH_REQUIRE_EDGE=1 but the local edge cannot run: VOUCH_NODE={:?}, edge-worker/build built: {built}",
-            std::env::var_os("VOUCH_NODE")
-        ),
-        _ => {
-            eprintln!("skipped: run scripts/test.sh (it builds the worker and sets VOUCH_NODE)");
-            None
-        }
-    }
-}
-
-impl Stack {
-    pub async fn start() -> Option<Stack> {
-        Stack::start_with(&[]).await
-    }
-
-    /// A stack whose local edge gets these extra environment variables (the worker's settings).
-    pub async fn start_with(edge_env: &[(&str, &str)]) -> Option<Stack> {
+impl LocalEdge {
+    /// Starts the local edge with the test settings and `edge_env` on top (ports, persistence,
+    /// worker variables); `None` to skip when it cannot run here.
+    pub async fn start(edge_env: &[(&str, &str)]) -> Option<LocalEdge> {
         let node = edge_prerequisites()?;
         let mut child = Command::new(node)
             .arg(repo().join("scripts/edge/serve.mjs"))
@@ -112,7 +99,79 @@ impl Stack {
         let kv_control = kv_api.trim_end_matches("/client/v4").to_owned();
         // Keep reading the edge's stdout so it never blocks on a full pipe.
         let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Some(LocalEdge {
+            edge,
+            kv_api,
+            kv_control,
+            node: Some(child),
+            drain: Some(drain),
+        })
+    }
 
+    /// Stops it: SIGTERM lets Miniflare stop its workerd child; SIGKILL after 5 s.
+    pub fn stop(&mut self) {
+        if let Some(drain) = self.drain.take() {
+            drain.abort();
+        }
+        let Some(mut child) = self.node.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = child.start_kill();
+    }
+}
+
+impl Drop for LocalEdge {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `Some(node)` when the edge can run here; `None` to skip (only when not required).
+fn edge_prerequisites() -> Option<PathBuf> {
+    let required = std::env::var("VOUCH_REQUIRE_EDGE").is_ok_and(|v| v == "1");
+    let node = std::env::var_os("VOUCH_NODE").map(PathBuf::from);
+    let built = repo().join("edge-worker/build/index.js").exists();
+    match node {
+        Some(node) if built && node.exists() => Some(node),
+        _ if required => panic!(
+            "VOUCH_REQUIRE_EDGE=1 but the local edge cannot run: VOUCH_NODE={:?}, edge-worker/build built: {built}",
+            std::env::var_os("VOUCH_NODE")
+        ),
+        _ => {
+            eprintln!("skipped: run scripts/test.sh (it builds the worker and sets VOUCH_NODE)");
+            None
+        }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Option<Stack> {
+        Stack::start_with(&[]).await
+    }
+
+    /// A stack whose local edge gets these extra environment variables (the worker's settings).
+    pub async fn start_with(edge_env: &[(&str, &str)]) -> Option<Stack> {
+        let local_edge = LocalEdge::start(edge_env).await?;
+        let edge = local_edge.edge.clone();
+        let kv_api = local_edge.kv_api.clone();
+        let kv_control = local_edge.kv_control.clone();
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("vouch.db").display());
         let store = store::connect(&url).await.expect("open SQLite");
@@ -155,8 +214,8 @@ impl Stack {
             kv_control,
             client: reqwest::Client::new(),
             store,
-            node: Some(child),
-            tasks: vec![drain, publishing, journaling, serving],
+            local_edge,
+            tasks: vec![publishing, journaling, serving],
             _dir: dir,
         };
         // The edge answers 503 until the origin has seeded its journal: wait for that.
@@ -247,20 +306,7 @@ impl Stack {
             .admin(
                 reqwest::Method::POST,
                 "/v1/agents",
-                Some(json!({
-                    "org_id": org,
-                    "name": name,
-                    "owner": { "display_name": "Acme Support Team", "contact": "security@acme.com" },
-                    "role": "Tier-2 Support",
-                    "capabilities": [
-                        { "id": "payments.refund", "params": { "max_amount": 100, "currency": "USD" } },
-                        { "id": "data.export", "params": { "max_rows": 1000 } }
-                    ],
-                    "limits": { "refund_usd_max_per_tx": 100, "refund_usd_daily_cap": 1000, "max_export_rows": 1000, "allow_pii": false },
-                    "regions": ["US-NY", "US-CA"],
-                    "assurance_level": "L2",
-                    "public_jwk": { "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" }
-                })),
+                Some(seed_passport(org, name)),
             )
             .await;
         body["agent"]["agent_id"]
@@ -533,6 +579,24 @@ impl Stack {
     }
 }
 
+/// The registration body of the seed passport (SPEC §3) in `org`, named `name` (a draft).
+pub fn seed_passport(org: &str, name: &str) -> Value {
+    json!({
+        "org_id": org,
+        "name": name,
+        "owner": { "display_name": "Acme Support Team", "contact": "security@acme.com" },
+        "role": "Tier-2 Support",
+        "capabilities": [
+            { "id": "payments.refund", "params": { "max_amount": 100, "currency": "USD" } },
+            { "id": "data.export", "params": { "max_rows": 1000 } }
+        ],
+        "limits": { "refund_usd_max_per_tx": 100, "refund_usd_daily_cap": 1000, "max_export_rows": 1000, "allow_pii": false },
+        "regions": ["US-NY", "US-CA"],
+        "assurance_level": "L2",
+        "public_jwk": { "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" }
+    })
+}
+
 fn kv_target(kv_api: &str) -> KvTarget {
     KvTarget {
         api_base: kv_api.to_owned(),
@@ -547,22 +611,6 @@ impl Drop for Stack {
         for task in &self.tasks {
             task.abort();
         }
-        if let Some(child) = self.node.as_mut() {
-            // SIGTERM lets Miniflare stop its workerd child; kill_on_drop is the fallback.
-            if let Some(pid) = child.id() {
-                let _ = std::process::Command::new("kill")
-                    .arg("-TERM")
-                    .arg(pid.to_string())
-                    .status();
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while Instant::now() < deadline {
-                    if matches!(child.try_wait(), Ok(Some(_))) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-            let _ = child.start_kill();
-        }
+        self.local_edge.stop();
     }
 }

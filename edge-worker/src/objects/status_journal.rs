@@ -89,6 +89,15 @@ impl DurableObject for StatusJournal {
             }
             (Method::Post, "/append") => {
                 let request: AppendRequest = read_json(&mut req).await?;
+                if let Some(until) = meta(&self.state, "outage_until")?.filter(|u| *u > now_ms()) {
+                    if meta(&self.state, "outage_appends")? == Some(1) {
+                        // An append that gets no answer: held until the outage ends, then
+                        // refused, having stored nothing.
+                        let left = u64::try_from(until - now_ms()).unwrap_or(0);
+                        worker::Delay::from(std::time::Duration::from_millis(left)).await;
+                        return Response::error("the journal is in a test outage", 503);
+                    }
+                }
                 self.append(request)
             }
             (Method::Post, "/outage") => {
@@ -98,10 +107,14 @@ impl DurableObject for StatusJournal {
                     /// Pulls hang (no answer) rather than fail.
                     #[serde(default)]
                     hang: bool,
+                    /// Appends hang too (and store nothing).
+                    #[serde(default)]
+                    appends: bool,
                 }
                 let outage: Outage = read_json(&mut req).await?;
                 set_meta(&self.state, "outage_until", now_ms() + outage.for_ms)?;
                 set_meta(&self.state, "outage_hangs", i64::from(outage.hang))?;
+                set_meta(&self.state, "outage_appends", i64::from(outage.appends))?;
                 Response::from_json(&serde_json::json!({ "outage_ms": outage.for_ms }))
             }
             (Method::Post, "/reset") => {
