@@ -16,10 +16,13 @@ ensure_edge_toolchain
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+# The fuzz crate is a workspace of its own (shared/fuzz), so `--all` does not reach it.
+cargo fmt --manifest-path shared/fuzz/Cargo.toml --all -- --check
 
 step "cargo clippy (native and wasm32; warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p vouch-edge -p vouch-core --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy --manifest-path shared/fuzz/Cargo.toml --all-targets --locked -- -D warnings
 
 step "edge worker build and wrangler deploy --dry-run"
 build_edge_worker
@@ -34,3 +37,6 @@ if [ -z "${VOUCH_TEST_POSTGRES_URL:-}" ]; then
   echo "note: VOUCH_TEST_POSTGRES_URL is not set, so the PostgreSQL half of the suite is skipped"
 fi
 VOUCH_REQUIRE_EDGE=1 cargo test --workspace --locked
+
+step "fuzz targets of the core (20 s each, from the committed corpus)"
+scripts/fuzz.sh 20

@@ -294,13 +294,17 @@ fn decode(segment: &str, which: Segment) -> Result<Vec<u8>, TokenError> {
         .map_err(|_| TokenError::BadBase64(which))
 }
 
-/// Whether `bytes` is exactly one JSON object (checked without building it).
+/// Whether `bytes` is exactly one JSON object (checked without building it). JSON text is UTF-8
+/// (RFC 8259 §8.1), which is checked first: serde_json does not check the strings it skips.
 fn is_json_object(bytes: &[u8]) -> bool {
-    let starts_with_brace = bytes
-        .iter()
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let starts_with_brace = text
+        .bytes()
         .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{');
-    starts_with_brace && serde_json::from_slice::<IgnoredAny>(bytes).is_ok()
+        .is_some_and(|b| b == b'{');
+    starts_with_brace && serde_json::from_str::<IgnoredAny>(text).is_ok()
 }
 
 #[cfg(test)]
@@ -764,6 +768,33 @@ pub(crate) mod tests {
         }
         // Leading whitespace before an object is still JSON.
         assert!(check(&sign(b" {}", &key, &kid)).is_ok());
+    }
+
+    /// JSON text is UTF-8 (RFC 8259 §8.1). serde_json skips the strings it ignores without
+    /// checking them, so a segment with invalid UTF-8 inside an ignored member passed as a JSON
+    /// object (found by the `token` fuzz target: an invalid byte in a claim).
+    #[test]
+    fn refuses_segments_that_are_not_utf8() {
+        let key = test_key(1);
+        let kid = kid(key.verifying_key());
+        for payload in [
+            &b"{\"scope\":\"a\xd8\"}"[..],
+            b"{\"x\":\"\xff\xfe\"}",
+            b"{\"\xc0\xaf\":1}",
+        ] {
+            let token = sign(payload, &key, &kid);
+            assert_eq!(
+                check(&token),
+                Err(TokenError::BadJson(Segment::Payload)),
+                "{payload:?}"
+            );
+        }
+        let mut header = format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{kid}","x":""#).into_bytes();
+        header.extend(b"\xff\"}");
+        let bad = sign_raw(&b64(&header), &b64(claims()), &key);
+        assert_eq!(check(&bad), Err(TokenError::BadJson(Segment::Header)));
+        // Escaped code points are fine.
+        assert!(check(&sign(br#"{"x":"\u00ff"}"#, &key, &kid)).is_ok());
     }
 
     #[test]

@@ -552,6 +552,39 @@ pub(crate) mod tests {
         assert_eq!(back, seed_passport());
     }
 
+    /// JSON numbers are read exactly (correctly rounded), so a passport stored as JSON reads
+    /// back equal. Found by the `passport` fuzz target: serde_json's default float parser is
+    /// off by one ULP for some inputs, and `1001111…1` (64 digits) in `params` read back as
+    /// another number after one store; the workspace turns on its `float_roundtrip`.
+    #[test]
+    fn stored_passports_read_back_exactly() {
+        for text in [
+            "1001111111111111111111111111111111111111111111111111111111111111",
+            "2.2250738585072011e-308",
+            "0.30000000000000004",
+            "9007199254740993",
+            "1.7976931348623157e308",
+            "123456789.12345678901234567890",
+        ] {
+            let params: Value =
+                serde_json::from_str(&format!(r#"{{"max_amount":{text}}}"#)).unwrap();
+            let expected: f64 = text.parse().unwrap();
+            assert_eq!(params["max_amount"].as_f64(), Some(expected), "{text}");
+            let mut request = seed_request();
+            request["capabilities"][0]["params"] = params;
+            let p = Passport::register(
+                NewAgent::from_json(request).unwrap(),
+                AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70").unwrap(),
+                OrgId::parse("org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71").unwrap(),
+                Timestamp::from_unix_millis(0),
+            )
+            .unwrap();
+            let stored = serde_json::to_string(&p).unwrap();
+            let back: Passport = serde_json::from_str(&stored).unwrap();
+            assert_eq!(back, p, "{text}");
+        }
+    }
+
     #[test]
     fn may_start_active_but_not_suspended() {
         let mut req = seed_request();

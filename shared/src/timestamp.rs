@@ -28,11 +28,19 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
 
-    /// Parses any RFC 3339 instant; sub-millisecond digits are dropped.
+    /// Parses any RFC 3339 instant that is in the years 0000 to 9999 in UTC (what
+    /// [`Timestamp::to_rfc3339`] writes: `0000-01-01T00:00:00+00:01` is in year −1 in UTC, and
+    /// is refused); sub-millisecond digits are dropped.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         let dt = OffsetDateTime::parse(s, &Rfc3339).ok()?;
-        let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
-        i64::try_from(ms).ok().map(Timestamp)
+        let nanos = dt.unix_timestamp_nanos();
+        let utc = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
+        if !(0..=9999).contains(&utc.year()) {
+            return None;
+        }
+        i64::try_from(nanos.div_euclid(1_000_000))
+            .ok()
+            .map(Timestamp)
     }
 
     /// The UTC calendar day, `2026-11-22` (daily caps reset at its end).
@@ -94,6 +102,34 @@ mod tests {
         let t = Timestamp::parse_rfc3339("2026-11-18T12:06:40.123999+01:00");
         assert_eq!(t, Some(Timestamp::from_unix_millis(1_795_000_000_123)));
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    /// Every instant read is one the timestamp can write back. Found by the `journal` fuzz
+    /// target (a change must read back from the JSON the journal stores): an offset moved
+    /// `0000-01-01T00:00:00+00:01` to year −1, written as text no parser reads, and
+    /// `9999-12-31T23:59:59-00:01` to year 10000, written as the epoch.
+    #[test]
+    fn refuses_instants_it_cannot_write() {
+        for outside in [
+            "0000-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01",
+            "9999-12-31T23:30:00-23:59",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(outside), None, "{outside}");
+        }
+        for edge in [
+            "0000-01-01T00:00:00Z",
+            "0000-01-01T00:01:00+00:01",
+            "9999-12-31T23:59:59.999Z",
+            "9999-12-31T22:59:59.999-01:00",
+        ] {
+            let t = Timestamp::parse_rfc3339(edge).expect(edge);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t), "{edge}");
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("0000-01-01T00:00:00Z").map(Timestamp::to_rfc3339),
+            Some("0000-01-01T00:00:00.000Z".to_owned())
+        );
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! The status journal's wire types and the edge's overlay: `AppendRequest` (what the origin
+//! appends, `POST /internal/journal`), `Pull` (what isolates read), and `overlay_passport` /
+//! `overlay_grant` / `supersedes` on every change they carry.
+//!
+//! Input: a JSON document, read both as an append and as a pull.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use vouch_core::delegation::Grant;
+use vouch_core::journal::{
+    overlay_etag, overlay_grant, overlay_passport, supersedes, AppendRequest, Change, Pull,
+};
+use vouch_core::{kv, Timestamp};
+use vouch_core_fuzz::{agent, grant_id, seed_view};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(append) = serde_json::from_slice::<AppendRequest>(data) {
+        // The journal stores each change as JSON and hands it back in pulls: it must read back.
+        round_trips(&append);
+        for change in &append.changes {
+            round_trips(change);
+            check_change(change);
+        }
+        for (a, b) in append.changes.iter().zip(append.changes.iter().skip(1)) {
+            // At most one of two changes replaces the other, and neither replaces itself.
+            assert!(!(supersedes(a, Some(b)) && supersedes(b, Some(a))));
+            assert!(!supersedes(a, Some(a)));
+        }
+    }
+    if let Ok(pull) = serde_json::from_slice::<Pull>(data) {
+        round_trips(&pull);
+        for entry in &pull.entries {
+            check_change(&entry.change);
+        }
+    }
+});
+
+fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+    let text = serde_json::to_string(value).expect("serializes");
+    let back: T = serde_json::from_str(&text).expect("reads back what it wrote");
+    assert_eq!(&back, value, "{text}");
+}
+
+/// One change against the KV views it may overlay.
+fn check_change(change: &Change) {
+    assert!(supersedes(change, None));
+    match change {
+        Change::Agent {
+            agent_id, version, ..
+        } => {
+            assert_eq!(change.key(), kv::passport_key(agent_id));
+            assert_eq!(change.version(), *version);
+            // The same agent in KV: an older view is overlaid, a view as new or newer is not.
+            let mut kv_view = seed_view();
+            kv_view.agent_id = agent_id.clone();
+            for kv_version in [
+                version.saturating_sub(1),
+                *version,
+                version.saturating_add(1),
+            ] {
+                kv_view.version = kv_version;
+                match overlay_passport(&kv_view, change) {
+                    Some(seen) => {
+                        assert!(kv_version < *version);
+                        assert_eq!(seen.version, *version);
+                        assert_eq!(&seen.agent_id, agent_id);
+                        // Only the status and its timestamps come from the journal.
+                        let mut rest = seen.clone();
+                        rest.status = kv_view.status;
+                        rest.status_reason = kv_view.status_reason.clone();
+                        rest.suspended_at = kv_view.suspended_at;
+                        rest.revoked_at = kv_view.revoked_at;
+                        rest.updated_at = kv_view.updated_at;
+                        rest.version = kv_view.version;
+                        assert_eq!(rest, kv_view);
+                        assert_ne!(overlay_etag(seen.version, kv_version), kv_view.etag());
+                        let _ = seen.verify_answer();
+                    }
+                    None => assert!(kv_version >= *version),
+                }
+            }
+            // Another agent's view is never touched.
+            let mut other = seed_view();
+            other.agent_id = if *agent_id == agent(1) {
+                agent(2)
+            } else {
+                agent(1)
+            };
+            other.version = i64::MIN;
+            assert!(overlay_passport(&other, change).is_none());
+            assert!(overlay_grant(&grant(grant_id(0), false), change).is_none());
+        }
+        Change::DelegationRevoked { delegation_id, .. } => {
+            assert_eq!(change.key(), vouch_core::delegation::kv_key(delegation_id));
+            assert!(overlay_passport(&seed_view(), change).is_none());
+            // The named grant is revoked, once; no other grant is touched.
+            let live = grant(delegation_id.clone(), false);
+            let seen = overlay_grant(&live, change).expect("a live grant is revoked");
+            assert!(seen.revoked);
+            assert_eq!(
+                Grant {
+                    revoked: false,
+                    ..seen
+                },
+                live
+            );
+            assert!(overlay_grant(&grant(delegation_id.clone(), true), change).is_none());
+            let other = if *delegation_id == grant_id(1) {
+                grant_id(2)
+            } else {
+                grant_id(1)
+            };
+            assert!(overlay_grant(&grant(other, false), change).is_none());
+        }
+    }
+}
+
+fn grant(id: vouch_core::ids::DelegationId, revoked: bool) -> Grant {
+    Grant {
+        delegation_id: id,
+        delegator: agent(0),
+        delegatee: agent(1),
+        scopes: Vec::new(),
+        expires_at: Timestamp::from_unix_millis(1_795_000_300_000),
+        max_depth: 1,
+        revoked,
+    }
+}
