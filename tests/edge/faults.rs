@@ -6,66 +6,22 @@
 //! `webhook-id`, no commit counted twice, and the audit log verifies.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
 
 #[path = "../../origin/tests/support/receiver.rs"]
 mod receiver;
 
-use crate::stack::{LocalEdge, ADMIN, EDGE_SECRET, ISSUER, KV_TOKEN};
+use crate::process::{free_port, OriginProcess, PrivatePostgres};
+use crate::stack::{LocalEdge, ADMIN, EDGE_SECRET};
 use receiver::{Answer, Receiver};
 
 /// The KV publisher backs off up to a minute after failures (and a restarted origin keeps the
 /// schedule, which is in the database): convergence may take that long.
 const CONVERGE: Duration = Duration::from_secs(75);
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The `vouch-origin` binary `cargo test --workspace` built beside this test, refused when it is
-/// older than the origin's library (it would be testing stale code).
-fn origin_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let binary = profile.join("vouch-origin");
-    let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let binary_at = built(&binary).unwrap_or_else(|| {
-        panic!(
-            "{} is missing: run the tests with `cargo test --workspace` (scripts/test.sh does)",
-            binary.display()
-        )
-    });
-    let newest_lib = std::fs::read_dir(profile.join("deps"))
-        .expect("deps")
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("libvouch_origin-") && name.ends_with(".rlib")
-        })
-        .filter_map(|e| built(&e.path()))
-        .max();
-    if let Some(lib) = newest_lib {
-        assert!(
-            binary_at >= lib,
-            "{} is older than the origin's library: run `cargo build -p vouch-origin` (or scripts/test.sh)",
-            binary.display()
-        );
-    }
-    binary
-}
 
 /// Where the origin keeps its data.
 enum Database {
@@ -81,148 +37,6 @@ impl Database {
             Database::Postgres(pg) => pg.url(),
         }
     }
-}
-
-/// A PostgreSQL cluster in a temporary directory on its own port (initdb + pg_ctl from the
-/// machine's PostgreSQL), so that restarting it disturbs nothing else.
-struct PrivatePostgres {
-    dir: tempfile::TempDir,
-    port: u16,
-    bin: PathBuf,
-    /// `runuser -u postgres --` when the tests run as root (PostgreSQL refuses root).
-    as_postgres: bool,
-}
-
-impl PrivatePostgres {
-    /// `None` (skip) when the machine has no PostgreSQL binaries, unless Postgres is required.
-    fn start() -> Option<PrivatePostgres> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|versions| {
-                versions
-                    .filter_map(|v| v.ok())
-                    .map(|v| v.path().join("bin"))
-                    .filter(|b| b.join("pg_ctl").exists())
-                    .max()
-            });
-        let Some(bin) = bin else {
-            assert!(
-                std::env::var("VOUCH_REQUIRE_POSTGRES").ok().as_deref() != Some("1"),
-                "VOUCH_REQUIRE_POSTGRES=1 but no PostgreSQL server binaries under /usr/lib/postgresql"
-            );
-            eprintln!("skipped: no PostgreSQL server binaries (initdb, pg_ctl)");
-            return None;
-        };
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let pg = PrivatePostgres {
-            dir,
-            port: free_port(),
-            bin,
-            as_postgres: root,
-        };
-        if root {
-            pg.run(
-                "chown",
-                &["-R", "postgres", &pg.dir.path().display().to_string()],
-                false,
-            );
-        }
-        let data = pg.data();
-        pg.run(
-            "initdb",
-            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
-            true,
-        );
-        pg.pg_ctl(&["start", "-w", "-t", "60"]);
-        Some(pg)
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn run(&self, program: &str, args: &[&str], postgres_tool: bool) {
-        let program = if postgres_tool {
-            self.bin.join(program).display().to_string()
-        } else {
-            program.to_owned()
-        };
-        let mut command = if self.as_postgres && postgres_tool {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--", &program]);
-            c
-        } else {
-            std::process::Command::new(&program)
-        };
-        let out = command
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("{program}: {e}"));
-        assert!(
-            out.status.success(),
-            "{program} {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn pg_ctl(&self, action: &[&str]) {
-        let data = self.data();
-        let log = self.dir.path().join("server.log").display().to_string();
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let mut args = vec![
-            "-D",
-            data.as_str(),
-            "-l",
-            log.as_str(),
-            "-o",
-            options.as_str(),
-        ];
-        args.extend_from_slice(action);
-        self.run("pg_ctl", &args, true);
-    }
-
-    /// Restarts the server the hard way: every connection and transaction in flight is cut
-    /// (`-m immediate`, as after a crash; it recovers from its WAL on start).
-    fn restart_immediately(&self) {
-        self.pg_ctl(&["restart", "-m", "immediate", "-w", "-t", "60"]);
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        let data = self.data();
-        let bin = self.bin.join("pg_ctl").display().to_string();
-        let mut command = if self.as_postgres {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--", &bin]);
-            c
-        } else {
-            std::process::Command::new(&bin)
-        };
-        let _ = command
-            .args(["-D", &data, "stop", "-m", "immediate"])
-            .output();
-    }
-}
-
-/// The origin as its own process.
-struct OriginProcess {
-    child: Child,
 }
 
 /// The system under faults.
@@ -274,61 +88,18 @@ impl Faulty {
     }
 
     async fn start_origin(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("origin.log"))
-            .expect("origin log");
-        let child = Command::new(origin_binary())
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{}", self.origin_port),
-            ])
-            .env("DATABASE_URL", self.db.url())
-            .env("VOUCH_ADMIN_TOKEN", ADMIN)
-            .env(
-                "VOUCH_MASTER_KEY",
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-            )
-            .env("VOUCH_ISSUER", ISSUER)
-            .env("VOUCH_EDGE_URL", &self.edge.edge)
-            .env("VOUCH_EDGE_SECRET", EDGE_SECRET)
-            .env("VOUCH_KV_API_BASE", &self.edge.kv_api)
-            .env("VOUCH_KV_ACCOUNT_ID", "local")
-            .env("VOUCH_KV_NAMESPACE_ID", "vouch-local")
-            .env("VOUCH_KV_API_TOKEN", KV_TOKEN)
-            .env("VOUCH_WEBHOOK_ALLOW_PRIVATE", "true")
-            .env("VOUCH_WEBHOOK_TIMEOUT_MS", "3000")
-            .env("VOUCH_WEBHOOK_RETRY_BASE_MS", "200")
-            .env("VOUCH_DATA_DIR", self.dir.path())
-            .env_remove("VOUCH_LISTEN")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start vouch-origin");
-        self.origin = Some(OriginProcess { child });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = self
-                .client
-                .get(format!("{}/readyz", self.origin_url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the origin did not get ready:\n{}",
-                self.origin_log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let origin = OriginProcess::start(
+            self.origin_port,
+            &self.db.url(),
+            &self.edge,
+            self.dir.path(),
+            &[
+                ("VOUCH_WEBHOOK_TIMEOUT_MS", "3000"),
+                ("VOUCH_WEBHOOK_RETRY_BASE_MS", "200"),
+            ],
+        )
+        .await;
+        self.origin = Some(origin);
     }
 
     fn origin_log(&self) -> String {
@@ -337,8 +108,8 @@ impl Faulty {
 
     /// SIGKILL: no shutdown, nothing flushed, leases left behind.
     async fn kill_origin(&mut self) {
-        if let Some(mut origin) = self.origin.take() {
-            origin.child.kill().await.expect("kill the origin");
+        if let Some(origin) = self.origin.take() {
+            origin.kill().await;
         }
     }
 

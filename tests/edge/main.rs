@@ -6,6 +6,7 @@ mod brake;
 mod faults;
 mod journal;
 mod journal_growth;
+mod process;
 mod stack;
 
 use std::time::Duration;

@@ -319,8 +319,14 @@ fn journal(dir: &Path) {
               "updated_at": "2026-11-22T00:00:00.000Z" },
             { "kind": "agent", "agent_id": agent(0), "version": 4, "status": "active",
               "updated_at": "2026-11-22T00:00:01.000Z" },
-            { "kind": "delegation_revoked", "delegation_id": grant_id(0),
-              "revoked_at": "2026-11-22T00:00:00.000Z" }
+            { "kind": "delegation_revoked", "delegation_id": grant_id(0), "version": 2,
+              "expires_at": "2026-11-22T01:00:00.000Z", "revoked_at": "2026-11-22T00:00:00.000Z" },
+            { "kind": "key_withdrawn", "kid": "k1", "withdrawn_at": "2026-11-22T00:00:00.000Z",
+              "refuse_until": "2026-11-22T00:06:05.000Z" },
+            { "kind": "org", "org_id": "org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71", "version": 1,
+              "frozen": true, "reason": "incident", "changed_at": "2026-11-22T00:00:00.000Z" },
+            { "kind": "agent", "agent_id": agent(1), "version": 5, "status": "active",
+              "tokens_not_before": "2026-11-22T00:00:01.000Z", "updated_at": "2026-11-22T00:00:01.000Z" }
         ],
         "settled": [{ "key": format!("passport:{}", agent(0)), "version": 2 }],
         "seed": true
@@ -342,8 +348,8 @@ fn journal(dir: &Path) {
     // The ends of the years a timestamp can write (found by this target: an offset that moves
     // an instant out of them was accepted and never read back).
     let edges = json!({ "changes": [
-        { "kind": "delegation_revoked", "delegation_id": grant_id(1),
-          "revoked_at": "0000-01-01T00:00:00+00:01" },
+        { "kind": "delegation_revoked", "delegation_id": grant_id(1), "version": 1,
+          "expires_at": "9999-12-31T23:59:59.999Z", "revoked_at": "0000-01-01T00:00:00+00:01" },
         { "kind": "agent", "agent_id": agent(2), "version": 1, "status": "active",
           "updated_at": "9999-12-31T23:59:59.999-00:01" }] });
     write(dir, "append-time-edges", edges.to_string());

@@ -1,6 +1,7 @@
 //! The status journal's wire types and the edge's overlay: `AppendRequest` (what the origin
 //! appends, `POST /internal/journal`), `Pull` (what isolates read), and `overlay_passport` /
-//! `overlay_grant` / `supersedes` on every change they carry.
+//! `overlay_grant` / `overlay_org` / `supersedes` on every change they carry, and when each
+//! change may be dropped.
 //!
 //! Input: a JSON document, read both as an append and as a pull.
 #![no_main]
@@ -10,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vouch_core::delegation::Grant;
 use vouch_core::journal::{
-    overlay_etag, overlay_grant, overlay_passport, supersedes, AppendRequest, Change, Pull,
+    frozen_etag, key_withdrawal_key, org_key, overlay_etag, overlay_grant, overlay_org,
+    overlay_passport, supersedes, withdraws_key, AppendRequest, Change, Pull, EXPIRY_MARGIN_MS,
 };
 use vouch_core::{kv, Timestamp};
 use vouch_core_fuzz::{agent, grant_id, seed_view};
@@ -72,6 +74,7 @@ fn check_change(change: &Change) {
                         rest.status_reason = kv_view.status_reason.clone();
                         rest.suspended_at = kv_view.suspended_at;
                         rest.revoked_at = kv_view.revoked_at;
+                        rest.tokens_not_before = kv_view.tokens_not_before;
                         rest.updated_at = kv_view.updated_at;
                         rest.version = kv_view.version;
                         assert_eq!(rest, kv_view);
@@ -91,6 +94,8 @@ fn check_change(change: &Change) {
             other.version = i64::MIN;
             assert!(overlay_passport(&other, change).is_none());
             assert!(overlay_grant(&grant(grant_id(0), false), change).is_none());
+            assert!(overlay_org(&seed_view(), change).is_none());
+            assert_eq!(change.droppable_after_ms(), None, "a status never expires");
         }
         Change::DelegationRevoked { delegation_id, .. } => {
             assert_eq!(change.key(), vouch_core::delegation::kv_key(delegation_id));
@@ -113,6 +118,63 @@ fn check_change(change: &Change) {
                 grant_id(1)
             };
             assert!(overlay_grant(&grant(other, false), change).is_none());
+            // Settled by the grant's own version, and dropped once the grant has expired.
+            let Change::DelegationRevoked {
+                version,
+                expires_at,
+                ..
+            } = change
+            else {
+                unreachable!()
+            };
+            assert_eq!(change.version(), *version);
+            assert_eq!(
+                change.droppable_after_ms(),
+                Some(expires_at.unix_millis().saturating_add(EXPIRY_MARGIN_MS))
+            );
+        }
+        Change::KeyWithdrawn {
+            kid, refuse_until, ..
+        } => {
+            assert_eq!(change.key(), key_withdrawal_key(kid));
+            assert!(withdraws_key(change, kid));
+            assert!(!withdraws_key(change, &format!("{kid}x")));
+            assert!(overlay_passport(&seed_view(), change).is_none());
+            assert!(overlay_org(&seed_view(), change).is_none());
+            assert_eq!(
+                change.droppable_after_ms(),
+                Some(refuse_until.unix_millis().saturating_add(EXPIRY_MARGIN_MS))
+            );
+        }
+        Change::Org {
+            org_id,
+            frozen,
+            reason,
+            ..
+        } => {
+            assert_eq!(change.key(), org_key(org_id));
+            assert!(overlay_passport(&seed_view(), change).is_none());
+            assert!(overlay_grant(&grant(grant_id(0), false), change).is_none());
+            let mut member = seed_view();
+            member.org_id = org_id.clone();
+            match overlay_org(&member, change) {
+                // Frozen: an active member is suspended with the reason, nothing else changes.
+                Some(seen) => {
+                    assert!(*frozen);
+                    assert_eq!(seen.status, vouch_core::Status::Suspended);
+                    assert_eq!(&seen.status_reason, reason);
+                    let mut rest = seen.clone();
+                    rest.status = member.status;
+                    rest.status_reason = member.status_reason.clone();
+                    rest.suspended_at = member.suspended_at;
+                    assert_eq!(rest, member);
+                    assert_ne!(frozen_etag(&member.etag(), change.version()), member.etag());
+                }
+                None => assert!(!*frozen),
+            }
+            member.status = vouch_core::Status::Revoked;
+            assert!(overlay_org(&member, change).is_none());
+            assert_eq!(change.droppable_after_ms().is_none(), *frozen);
         }
     }
 }
