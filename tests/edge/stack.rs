@@ -108,6 +108,13 @@ impl LocalEdge {
         })
     }
 
+    /// The process id of its Node process (workerd runs as its child; the soak benchmark
+    /// samples its memory).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.node.as_ref().and_then(Child::id)
+    }
+
     /// Stops it: SIGTERM lets Miniflare stop its workerd child; SIGKILL after 5 s.
     pub fn stop(&mut self) {
         if let Some(drain) = self.drain.take() {
