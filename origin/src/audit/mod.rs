@@ -83,6 +83,15 @@ impl AuditLog {
         &self.verifier_key
     }
 
+    /// Before a read of `chain_id`: seals what is pending ([`AuditLog::seal_now`]). A chain that
+    /// cannot be sealed (its stored tree no longer matches its checkpoint) is logged, and the
+    /// read shows what is sealed; `GET /v1/audit/verify` reports the break.
+    pub async fn seal_for_read(&self, chain_id: &str) {
+        if let Err(e) = self.seal_now(chain_id).await {
+            tracing::error!(chain = %chain_id, error = ?e, "could not seal audit events before a read");
+        }
+    }
+
     /// Seals every event of `chain_id` recorded so far, waiting for a sealer at work on it: a
     /// read of the log right after a change sees that change in place.
     pub async fn seal_now(&self, chain_id: &str) -> Result<()> {

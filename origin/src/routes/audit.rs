@@ -72,7 +72,7 @@ pub async fn list_audit(
         cursor: query.cursor,
     }
     .request()?;
-    state.audit.seal_now(&chain).await?;
+    state.audit.seal_for_read(&chain).await;
     Ok(Json(
         state.store.list_events(&chain, None, &page).await?.into(),
     ))
@@ -109,6 +109,8 @@ pub struct VerifyReport {
     pub published: Option<SignedHead>,
     /// The key the checkpoints must be signed by.
     pub verifier_key: String,
+    /// Events recorded but not sealed yet (they stay so while the chain does not verify).
+    pub pending: i64,
 }
 
 /// Opens a stored checkpoint, or records in `report` that it does not open.
@@ -147,10 +149,8 @@ pub async fn verify_audit(
     QueryParams(query): QueryParams<ChainQuery>,
 ) -> Result<Json<VerifyReport>> {
     let chain = chain_for(&caller, query.org_id.as_ref())?;
-    // A chain whose tree no longer matches its checkpoint cannot be sealed: report it as it is.
-    if let Err(e) = state.audit.seal_now(&chain).await {
-        tracing::warn!(chain = %chain, error = %e, "sealing before a verification failed");
-    }
+    // A chain whose tree no longer matches its checkpoint cannot be sealed: reported as it is.
+    state.audit.seal_for_read(&chain).await;
     let events = state.store.chain_events(&chain).await?;
     let head = state.store.chain_head(&chain).await?;
     let vkey = state.audit.verifier_key();
@@ -205,6 +205,7 @@ pub async fn verify_audit(
         checkpoint: newest,
         published,
         verifier_key: vkey.to_owned(),
+        pending: stored.first().map_or(0, |h| h.pending),
     }))
 }
 
@@ -226,7 +227,7 @@ pub struct CheckpointView {
 
 /// The chain after sealing what is pending, or `404` when nothing was ever recorded on it.
 async fn sealed_head(state: &AppState, chain: &str) -> Result<ChainHead> {
-    state.audit.seal_now(chain).await?;
+    state.audit.seal_for_read(chain).await;
     state
         .store
         .chain_head(chain)
