@@ -9,6 +9,9 @@
 #   VOUCH_BENCH_POSTGRES_URL    server to create a scratch database on
 #                               (default postgres://postgres@127.0.0.1:5432/test; skipped if unreachable)
 #   CARGO_TARGET_DIR            honoured when locating the binaries
+#   VOUCH_BENCH_BIN_DIR         run these prebuilt vouch-origin and vouch-bench instead of building
+#                               (e.g. another commit's build, to compare in one session)
+#   VOUCH_BENCH_LABEL_SUFFIX    appended to the row labels (e.g. " before")
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,7 +20,8 @@ concurrency="${VOUCH_BENCH_CONCURRENCY:-1,8,32}"
 duration="${VOUCH_BENCH_DURATION_SECS:-5}"
 pg_url="${VOUCH_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 pg_db="vouch_bench_$$"
-bin="${CARGO_TARGET_DIR:-target}/release"
+bin="${VOUCH_BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}"
+suffix="${VOUCH_BENCH_LABEL_SUFFIX:-}"
 
 workdir="$(mktemp -d "${TMPDIR:-/tmp}/vouch-bench.XXXXXX")"
 server_pid=""
@@ -45,8 +49,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "building (release)..." >&2
-cargo build --release -p vouch-origin --bin vouch-origin --bin vouch-bench
+if [[ -z "${VOUCH_BENCH_BIN_DIR:-}" ]]; then
+  echo "building (release)..." >&2
+  cargo build --release -p vouch-origin --bin vouch-origin --bin vouch-bench
+fi
 
 # A fresh platform admin token: the `vk_admin_` prefix the origin expects, then 64 hex characters.
 token="vk_admin_$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
@@ -94,7 +100,7 @@ run_backend() {
     --url "$origin_url" \
     --concurrency "$concurrency" \
     --duration-secs "$duration" \
-    --label "$label" \
+    --label "$label$suffix" \
     --no-header >"$workdir/$label.md"
   stop_server
   cat "$workdir/$label.md" >&2
@@ -125,7 +131,7 @@ else
 fi
 
 echo
-echo "Origin benchmark: $(nproc) cores, $(rustc --version), ${duration} s per run, concurrency $concurrency"
+echo "Origin benchmark: $(nproc) cores, $(rustc --version), ${duration} s per run, concurrency $concurrency, binaries from $bin, load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| label | operation | concurrency | requests ok | errors | requests/s | p50 ms | p99 ms | max ms |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"

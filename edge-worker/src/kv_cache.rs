@@ -50,10 +50,17 @@ pub struct DocumentEntry {
     pub document: Value,
 }
 
+/// An audit chain's published checkpoint (a signed note), with its ETag.
+pub struct CheckpointEntry {
+    pub etag: String,
+    pub note: String,
+}
+
 #[derive(Clone)]
 enum Cached {
     Passport(Rc<PassportEntry>),
     Document(Rc<DocumentEntry>),
+    Checkpoint(Rc<CheckpointEntry>),
     Grant(Rc<Grant>),
     Missing,
 }
@@ -196,6 +203,31 @@ pub async fn document(
         document: doc.document,
     });
     store(key, Cached::Document(entry.clone()));
+    Ok(Some(entry))
+}
+
+/// The newest checkpoint the origin published for audit chain `chain_id`, if any.
+pub async fn checkpoint(
+    env: &Env,
+    chain_id: &str,
+) -> Result<Option<Rc<CheckpointEntry>>, EdgeError> {
+    let key = vouch_core::kv::checkpoint_key(chain_id);
+    match lookup(&key) {
+        Some(Cached::Checkpoint(entry)) => return Ok(Some(entry)),
+        Some(Cached::Missing) => return Ok(None),
+        _ => {}
+    }
+    let Some(text) = read_kv(env, &key).await? else {
+        store(&key, Cached::Missing);
+        return Ok(None);
+    };
+    let value: vouch_core::kv::AuditCheckpoint = serde_json::from_str(&text)
+        .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not a checkpoint: {e}")))?;
+    let entry = Rc::new(CheckpointEntry {
+        etag: value.etag(),
+        note: value.checkpoint,
+    });
+    store(&key, Cached::Checkpoint(entry.clone()));
     Ok(Some(entry))
 }
 

@@ -143,8 +143,13 @@ impl From<worker::Error> for EdgeError {
 
 /// A JSON response from already-serialized text, with extra headers.
 pub fn json_response(status: u16, body: &str, extra: &[(&str, &str)]) -> Response {
+    response_as(status, "application/json", body, extra)
+}
+
+/// A response of `content_type` with extra headers.
+fn response_as(status: u16, content_type: &str, body: &str, extra: &[(&str, &str)]) -> Response {
     let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("content-type", content_type);
     for (name, value) in extra {
         let _ = headers.set(name, value);
     }
@@ -170,6 +175,17 @@ fn not_modified(req: &Request, etag: &str) -> bool {
 
 /// A cacheable GET answer: `304` without a body when the client has it, else the body.
 pub fn cacheable(req: &Request, status: u16, body: &str, etag: &str) -> Response {
+    cacheable_as(req, status, "application/json", body, etag)
+}
+
+/// [`cacheable`] for a body of another type (an audit checkpoint is plain text).
+pub fn cacheable_as(
+    req: &Request,
+    status: u16,
+    content_type: &str,
+    body: &str,
+    etag: &str,
+) -> Response {
     let cache_control = format!("public, max-age={MAX_AGE_SECONDS}");
     if not_modified(req, etag) {
         let headers = Headers::new();
@@ -180,8 +196,9 @@ pub fn cacheable(req: &Request, status: u16, body: &str, etag: &str) -> Response
             .with_headers(headers)
             .empty();
     }
-    json_response(
+    response_as(
         status,
+        content_type,
         body,
         &[("etag", etag), ("cache-control", &cache_control)],
     )

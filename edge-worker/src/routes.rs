@@ -47,6 +47,17 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
             require_get(&method)?;
             document(&req, env, kv::DISCOVERY_KEY, "discovery").await
         }
+        audit if audit.starts_with("/audit/") => {
+            require_get(&method)?;
+            let chain = audit
+                .strip_prefix("/audit/")
+                .and_then(|rest| rest.strip_suffix("/checkpoint"))
+                .ok_or_else(|| EdgeError::NotFound {
+                    code: "not_found",
+                    message: "no such endpoint".into(),
+                })?;
+            checkpoint(&req, env, chain).await
+        }
         _ => match path
             .strip_prefix("/agents/")
             .and_then(|rest| rest.strip_suffix("/did.json"))
@@ -110,6 +121,28 @@ async fn document(req: &Request, env: &Env, key: &str, kind: &str) -> Result<Res
             message: format!("the {kind} document has not been published yet"),
         })?;
     Ok(cacheable(req, 200, &entry.body, &entry.etag))
+}
+
+/// `GET /audit/{chain_id}/checkpoint`: the audit chain's newest published checkpoint, a C2SP
+/// signed note, as the origin signed it (docs/api.md, "Audit log").
+async fn checkpoint(req: &Request, env: &Env, chain: &str) -> Result<Response, EdgeError> {
+    if chain != vouch_core::audit::PLATFORM_CHAIN {
+        vouch_core::OrgId::parse(chain)
+            .map_err(|e| EdgeError::bad(e.to_string(), Some("chain_id")))?;
+    }
+    let entry = kv_cache::checkpoint(env, chain)
+        .await?
+        .ok_or_else(|| EdgeError::NotFound {
+            code: "checkpoint_not_found",
+            message: "no checkpoint has been published for this chain".into(),
+        })?;
+    Ok(crate::respond::cacheable_as(
+        req,
+        200,
+        "text/plain; charset=utf-8",
+        &entry.note,
+        &entry.etag,
+    ))
 }
 
 /// `GET /agents/{id}/did.json`: a `did:web` document. A revoked agent's DID is gone (`410`).

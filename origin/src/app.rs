@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::audit::AuditLog;
 use crate::error::Error;
 use crate::extract::BODY_LIMIT;
 use crate::keys::{Keys, MasterKey, TokenSettings};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub platform_token_hash: Option<String>,
     pub metrics: PrometheusHandle,
     pub keys: Arc<Keys>,
+    /// The audit log's key; audit reads seal what is pending first.
+    pub audit: Arc<AuditLog>,
     /// A journal publisher runs: `?wait=propagated` can be honoured.
     pub journal: bool,
     /// How webhooks are checked and delivered.
@@ -57,7 +60,7 @@ pub struct Boot {
     tags(
         (name = "orgs", description = "Organizations and admin tokens"),
         (name = "agents", description = "Agent passports and their lifecycle"),
-        (name = "audit", description = "Tamper-evident audit log"),
+        (name = "audit", description = "The audit log: a Merkle log per org, signed checkpoints, proofs"),
         (name = "tokens", description = "Token endpoint, signing keys, discovery"),
         (name = "delegations", description = "Agent-to-agent delegation grants"),
         (name = "webhooks", description = "Webhook subscriptions, deliveries and the live event stream"),
@@ -106,6 +109,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::heartbeat))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
+        .routes(routes!(audit::checkpoint))
+        .routes(routes!(audit::event_proof))
+        .routes(routes!(audit::consistency))
         .routes(routes!(delegations::create))
         .routes(routes!(delegations::get, delegations::revoke))
         .routes(routes!(webhooks::create, webhooks::list))
@@ -166,6 +172,8 @@ pub async fn bootstrap(
 ) -> anyhow::Result<(AppState, Option<String>)> {
     let metrics = telemetry::metrics_handle();
     let keys = Keys::start(store.clone(), boot.master_key, boot.tokens).await?;
+    // After the token key: a new platform chain opens with `signing_key.created`.
+    let audit = AuditLog::start(store.clone(), keys.master(), &keys.settings.issuer).await?;
     if let Some(token) = boot.admin_token {
         if token.len() < 32 {
             anyhow::bail!("VOUCH_ADMIN_TOKEN must be at least 32 characters");
@@ -189,6 +197,7 @@ pub async fn bootstrap(
             platform_token_hash: Some(secrets::hash(&token)),
             metrics,
             keys,
+            audit,
             journal: false,
             webhooks: WebhookSettings::default(),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
@@ -213,6 +222,7 @@ pub async fn bootstrap(
         platform_token_hash: None,
         metrics,
         keys,
+        audit,
         journal: false,
         webhooks: WebhookSettings::default(),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),

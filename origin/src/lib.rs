@@ -2,6 +2,7 @@
 //! Handlers are thin: parse → authorize → core (`vouch-core`) → store; errors map to HTTP once.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod config;

@@ -95,6 +95,8 @@ async fn main() -> anyhow::Result<()> {
             if state.webhooks.allow_private {
                 tracing::warn!("VOUCH_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach loopback and private addresses");
             }
+            let sealer = vouch_origin::audit::Sealer::new(state.store.clone(), state.audit.clone());
+            tokio::spawn(sealer.run(state.stopping.subscribe()));
             let sender = Dispatcher::new(
                 state.store.clone(),
                 state.keys.clone(),

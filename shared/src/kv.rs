@@ -23,12 +23,54 @@ pub struct VersionedDocument {
     pub document: Value,
 }
 
+/// `checkpoint:{chain_id}` holds an [`AuditCheckpoint`]: the newest published signed tree head
+/// of an audit chain (an org id, or `platform`).
+pub fn checkpoint_key(chain_id: &str) -> String {
+    format!("checkpoint:{chain_id}")
+}
+
+/// The KV value of an audit checkpoint: its tree size (which orders the writes) and the signed
+/// note, served as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheckpoint {
+    pub tree_size: u64,
+    pub checkpoint: String,
+}
+
+impl AuditCheckpoint {
+    /// A strong ETag that changes whenever the note does.
+    pub fn etag(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.checkpoint.as_bytes());
+        format!(
+            "\"checkpoint-{}-{}\"",
+            self.tree_size,
+            hex::encode(&digest[..8])
+        )
+    }
+}
+
 /// The largest number of pairs one bulk write to the Cloudflare KV REST API may carry.
 pub const BULK_WRITE_MAX: usize = 10_000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoint_keys_and_etags() {
+        assert_eq!(checkpoint_key("platform"), "checkpoint:platform");
+        let a = AuditCheckpoint {
+            tree_size: 2,
+            checkpoint: "log\n2\nroot\n\n— sig\n".into(),
+        };
+        let b = AuditCheckpoint {
+            checkpoint: "log\n2\nother\n\n— sig\n".into(),
+            ..a.clone()
+        };
+        assert_eq!(a.etag(), "\"checkpoint-2-ef3915bdfcbb1efb\"");
+        assert_ne!(a.etag(), b.etag(), "another note, another tag");
+    }
 
     #[test]
     fn passport_keys() {

@@ -2,6 +2,7 @@
 //! built worker's answers. Every test brings up its own stack on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod brake;
 mod faults;
 mod journal;

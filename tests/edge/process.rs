@@ -18,8 +18,8 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The `vouch-origin` binary `cargo test --workspace` built beside this test, refused when it is
-/// older than the origin's library (it would be testing stale code).
+/// The `vouch-origin` binary `cargo test --workspace` built beside this test, refused when a
+/// source file of the origin or the core is newer (it would be testing stale code).
 pub fn origin_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary");
     let profile = exe
@@ -27,30 +27,41 @@ pub fn origin_binary() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
     let binary = profile.join("vouch-origin");
-    let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let binary_at = built(&binary).unwrap_or_else(|| {
-        panic!(
-            "{} is missing: run the tests with `cargo test --workspace` (scripts/test.sh does)",
-            binary.display()
-        )
-    });
-    let newest_lib = std::fs::read_dir(profile.join("deps"))
-        .expect("deps")
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("libvouch_origin-") && name.ends_with(".rlib")
-        })
-        .filter_map(|e| built(&e.path()))
-        .max();
-    if let Some(lib) = newest_lib {
-        assert!(
-            binary_at >= lib,
-            "{} is older than the origin's library: run `cargo build -p vouch-origin` (or scripts/test.sh)",
-            binary.display()
-        );
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run the tests with `cargo test --workspace` (scripts/test.sh does)",
+                binary.display()
+            )
+        });
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in ["origin/src", "origin/migrations", "shared/src"] {
+        if let Some(newer) = newer_than(&repo.join(dir), built) {
+            panic!(
+                "{} is older than {}: run `cargo build -p vouch-origin` (or scripts/test.sh)",
+                binary.display(),
+                newer.display()
+            );
+        }
     }
     binary
+}
+
+/// A file under `dir` modified after `than`, if any.
+fn newer_than(dir: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let meta = entry.metadata().ok()?;
+        if meta.is_dir() {
+            if let Some(found) = newer_than(&path, than) {
+                return Some(found);
+            }
+        } else if meta.modified().ok()? > than {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// A PostgreSQL cluster in a temporary directory on its own port (initdb + pg_ctl from the

@@ -1,4 +1,5 @@
-//! The whole system on loopback: the origin (SQLite) with its KV publisher, and the local edge
+//! The whole system on loopback: the origin (SQLite) with its KV publisher and audit sealer, and
+//! the local edge
 //! (scripts/edge/serve.mjs: the built worker in workerd, KV, and the KV REST-shaped endpoint).
 //!
 //! Needs `VOUCH_NODE` (Node 22) and a built `edge-worker/build/`, which `scripts/test.sh`
@@ -207,6 +208,8 @@ impl Stack {
         let target = kv_target(&kv_api);
         let publisher = Publisher::new(store.clone(), KvClient::new(&target).expect("kv client"));
         let publishing = tokio::spawn(publisher.run());
+        let sealer = vouch_origin::audit::Sealer::new(store.clone(), state.audit.clone());
+        let sealing = tokio::spawn(sealer.run(state.stopping.subscribe()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -222,7 +225,7 @@ impl Stack {
             client: reqwest::Client::new(),
             store,
             local_edge,
-            tasks: vec![publishing, journaling, serving],
+            tasks: vec![publishing, journaling, sealing, serving],
             _dir: dir,
         };
         // The edge answers 503 until the origin has seeded its journal: wait for that.

@@ -95,7 +95,7 @@ impl Publisher {
         if work.is_empty() {
             return Ok(Pass::default());
         }
-        let values = self.current_values(&work).await?;
+        let (values, checkpoints) = self.current_values(&work).await?;
         let pairs: Vec<Pair<'_>> = values
             .iter()
             .map(|(key, _, value)| Pair { key, value })
@@ -109,6 +109,12 @@ impl Publisher {
                 let at = now();
                 for (key, version, _) in &values {
                     self.store.complete_kv(&self.owner, key, *version).await?;
+                }
+                // The audit checkpoints now outside the database, as `/v1/audit/verify` reports.
+                for (chain, size, note) in &checkpoints {
+                    self.store
+                        .checkpoint_published(chain, *size, note, at)
+                        .await?;
                 }
                 for item in &work {
                     let lag =
@@ -138,8 +144,13 @@ impl Publisher {
         }
     }
 
-    /// `(key, version, value)` of the current state of every claimed key that still exists.
-    async fn current_values(&self, work: &[KvWork]) -> Result<Vec<(String, i64, String)>> {
+    /// `(key, version, value)` of the current state of every claimed key that still exists, and
+    /// the audit checkpoints among them as `(chain_id, tree_size, note)`.
+    #[allow(clippy::type_complexity)]
+    async fn current_values(
+        &self,
+        work: &[KvWork],
+    ) -> Result<(Vec<(String, i64, String)>, Vec<(String, u64, String)>)> {
         let of_type = |t: &str| -> Vec<String> {
             work.iter()
                 .filter(|w| w.aggregate_type == t)
@@ -170,7 +181,20 @@ impl Publisher {
             let text = format!("{{\"version\":{version},\"document\":{body}}}");
             values.push((name, version, text));
         }
-        Ok(values)
+        let checkpoints = self
+            .store
+            .checkpoints(&of_type(crate::store::CHECKPOINT_AGGREGATE))
+            .await?;
+        for (chain, size, note) in &checkpoints {
+            let value = vouch_core::kv::AuditCheckpoint {
+                tree_size: *size,
+                checkpoint: note.clone(),
+            };
+            let text = serde_json::to_string(&value).map_err(crate::error::Error::internal)?;
+            let version = i64::try_from(*size).map_err(crate::error::Error::internal)?;
+            values.push((vouch_core::kv::checkpoint_key(chain), version, text));
+        }
+        Ok((values, checkpoints))
     }
 
     async fn schedule_retry(&self, work: &[KvWork], error: &KvWriteError) -> Result<()> {

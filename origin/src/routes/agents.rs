@@ -561,6 +561,7 @@ pub async fn agent_events(
         .get_agent(&caller.scope(), &agent_id)
         .await?
         .ok_or_else(Error::agent_not_found)?;
+    state.audit.seal_for_read(passport.org_id.as_str()).await;
     let events = state
         .store
         .list_events(passport.org_id.as_str(), Some(agent_id.as_str()), &page)

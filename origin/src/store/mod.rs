@@ -2,8 +2,11 @@
 //! implementation (`sqlite.rs`, `postgres.rs`) generated from one body of SQL (`sql.rs`).
 //!
 //! Every write carries a [`ChangeEvent`]: the store commits the change, its audit event (on the
-//! org's hash chain) and its outbox row in one transaction, or none of them.
+//! org's chain, unsealed: the sealer numbers it later) and its outbox row in one transaction, or
+//! none of them.
 
+mod audit;
+mod audit_sql;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -12,7 +15,7 @@ mod webhooks_sql;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{json, Value};
-use vouch_core::audit::{AuditDraft, AuditEvent, ChainReport, PLATFORM_CHAIN};
+use vouch_core::audit::{AuditDraft, PLATFORM_CHAIN};
 use vouch_core::ids::WebhookId;
 use vouch_core::{
     AgentId, CapabilityId, EventId, Health, OrgId, Passport, Region, Status, Timestamp, TokenId,
@@ -20,8 +23,15 @@ use vouch_core::{
 
 use crate::error::{Error, Result};
 
+pub use audit::{AuditKeyRow, AuditStore, ChainHead, SealOutcome};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// The `aggregate_type` of an audit chain's checkpoint in `kv_outbox` (its id: the chain id,
+/// its version: the tree size).
+pub const CHECKPOINT_AGGREGATE: &str = "audit_checkpoint";
+/// The shortest time between two KV writes of one chain's checkpoint.
+pub const CHECKPOINT_INTERVAL_MS: i64 = 1_000;
 
 /// An organization.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -221,6 +231,7 @@ impl ChangeEvent {
     pub fn audit_draft(&self) -> AuditDraft {
         AuditDraft {
             event_id: self.event_id.clone(),
+            chain_id: self.chain_id().to_owned(),
             actor: self.actor.clone(),
             action: self.event_type.clone(),
             target_type: self.target_type.to_owned(),
@@ -346,17 +357,6 @@ pub trait AgentStore {
         health: Health,
         at: Timestamp,
     ) -> Result<()>;
-}
-
-#[async_trait]
-pub trait AuditStore {
-    async fn list_events(
-        &self,
-        chain_id: &str,
-        target_id: Option<&str>,
-        page: &PageRequest,
-    ) -> Result<Page<AuditEvent>>;
-    async fn verify_chain(&self, chain_id: &str) -> Result<ChainReport>;
 }
 
 /// A token-signing key as stored: the public JWK and the sealed private scalar.
@@ -833,6 +833,8 @@ pub struct Signals {
     /// The journal publisher stored something (`?wait=propagated` listens).
     pub journal_stored: tokio::sync::Notify,
     pub webhooks: tokio::sync::Notify,
+    /// A commit recorded audit events for the sealer.
+    pub audit: tokio::sync::Notify,
     events: tokio::sync::watch::Sender<u64>,
 }
 
@@ -843,6 +845,7 @@ impl Default for Signals {
             journal: tokio::sync::Notify::new(),
             journal_stored: tokio::sync::Notify::new(),
             webhooks: tokio::sync::Notify::new(),
+            audit: tokio::sync::Notify::new(),
             events: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -854,6 +857,7 @@ impl Signals {
         self.kv.notify_one();
         self.journal.notify_one();
         self.webhooks.notify_one();
+        self.audit.notify_one();
         self.events.send_modify(|n| *n = n.wrapping_add(1));
     }
 

@@ -39,6 +39,5 @@ crate::store::sql::sql_store!(
     no_key_update = " FOR NO KEY UPDATE",
     key_share = " FOR KEY SHARE OF w",
     skip_locked = " FOR UPDATE SKIP LOCKED",
-    one_trip_append = true,
     txid_stream = true
 );

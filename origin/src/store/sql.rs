@@ -1,30 +1,28 @@
 //! The SQL behind every store trait, written once and instantiated for SQLite and Postgres.
 //!
 //! Both databases take `$1`-style parameters, `ON CONFLICT … DO NOTHING` and `RETURNING`, so
-//! one text serves both. The one difference is row locking: Postgres locks the agent row with
-//! `FOR UPDATE`; SQLite has a single writer connection, so its transactions are serial anyway.
+//! one text serves both. The one difference is row locking: Postgres locks rows with
+//! `FOR UPDATE` (an agent while it changes, an audit chain while it is sealed); SQLite has a
+//! single writer connection, so its transactions are serial anyway.
 
 /// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, for_update = $lock:literal, for_share = $share:literal, no_key_update = $nku:literal, key_share = $key_share:literal, skip_locked = $skip:literal, one_trip_append = $one_trip:literal, txid_stream = $txid:literal) => {
+    ($store:ty, $db:ty, for_update = $lock:literal, for_share = $share:literal, no_key_update = $nku:literal, key_share = $key_share:literal, skip_locked = $skip:literal, txid_stream = $txid:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
-        use vouch_core::audit::{verify_chain, AuditEvent, ChainReport, GENESIS_HASH};
-        use vouch_core::{AgentId, EventId, Health, OrgId, Passport, Timestamp, TokenId};
+        use vouch_core::{AgentId, Health, OrgId, Passport, Timestamp, TokenId};
 
         use crate::error::{Error, Result};
         use crate::store::{
-            AdminToken, AgentFilter, AgentMutation, AgentStore, AuditStore, ChangeEvent, JournalOutboxStore, KvOutboxStore,
+            AdminToken, AgentFilter, AgentMutation, AgentStore, ChangeEvent, JournalOutboxStore, KvOutboxStore,
             KvWork, Mutated, Org, OrgStore, OutboxRow, OutboxStore, Page, PageRequest, Role, Scope, Store, TokenStore,
         };
 
         type Tx = sqlx::Transaction<'static, $db>;
 
-        /// Appends the event to the outbox (and the KV outbox), then to its audit chain, then
-        /// queues its webhook deliveries, inside `tx`. The chain comes late: its row lock
-        /// (Postgres) serializes appends to one org's chain, so it is held for as few statements
-        /// as possible, up to the commit; the deliveries come after it (lock order: chain, then
-        /// subscriptions).
+        /// Records the event inside `tx`: its outbox row (and KV and journal queue rows), its
+        /// audit event — unsealed: the sealer gives it its place in the chain after commit, so
+        /// no lock here serializes the org's writers — and its webhook deliveries.
         async fn record_event(tx: &mut Tx, event: &ChangeEvent) -> Result<()> {
             sqlx::query(
                 "INSERT INTO outbox (event_id, org_id, event_type, aggregate_type, aggregate_id, \
@@ -46,54 +44,21 @@ macro_rules! sql_store {
             if let Some(key) = event.journal_key() {
                 mark_queue(tx, "journal_outbox", &key, event.target_type, &event.target_id, event.version, event.created_at).await?;
             }
-            // One statement creates the chain or takes its next sequence number, and returns the
-            // hash to link to (a new chain links to the genesis hash).
-            let chain = event.chain_id();
-            let head = sqlx::query(
-                "INSERT INTO audit_chains (chain_id, head_seq, head_hash) VALUES ($1, 1, $2) \
-                 ON CONFLICT (chain_id) DO UPDATE SET head_seq = audit_chains.head_seq + 1 \
-                 RETURNING head_seq, head_hash",
+            let draft = event.audit_draft();
+            sqlx::query(
+                "INSERT INTO audit_events (event_id, chain_id, actor, action, target_type, target_id, \
+                 data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
-            .bind(chain)
-            .bind(GENESIS_HASH)
-            .fetch_one(&mut **tx)
+            .bind(draft.event_id.as_str())
+            .bind(&draft.chain_id)
+            .bind(&draft.actor)
+            .bind(&draft.action)
+            .bind(&draft.target_type)
+            .bind(&draft.target_id)
+            .bind(&draft.data)
+            .bind(draft.created_at.unix_millis())
+            .execute(&mut **tx)
             .await?;
-            let seq: i64 = head.try_get("head_seq")?;
-            let prev_hash: String = head.try_get("head_hash")?;
-            let sealed = event.audit_draft().seal(chain, seq - 1, &prev_hash);
-            // The event and the new head in one round trip where the database allows it
-            // (a data-modifying CTE on Postgres), so the chain lock spans as little as possible.
-            const INSERT_EVENT: &str = "INSERT INTO audit_events (event_id, chain_id, seq, actor, \
-                 action, target_type, target_id, data, created_at, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-            const MOVE_HEAD: &str = "UPDATE audit_chains SET head_hash = $11 WHERE chain_id = $2";
-            let combined;
-            let statements: &[&str] = if $one_trip {
-                combined = format!("WITH event AS ({INSERT_EVENT}) {MOVE_HEAD}");
-                &[combined.as_str()]
-            } else {
-                &[INSERT_EVENT, MOVE_HEAD]
-            };
-            for statement in statements {
-                sqlx::query(statement)
-                    .bind(sealed.event_id.as_str())
-                    .bind(&sealed.chain_id)
-                    .bind(sealed.seq)
-                    .bind(&sealed.actor)
-                    .bind(&sealed.action)
-                    .bind(&sealed.target_type)
-                    .bind(&sealed.target_id)
-                    .bind(&sealed.data)
-                    .bind(sealed.created_at.unix_millis())
-                    .bind(&sealed.prev_hash)
-                    .bind(&sealed.hash)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            // After the chain (Postgres): queueing takes a key share of the subscriptions, and
-            // a delete takes the subscription row, then the chain, then deletes it; were a
-            // transaction's first event queued before its chain was taken, it could hold that
-            // share while waiting for the chain the delete holds.
             queue_webhooks(tx, event).await?;
             Ok(())
         }
@@ -155,10 +120,19 @@ macro_rules! sql_store {
                                     THEN excluded.target_version ELSE {queue}.target_version END{retry_now}",
                 // A new status change goes to the journal at once, even while an older one of the
                 // same key waits out a backoff (KV keeps its backoff: it may be rate limiting).
+                // A checkpoint is published at most once a second per chain (KV takes one write
+                // per second per key): a newer one waits until then, the newest wins.
                 retry_now = if queue == "journal_outbox" {
-                    ", next_attempt_at = 0"
+                    ", next_attempt_at = 0".to_owned()
+                } else if aggregate_type == crate::store::CHECKPOINT_AGGREGATE {
+                    format!(
+                        ", next_attempt_at = CASE WHEN {queue}.published_at IS NOT NULL \
+                           AND {queue}.published_at + {ms} > {queue}.next_attempt_at \
+                           THEN {queue}.published_at + {ms} ELSE {queue}.next_attempt_at END",
+                        ms = crate::store::CHECKPOINT_INTERVAL_MS
+                    )
                 } else {
-                    ""
+                    String::new()
                 },
             ))
             .bind(key)
@@ -393,23 +367,6 @@ macro_rules! sql_store {
                 });
             }
             Ok(())
-        }
-
-        fn event_from_row(row: &<$db as sqlx::Database>::Row) -> Result<AuditEvent> {
-            Ok(AuditEvent {
-                event_id: EventId::parse(&row.try_get::<String, _>("event_id")?)
-                    .map_err(Error::internal)?,
-                chain_id: row.try_get("chain_id")?,
-                seq: row.try_get("seq")?,
-                actor: row.try_get("actor")?,
-                action: row.try_get("action")?,
-                target_type: row.try_get("target_type")?,
-                target_id: row.try_get("target_id")?,
-                data: row.try_get("data")?,
-                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-                prev_hash: row.try_get("prev_hash")?,
-                hash: row.try_get("hash")?,
-            })
         }
 
         const AGENT_COLUMNS: &str = "a.document, a.last_seen_at, a.health";
@@ -855,49 +812,6 @@ macro_rules! sql_store {
             }
         }
 
-        const EVENT_COLUMNS: &str = "event_id, chain_id, seq, actor, action, target_type, \
-             target_id, data, created_at, prev_hash, hash";
-
-        #[async_trait]
-        impl AuditStore for $store {
-            async fn list_events(&self, chain_id: &str, target_id: Option<&str>, page: &PageRequest) -> Result<Page<AuditEvent>> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {EVENT_COLUMNS} FROM audit_events WHERE chain_id = "
-                ));
-                qb.push_bind(chain_id.to_owned());
-                if let Some(target) = target_id {
-                    qb.push(" AND target_id = ").push_bind(target.to_owned());
-                }
-                if let Some(after) = &page.after {
-                    let seq: i64 = after.parse().map_err(|_| Error::field("cursor", "invalid cursor"))?;
-                    qb.push(" AND seq < ").push_bind(seq);
-                }
-                qb.push(" ORDER BY seq DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
-                let rows = qb.build().fetch_all(&self.read).await?;
-                let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
-                Ok(Page::from_rows(events, page.limit, |e| e.seq.to_string()))
-            }
-
-            async fn verify_chain(&self, chain_id: &str) -> Result<ChainReport> {
-                let head = sqlx::query("SELECT head_seq, head_hash FROM audit_chains WHERE chain_id = $1")
-                    .bind(chain_id)
-                    .fetch_optional(&self.read)
-                    .await?;
-                let (head_seq, head_hash) = match head {
-                    Some(row) => (row.try_get::<i64, _>("head_seq")?, row.try_get::<String, _>("head_hash")?),
-                    None => (0, GENESIS_HASH.to_owned()),
-                };
-                let rows = sqlx::query(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM audit_events WHERE chain_id = $1 ORDER BY seq"
-                ))
-                .bind(chain_id)
-                .fetch_all(&self.read)
-                .await?;
-                let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
-                Ok(verify_chain(&events, head_seq, &head_hash))
-            }
-        }
-
         #[async_trait]
         impl OutboxStore for $store {
             async fn outbox_after(&self, after_id: i64, limit: u32) -> Result<Vec<OutboxRow>> {
@@ -942,6 +856,7 @@ macro_rules! sql_store {
 
 
         crate::store::webhooks_sql::webhook_store!($store, $db, no_key_update = $nku, skip_locked = $skip, txid_stream = $txid);
+        crate::store::audit_sql::audit_store!($store, $db, for_update = $lock, skip_locked = $skip);
 
         #[async_trait]
         impl crate::store::DelegationStore for $store {

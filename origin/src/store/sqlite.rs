@@ -52,6 +52,5 @@ crate::store::sql::sql_store!(
     no_key_update = "",
     key_share = "",
     skip_locked = "",
-    one_trip_append = false,
     txid_stream = false
 );

@@ -300,10 +300,9 @@ macro_rules! webhook_store {
                 let mut tx = self.write.begin().await?;
                 // Locks in the order every other transaction takes them (Postgres): first the
                 // subscription row as its updates do (`FOR NO KEY UPDATE`: concurrent queueing,
-                // `FOR KEY SHARE`, goes on), then the org's audit chain (the event), and only then
-                // the delete itself, which waits for deliveries being queued to it. A change
-                // transaction takes the chain before queueing (see `record_event`), so it never
-                // holds a key share of this row while waiting for the chain held here.
+                // `FOR KEY SHARE`, goes on), then the event (`webhook.deleted` is not delivered,
+                // so it queues nothing and takes no key share), and only then the delete itself,
+                // which waits for deliveries being queued to it by changes in flight.
                 let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT webhook_id FROM webhooks WHERE webhook_id = ");
                 qb.push_bind(id.as_str().to_owned());
                 if let Scope::Org(org) = scope {

@@ -32,6 +32,7 @@ pub struct TestApp {
     db: Database,
     pub store: std::sync::Arc<dyn store::Store>,
     pub keys: std::sync::Arc<vouch_origin::keys::Keys>,
+    pub audit: std::sync::Arc<vouch_origin::audit::AuditLog>,
     server: tokio::task::JoinHandle<()>,
     sender: Option<tokio::task::JoinHandle<()>>,
 }
@@ -105,6 +106,7 @@ impl TestApp {
             .await
             .unwrap();
         let keys = state.keys.clone();
+        let audit = state.audit.clone();
         let sender = webhooks.map(|settings| {
             state.webhooks = settings.clone();
             let sender =
@@ -123,6 +125,7 @@ impl TestApp {
             db,
             store,
             keys,
+            audit,
             server,
             sender,
         })
@@ -253,6 +256,56 @@ impl TestApp {
                 let pool = sqlx::PgPool::connect(url).await.unwrap();
                 sqlx::raw_sql(statement).execute(&pool).await.unwrap();
                 pool.close().await;
+            }
+        }
+    }
+
+    /// A sealer of `chain` killed in the middle of a batch: a session of its own takes the
+    /// chain, numbers its pending events, and dies before it commits (Postgres: the session is
+    /// terminated; SQLite: the connection closes inside the transaction). Returns how many events
+    /// it had numbered.
+    pub async fn die_mid_seal(&self, chain: &str) -> u64 {
+        use sqlx::Connection;
+        let number = format!(
+            "UPDATE audit_events SET seq = 1000000 + pending_id, leaf_hash = 'dying' \
+             WHERE chain_id = '{chain}' AND seq IS NULL"
+        );
+        match &self.db {
+            Database::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let numbered = sqlx::raw_sql(&number).execute(&mut conn).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                drop(conn);
+                numbered.rows_affected()
+            }
+            Database::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+                let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                sqlx::query("SELECT chain_id FROM audit_chains WHERE chain_id = $1 FOR UPDATE")
+                    .bind(chain)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .unwrap();
+                let numbered = sqlx::raw_sql(&number).execute(&mut conn).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let killer = sqlx::PgPool::connect(url).await.unwrap();
+                let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                    .bind(pid)
+                    .fetch_one(&killer)
+                    .await
+                    .unwrap();
+                assert!(killed, "the dying sealer's session was terminated");
+                killer.close().await;
+                drop(conn);
+                numbered.rows_affected()
             }
         }
     }

@@ -461,12 +461,26 @@ pub struct StatusArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the audit hash chain; exits 4 when it is broken.
+    /// Check the audit log against its last published checkpoint; exits 4 when it does not
+    /// verify. Every event's leaf is recomputed, the Merkle tree rebuilt, its root compared with
+    /// the published checkpoint and the origin's newest one, and the origin's consistency proof
+    /// between the two checked.
     Verify {
         /// The org whose chain to check (platform admin; absent: the platform's own chain,
         /// or the token's org for an org token).
         #[arg(long, value_name = "ORG_ID")]
         org: Option<String>,
+        /// The published checkpoint to check against: a file, or an http(s) URL. Default: the
+        /// edge's (`--edge`).
+        #[arg(long, value_name = "FILE_OR_URL")]
+        checkpoint: Option<String>,
+        /// The edge that serves published checkpoints (`GET /audit/{chain_id}/checkpoint`).
+        #[arg(long, env = "VOUCH_EDGE_URL", value_name = "URL")]
+        edge: Option<String>,
+        /// The log's verifier key (`<name>+<id>+<key>`), pinned. Default: the one the origin
+        /// names, which proves less (an origin that lies can name another).
+        #[arg(long, env = "VOUCH_AUDIT_KEY", value_name = "VERIFIER_KEY")]
+        key: Option<String>,
     },
     /// Audit events, newest first.
     List {

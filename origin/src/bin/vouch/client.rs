@@ -193,6 +193,28 @@ impl Client {
         self.read(response)
     }
 
+    /// GETs a published document at `url` as text, without credentials (a checkpoint at the
+    /// edge). `Ok(None)` when it is not there (`404`).
+    pub fn fetch_public(&self, url: &str) -> Result<Option<String>> {
+        let unreachable = |e: reqwest::Error| CliError::Unreachable {
+            url: url.to_owned(),
+            reason: root_cause(&e),
+        };
+        let response = self.http.get(url).send().map_err(unreachable)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let text = response.text().map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(CliError::Protocol(format!(
+                "{url} answered {status}: {}",
+                text.chars().take(200).collect::<String>()
+            )));
+        }
+        Ok(Some(text))
+    }
+
     fn read(&self, response: Response) -> Result<Value> {
         let status = response.status();
         let bytes = response.bytes().map_err(|e| self.unreachable(&e))?;

@@ -4,7 +4,6 @@ use std::io::{self, Read, Write};
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
-use vouch_core::audit::{BreakKind, ChainReport};
 use vouch_core::Status;
 
 use crate::args::{
@@ -38,7 +37,7 @@ impl Output {
     }
 
     /// The raw body with `--json`, else what `human` makes of it.
-    fn show(&self, body: &Value, human: impl FnOnce(&Value) -> String) {
+    pub fn show(&self, body: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
             self.json(body);
         } else {
@@ -700,55 +699,21 @@ fn set_status(client: &Client, out: &Output, args: &StatusArgs, status: Status) 
 
 fn audit(client: &Client, out: &Output, cmd: &AuditCommand) -> Result<()> {
     match cmd {
-        AuditCommand::Verify { org } => {
-            let answer =
-                client.send(Call::get(&["v1", "audit", "verify"]).query("org_id", org.as_ref()))?;
-            let report: ChainReport = serde_json::from_value(answer.clone()).map_err(|e| {
-                CliError::Protocol(format!(
-                    "the origin's audit report is not what this CLI understands ({e})"
-                ))
-            })?;
-            let chain = answer
-                .get("chain_id")
-                .and_then(Value::as_str)
-                .unwrap_or("(unnamed)");
-            out.show(&answer, |answer| {
-                let summary = if report.ok {
-                    format!(
-                        "The audit chain {chain} is intact: {} events verified.",
-                        report.events_checked
-                    )
-                } else {
-                    format!("The audit chain {chain} is BROKEN.")
-                };
-                let mut rows = answer.clone();
-                if let (Some(map), Some(brk)) = (rows.as_object_mut(), &report.first_break) {
-                    map.remove("first_break");
-                    map.insert("break_seq".into(), json!(brk.seq));
-                    map.insert("break_event_id".into(), json!(brk.event_id));
-                    map.insert("break_kind".into(), json!(brk.kind));
-                }
-                format!(
-                    "{summary}\n{}",
-                    render::object(
-                        &rows,
-                        &[
-                            "chain_id",
-                            "ok",
-                            "events_checked",
-                            "break_seq",
-                            "break_event_id",
-                            "break_kind"
-                        ]
-                    )
-                )
-            });
-            if report.ok {
-                Ok(())
-            } else {
-                Err(CliError::ChainBroken(broken_message(chain, &report)))
-            }
-        }
+        AuditCommand::Verify {
+            org,
+            checkpoint,
+            edge,
+            key,
+        } => crate::audit::verify(
+            client,
+            out,
+            org.as_ref(),
+            &crate::audit::Published {
+                checkpoint: checkpoint.as_deref(),
+                edge: edge.as_deref(),
+                key: key.as_deref(),
+            },
+        ),
         AuditCommand::List { org, page } => {
             let list = client.send(paged(
                 Call::get(&["v1", "audit"]).query("org_id", org.as_ref()),
@@ -764,37 +729,6 @@ fn audit(client: &Client, out: &Output, cmd: &AuditCommand) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Where and how the chain breaks, as one sentence.
-fn broken_message(chain: &str, report: &ChainReport) -> String {
-    let Some(brk) = &report.first_break else {
-        return format!(
-            "the audit chain {chain} does not verify ({} events checked) and the origin did not say where it breaks",
-            report.events_checked
-        );
-    };
-    let how = match brk.kind {
-        BreakKind::HashMismatch => "the event's contents do not match its hash (it was edited)",
-        BreakKind::PrevHashMismatch => {
-            "the event does not point at the hash of the event before it"
-        }
-        BreakKind::MissingEvent => {
-            "a sequence number is missing (an event was deleted or inserted out of order)"
-        }
-        BreakKind::HeadMismatch => {
-            "the chain ends before its recorded head, or the head's hash differs (the newest events were deleted or the head was altered)"
-        }
-    };
-    let event = brk
-        .event_id
-        .as_ref()
-        .map(|id| format!(" (event {id})"))
-        .unwrap_or_default();
-    format!(
-        "the audit chain {chain} is broken at seq {}{event}: {how}; {} events verified before it",
-        brk.seq, report.events_checked
-    )
 }
 
 fn paged(call: Call, page: &PageArgs) -> Call {
@@ -921,19 +855,6 @@ mod tests {
         assert_eq!(shell_word("US-CA"), "US-CA");
         assert_eq!(shell_word("Acme bot"), "'Acme bot'");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
-    }
-
-    #[test]
-    fn breaks_are_explained() {
-        let report: ChainReport = serde_json::from_value(json!({
-            "ok": false, "events_checked": 3,
-            "first_break": { "seq": 4, "event_id": null, "kind": "missing_event" }
-        }))
-        .unwrap();
-        let message = broken_message("org_1", &report);
-        assert!(message.contains("seq 4"), "{message}");
-        assert!(message.contains("missing"), "{message}");
-        assert!(message.contains("3 events verified"), "{message}");
     }
 
     #[test]

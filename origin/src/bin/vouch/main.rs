@@ -14,6 +14,7 @@
 //! error as `error: <message> (<code>[, field <field>])`; exit codes are listed in `--help`.
 
 mod args;
+mod audit;
 mod client;
 mod commands;
 mod error;
