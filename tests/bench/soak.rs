@@ -222,11 +222,14 @@ async fn registrar(shared: Arc<Shared>, org: String) {
 
 async fn flipper(shared: Arc<Shared>, flippers: Arc<Vec<String>>) {
     let mut i = 0usize;
+    // Each flipper alternates between suspended and active, starting active.
+    let mut suspended = vec![false; flippers.len()];
     while shared.running() {
+        let slot = i % flippers.len();
         i += 1;
-        let agent = &flippers[i % flippers.len()];
-        // Each flipper alternates: odd rounds over the list suspend, even ones reactivate.
-        let suspend = (i / flippers.len()) % 2 == 0;
+        let agent = &flippers[slot];
+        let suspend = !suspended[slot];
+        suspended[slot] = suspend;
         let (target, expect) = if suspend {
             ("suspended", StatusCode::FORBIDDEN)
         } else {
@@ -338,10 +341,13 @@ async fn main() {
     );
     std::fs::create_dir_all(&out_dir).expect("output dir");
     let dir = tempfile::tempdir().expect("temp dir");
-    // The deployed journal settings: refresh every 500 ms, fail closed past 10 s.
+    // The deployed journal settings: refresh every 500 ms, fail closed past 10 s. KV and the
+    // Durable Objects keep their data on disk, as deployed (in memory they would grow with it).
+    let persist = dir.path().join("edge").display().to_string();
     let edge = LocalEdge::start(&[
         ("VOUCH_JOURNAL_REFRESH_MS", "500"),
         ("VOUCH_JOURNAL_BOUND_MS", "10000"),
+        ("VOUCH_EDGE_PERSIST", persist.as_str()),
     ])
     .await
     .expect("the local edge runs here (scripts/soak.sh sets it up)");
@@ -413,6 +419,23 @@ async fn main() {
                          "scopes": ["payments.refund"], "ttl_seconds": 86400, "max_depth": 1 })),
         )
         .await;
+    // Load starts once the edge serves every agent set up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in pool.iter().map(|(id, _)| id).chain(flippers.iter()) {
+        loop {
+            let served = shared
+                .client
+                .get(format!("{}/verify?agent_id={id}", shared.edge))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK);
+            if served {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} never reached the edge");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let ids = Arc::new(pool.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
     let flippers = Arc::new(flippers);
     let pool = Arc::new(pool);
