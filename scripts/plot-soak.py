@@ -24,6 +24,7 @@ def main():
     fig, (mem, lag) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     mem.plot(t, [int(r["origin_rss_kib"]) / 1024 for r in rows], label="origin")
     mem.plot(t, [int(r["workerd_rss_kib"]) / 1024 for r in rows], label="workerd")
+    mem.plot(t, [int(r["wasm_memory_kib"]) / 1024 for r in rows], label="the worker's wasm memory")
     mem.set_ylabel("resident memory (MiB)")
     mem.set_ylim(bottom=0)
     mem.legend()

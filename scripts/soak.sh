@@ -12,7 +12,7 @@ ensure_edge_toolchain
 echo "==> building the worker and the origin (release)" >&2
 build_edge_worker
 cargo build --release --locked -p vouch-origin --bin vouch-origin
-out="${CARGO_TARGET_DIR:-target}/soak"
+out="${VOUCH_SOAK_OUT:-${CARGO_TARGET_DIR:-target}/soak}"
 status=0
 VOUCH_SOAK_OUT="$out" cargo bench --locked -p vouch-e2e --bench soak || status=$?
 python3 scripts/plot-soak.py "$out/soak.csv" docs/soak.png

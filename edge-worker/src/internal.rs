@@ -9,7 +9,7 @@
 //! appends too, with `appends`), so the tests can watch the edge fail closed, `POST
 //! /internal/test/journal-reset` empties it as if it were new (new epoch, unseeded), and `POST
 //! /internal/test/isolate-cold` makes the isolate that answers forget its copy of the journal, as
-//! a freshly started one has none.
+//! a freshly started one has none; `GET /internal/test/memory` says how large its wasm memory is.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -33,6 +33,7 @@ enum Route {
     Outage,
     Reset,
     Cold,
+    Memory,
 }
 
 pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, EdgeError> {
@@ -42,6 +43,7 @@ pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, Edg
         (Method::Post, "/internal/test/journal-outage") if test_controls(env) => Ok(Route::Outage),
         (Method::Post, "/internal/test/journal-reset") if test_controls(env) => Ok(Route::Reset),
         (Method::Post, "/internal/test/isolate-cold") if test_controls(env) => Ok(Route::Cold),
+        (Method::Get, "/internal/test/memory") if test_controls(env) => Ok(Route::Memory),
         (_, "/internal/journal") => Err(EdgeError::MethodNotAllowed),
         _ => Err(EdgeError::NotFound {
             code: "not_found",
@@ -89,6 +91,19 @@ pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, Edg
         Route::Reset => {
             let _ = json_body(req, 1024).await;
             call(env, Method::Post, "/reset", None).await
+        }
+        Route::Memory => {
+            // The isolate's wasm linear memory (it never shrinks): what the Rust side holds,
+            // apart from workerd's own heap.
+            use wasm_bindgen::JsCast;
+            let memory: worker::js_sys::WebAssembly::Memory =
+                wasm_bindgen::memory().unchecked_into();
+            let bytes = worker::js_sys::ArrayBuffer::from(memory.buffer()).byte_length();
+            Ok(json_response(
+                200,
+                &format!("{{\"wasm_memory_bytes\":{bytes}}}"),
+                &[("cache-control", "no-store")],
+            ))
         }
         Route::Cold => {
             let _ = json_body(req, 0).await;

@@ -439,33 +439,47 @@ async fn main() {
     let ids = Arc::new(pool.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
     let flippers = Arc::new(flippers);
     let pool = Arc::new(pool);
+    // VOUCH_SOAK_LOAD picks the kinds of load (all by default), to find what a trend follows.
+    let load = std::env::var("VOUCH_SOAK_LOAD")
+        .unwrap_or_else(|_| "verify,commits,registrations,flips,exchanges".into());
+    let wants = |kind: &str| load.split(',').any(|k| k.trim() == kind);
     let mut workers = Vec::new();
-    for _ in 0..2 {
-        workers.push(tokio::spawn(verifier(
+    if wants("verify") {
+        for _ in 0..2 {
+            workers.push(tokio::spawn(verifier(
+                shared.clone(),
+                ids.clone(),
+                flippers.clone(),
+            )));
+        }
+    }
+    if wants("commits") {
+        for n in 0..2 {
+            workers.push(tokio::spawn(committer(shared.clone(), pool.clone(), n)));
+        }
+    }
+    if wants("registrations") {
+        workers.push(tokio::spawn(registrar(shared.clone(), org.clone())));
+    }
+    if wants("flips") {
+        workers.push(tokio::spawn(flipper(shared.clone(), flippers.clone())));
+    }
+    if wants("exchanges") {
+        workers.push(tokio::spawn(exchanger(
             shared.clone(),
-            ids.clone(),
-            flippers.clone(),
+            delegator,
+            delegatee,
         )));
     }
-    for n in 0..2 {
-        workers.push(tokio::spawn(committer(shared.clone(), pool.clone(), n)));
-    }
-    workers.push(tokio::spawn(registrar(shared.clone(), org.clone())));
-    workers.push(tokio::spawn(flipper(shared.clone(), flippers.clone())));
-    workers.push(tokio::spawn(exchanger(
-        shared.clone(),
-        delegator,
-        delegatee,
-    )));
 
     // Sample memory every 10 s.
     let mut csv = std::fs::File::create(out_dir.join("soak.csv")).expect("csv");
     writeln!(
         csv,
-        "seconds,origin_rss_kib,workerd_rss_kib,verify,commits,registrations,flips,exchanges,errors,propagation_p99_ms"
+        "seconds,origin_rss_kib,workerd_rss_kib,wasm_memory_kib,verify,commits,registrations,flips,exchanges,errors,propagation_p99_ms"
     )
     .unwrap();
-    let mut samples: Vec<(f64, u64, u64)> = Vec::new();
+    let mut samples: Vec<(f64, u64, u64, u64)> = Vec::new();
     let started = Instant::now();
     let mut last_flip = 0usize;
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -473,6 +487,24 @@ async fn main() {
         let t = started.elapsed().as_secs_f64();
         let origin_rss = rss_kib(origin_pid).unwrap_or(0);
         let workerd_rss: u64 = workerd_pids(node_pid).into_iter().filter_map(rss_kib).sum();
+        // The worker's own part of it: its wasm linear memory (which never shrinks).
+        let wasm_kib = match shared
+            .client
+            .get(format!("{}/internal/test/memory", shared.edge))
+            .bearer_auth(stack::EDGE_SECRET)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                r.json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["wasm_memory_bytes"].as_u64())
+                    .unwrap_or(0)
+                    / 1024
+            }
+            Err(_) => 0,
+        };
         let c = &shared.counters;
         let window: Vec<f64> = {
             let all = shared.propagation.lock().unwrap();
@@ -484,7 +516,7 @@ async fn main() {
         sorted.sort_by(f64::total_cmp);
         writeln!(
             csv,
-            "{t:.0},{origin_rss},{workerd_rss},{},{},{},{},{},{},{:.0}",
+            "{t:.0},{origin_rss},{workerd_rss},{wasm_kib},{},{},{},{},{},{},{:.0}",
             c.verify.load(Ordering::Relaxed),
             c.commits.load(Ordering::Relaxed),
             c.registrations.load(Ordering::Relaxed),
@@ -496,12 +528,13 @@ async fn main() {
         .unwrap();
         csv.flush().unwrap();
         eprintln!(
-            "{t:>4.0} s  origin {:>6} KiB  workerd {:>7} KiB  errors {}",
+            "{t:>4.0} s  origin {:>6} KiB  workerd {:>7} KiB (wasm {:>6} KiB)  errors {}",
             origin_rss,
             workerd_rss,
+            wasm_kib,
             c.errors.load(Ordering::Relaxed)
         );
-        samples.push((t, origin_rss, workerd_rss));
+        samples.push((t, origin_rss, workerd_rss, wasm_kib));
     }
     shared.stop.store(true, Ordering::Relaxed);
     for worker in workers {
@@ -511,7 +544,7 @@ async fn main() {
     // The verdict.
     let elapsed = started.elapsed().as_secs_f64();
     let c = &shared.counters;
-    let minute = |from: f64, to: f64, pick: fn(&(f64, u64, u64)) -> u64| -> f64 {
+    let minute = |from: f64, to: f64, pick: fn(&(f64, u64, u64, u64)) -> u64| -> f64 {
         mean(
             &samples
                 .iter()
@@ -525,6 +558,8 @@ async fn main() {
     let origin_last = minute(last_from, elapsed + 1.0, |s| s.1);
     let workerd_second = minute(second_from, second_from + 60.0, |s| s.2);
     let workerd_last = minute(last_from, elapsed + 1.0, |s| s.2);
+    let wasm_second = minute(second_from, second_from + 60.0, |s| s.3);
+    let wasm_last = minute(last_from, elapsed + 1.0, |s| s.3);
     let mut propagation: Vec<f64> = shared
         .propagation
         .lock()
@@ -571,6 +606,12 @@ async fn main() {
         workerd_second / 1024.0,
         workerd_last / 1024.0,
         (workerd_last / workerd_second - 1.0) * 100.0
+    );
+    println!(
+        "| the worker's wasm memory, 2nd minute → last minute | {:.1} → {:.1} MiB ({:+.1} %) |",
+        wasm_second / 1024.0,
+        wasm_last / 1024.0,
+        (wasm_last / wasm_second - 1.0) * 100.0
     );
     println!(
         "| propagation (flip returned → edge shows it), {} flips | p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms |",
