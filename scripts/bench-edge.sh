@@ -10,7 +10,10 @@
 # Environment: VOUCH_BENCH_DURATION (seconds per run, default 5), VOUCH_BENCH_CONNECTIONS (16),
 # VOUCH_BENCH_BASELINE (a git revision: its worker is built too and served by a second workerd
 # without Durable Objects, and its warm GET /verify runs interleaved with ours, so the table
-# also shows what the changes since then cost — e.g. the status journal check).
+# also shows what the changes since then cost — e.g. the status journal check),
+# VOUCH_BENCH_RATE_LIMITED=1 (a third workerd with the per-address rate limit on but far above
+# the load, 10^9 per 10 s: its warm GET /verify runs interleaved too, as verify_200_limited, so the
+# table shows what counting every request costs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/edge-toolchain.sh
@@ -32,6 +35,7 @@ trap 'cleanup' EXIT
 
 baseline="${VOUCH_BENCH_BASELINE:-}"
 base_pid=""
+limited_pid=""
 if [ -n "$baseline" ]; then
   echo "==> building the worker of $baseline (release) for comparison" >&2
   git worktree add -f --detach "$work/baseline" "$baseline" >/dev/null 2>&1
@@ -42,6 +46,7 @@ cleanup() {
   set +e
   [ -n "$edge_pid" ] && kill -TERM "$edge_pid" 2>/dev/null && wait "$edge_pid" 2>/dev/null
   [ -n "$base_pid" ] && kill -TERM "$base_pid" 2>/dev/null && wait "$base_pid" 2>/dev/null
+  [ -n "$limited_pid" ] && kill -TERM "$limited_pid" 2>/dev/null && wait "$limited_pid" 2>/dev/null
   [ -n "$baseline" ] && git worktree remove --force "$work/baseline" 2>/dev/null
   rm -rf "$work"
 }
@@ -50,7 +55,9 @@ cleanup() {
 start_edge() {
   local name="$1"
   shift
-  env "$@" VOUCH_EDGE_PORT=0 VOUCH_KV_API_PORT=0 VOUCH_KV_API_TOKEN=bench \
+  # The per-address rate limit is off: wrk sends thousands of requests per second from one
+  # address (the limiter's own cost is measured apart, docs/benchmarks.md).
+  env VOUCH_EDGE_RATE_LIMIT=0 "$@" VOUCH_EDGE_PORT=0 VOUCH_KV_API_PORT=0 VOUCH_KV_API_TOKEN=bench \
     "$VOUCH_NODE" scripts/edge/serve.mjs > "$work/$name.ready" 2> "$work/$name.log" &
   printf -v "${name}_pid" '%s' "$!"
   for _ in $(seq 1 300); do [ -s "$work/$name.ready" ] && break; sleep 0.1; done
@@ -60,15 +67,23 @@ start_edge() {
 start_edge main VOUCH_EDGE_CONSTANT=1 VOUCH_EDGE_SECRET=bench-secret
 edge_pid="$main_pid" edge="$main_url" kv="$main_kv"
 # No origin here: seed the status journal as the origin would (the edge answers 503 until then).
-epoch="$(curl -fsS -H "authorization: Bearer bench-secret" "$edge/internal/journal" | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')"
-curl -fsS -X POST -H "authorization: Bearer bench-secret" -H "content-type: application/json" \
-  "$edge/internal/journal" -d "{\"epoch\":$epoch,\"seed\":true}" >/dev/null
+seed_journal() {
+  local epoch
+  epoch="$(curl -fsS -H "authorization: Bearer bench-secret" "$1/internal/journal" | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')"
+  curl -fsS -X POST -H "authorization: Bearer bench-secret" -H "content-type: application/json" \
+    "$1/internal/journal" -d "{\"epoch\":$epoch,\"seed\":true}" >/dev/null
+}
+seed_journal "$edge"
+if [ "${VOUCH_BENCH_RATE_LIMITED:-}" = 1 ]; then
+  start_edge limited VOUCH_EDGE_RATE_LIMIT=1000000000 VOUCH_EDGE_SECRET=bench-secret
+  seed_journal "$limited_url"
+fi
 if [ -n "$baseline" ]; then
   start_edge base VOUCH_EDGE_OBJECTS=0 VOUCH_EDGE_SCRIPT="$work/baseline/edge-worker/build/index.js"
 fi
 
 agent=ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70
-for target in "$kv" ${base_kv:+"$base_kv"}; do
+for target in "$kv" ${base_kv:+"$base_kv"} ${limited_kv:+"$limited_kv"}; do
 curl -fsS -X PUT -H "authorization: Bearer bench" "$target/accounts/local/storage/kv/namespaces/vouch-local/values/passport:$agent" \
   --data-binary @- >/dev/null <<JSON
 {"agent_id":"$agent","org_id":"org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71","status":"active","name":"Acme Support Bot",
@@ -104,6 +119,7 @@ for _ in $(seq 1 "$rounds"); do
   run constant -H "Host: constant.bench" "$edge/"
   run verify_200 "$edge/verify?agent_id=$agent"
   [ -n "$baseline" ] && run baseline_200 "$base_url/verify?agent_id=$agent"
+  [ -n "$limited_pid" ] && run verify_200_limited "$limited_url/verify?agent_id=$agent"
   run verify_304 -H "If-None-Match: $etag" "$edge/verify?agent_id=$agent"
   run decision -s "$work/post.lua" "$edge/verify"
 done > "$work/results"
@@ -121,7 +137,7 @@ awk -v c="$connections" -v d="$duration" -v r="$rounds" '
     base = median(rps["constant"])
     printf "| run (wrk, 2 threads, %d connections, %d s × %d rounds, medians) | requests/s | p50 (ms) | p99 (ms) | non-2xx/3xx | ratio to constant |\n", c, d, r
     print  "|---|---|---|---|---|---|"
-    n = split("constant verify_200 baseline_200 verify_304 decision", order, " ")
+    n = split("constant verify_200 baseline_200 verify_200_limited verify_304 decision", order, " ")
     for (i = 1; i <= n; i++) {
       k = order[i]
       if (!(k in rps)) continue
@@ -129,4 +145,6 @@ awk -v c="$connections" -v d="$duration" -v r="$rounds" '
     }
     if ("baseline_200" in rps)
       printf "\nverify_200 / baseline_200 (this build against the baseline build): %.3f\n", median(rps["verify_200"]) / median(rps["baseline_200"])
+    if ("verify_200_limited" in rps)
+      printf "\nverify_200_limited / verify_200 (the rate limit counting every request): %.3f\n", median(rps["verify_200_limited"]) / median(rps["verify_200"])
   }' "$work/results"

@@ -34,6 +34,10 @@ grep -E "Total Upload|--dry-run: exiting now" "$DRY_RUN_OUT/wrangler.log" || tru
 
 step "tests"
 if [ -z "${VOUCH_TEST_POSTGRES_URL:-}" ]; then
+  if [ "${VOUCH_REQUIRE_POSTGRES:-}" = 1 ]; then
+    echo "VOUCH_REQUIRE_POSTGRES=1 but VOUCH_TEST_POSTGRES_URL is not set" >&2
+    exit 1
+  fi
   echo "note: VOUCH_TEST_POSTGRES_URL is not set, so the PostgreSQL half of the suite is skipped"
 fi
 VOUCH_REQUIRE_EDGE=1 cargo test --workspace --locked

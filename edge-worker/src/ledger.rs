@@ -2,6 +2,7 @@
 //! Object named by the agent id ([`crate::objects::daily_caps`]) applies the core's rule.
 
 use serde_json::Value;
+use vouch_core::caps::IdempotencyKey;
 use vouch_core::decision::{Decision, VerifyRequest};
 use worker::{Env, Method};
 
@@ -17,15 +18,10 @@ const LEDGER_TIMEOUT_MS: u64 = 3_000;
 pub async fn commit(
     env: &Env,
     request: &VerifyRequest,
+    key: &IdempotencyKey,
     decision: Decision,
     spend: Option<vouch_core::policy::Spend>,
 ) -> Result<(Value, bool), EdgeError> {
-    let Some(key) = &request.idempotency_key else {
-        return Err(EdgeError::bad(
-            "`commit: true` needs an `idempotency_key`",
-            Some("idempotency_key"),
-        ));
-    };
     // A decision about no known agent (unknown agent, refused token) has no ledger: it is a
     // denial, answered and not recorded.
     let (Some(agent_id), Some(_)) = (decision.agent_id.clone(), decision.passport_version) else {
@@ -35,7 +31,7 @@ pub async fn commit(
     };
     let request = vouch_core::caps::CommitRequest {
         agent_id: agent_id.clone(),
-        idempotency_key: key.clone(),
+        idempotency_key: key.to_string(),
         fingerprint: request.fingerprint(&decision.chain),
         day: decision.created_at.utc_day(),
         spend: spend.filter(|s| decision.allow && !s.daily_caps.is_empty()),
@@ -59,12 +55,13 @@ pub async fn commit(
     match response.status_code() {
         200 => {}
         409 => {
+            let key = key.as_str();
             return Err(EdgeError::Conflict {
                 code: "idempotency_key_reused",
                 message: format!(
-                "`idempotency_key` {key:?} was already used for a different request; use a new key"
-            ),
-            })
+                    "`idempotency_key` {key:?} was already used for a different request; use a new key"
+                ),
+            });
         }
         status => {
             return Err(EdgeError::LedgerUnavailable(format!(

@@ -9,6 +9,7 @@ mod kv_cache;
 mod ledger;
 mod objects;
 mod random;
+mod rate_limit;
 mod respond;
 mod routes;
 mod tokens;

@@ -34,6 +34,11 @@ pub enum EdgeError {
         code: &'static str,
         message: String,
     },
+    /// Past a rate limit (SPEC §14); `by` says which (`client address`).
+    RateLimited {
+        by: &'static str,
+        retry_after_seconds: u32,
+    },
     /// The runtime or KV failed; the message is logged, not shown.
     Internal(String),
 }
@@ -97,6 +102,16 @@ impl EdgeError {
             EdgeError::Conflict { code, message } => {
                 (409, json!({ "error": code, "message": message }))
             }
+            EdgeError::RateLimited {
+                by,
+                retry_after_seconds,
+            } => (
+                429,
+                json!({
+                    "error": "rate_limited",
+                    "message": format!("too many requests from this {by}; retry after {retry_after_seconds} s"),
+                }),
+            ),
             EdgeError::Internal(detail) => {
                 worker::console_error!("internal error: {detail}");
                 (
@@ -120,6 +135,18 @@ impl EdgeError {
                 status,
                 &body,
                 &[("retry-after", "1"), ("cache-control", "no-store")],
+            );
+        }
+        if let EdgeError::RateLimited {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            let seconds = retry_after_seconds.to_string();
+            return json_response(
+                status,
+                &body,
+                &[("retry-after", &seconds), ("cache-control", "no-store")],
             );
         }
         json_response(status, &body, &[])
@@ -159,18 +186,13 @@ fn response_as(status: u16, content_type: &str, body: &str, extra: &[(&str, &str
         .fixed(body.as_bytes().to_vec())
 }
 
-/// Whether `If-None-Match` names `etag` (or `*`).
+/// Whether `If-None-Match` names `etag` (or `*`), by the weak comparison (RFC 9110 §13.1.2).
 fn not_modified(req: &Request, etag: &str) -> bool {
     req.headers()
         .get("if-none-match")
         .ok()
         .flatten()
-        .is_some_and(|value| {
-            value.split(',').any(|tag| {
-                let tag = tag.trim();
-                tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag)
-            })
-        })
+        .is_some_and(|value| vouch_core::etag::not_modified(&value, etag))
 }
 
 /// A cacheable GET answer: `304` without a body when the client has it, else the body.

@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use futures_util::future::join_all;
 use serde_json::Value;
-use vouch_core::decision::{Decision, Subject, VerifyRequest};
+use vouch_core::decision::{BatchReads, Decision, Subject, VerifyRequest};
 use vouch_core::delegation::Grant;
 use vouch_core::{kv, token, AgentId, Timestamp};
 use worker::{Context, Date, Env, Method, Request, Response, Url};
@@ -12,6 +12,7 @@ use worker::{Context, Date, Env, Method, Request, Response, Url};
 use crate::journal;
 use crate::kv_cache::{self, PassportEntry};
 use crate::ledger;
+use crate::rate_limit;
 use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
 use crate::tokens;
 
@@ -23,6 +24,13 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
     let method = req.method();
     let path = url.path().to_owned();
     let host = url.host_str().unwrap_or("localhost").to_owned();
+    // Public routes are limited per client (the internal ones carry the edge secret).
+    if !path.starts_with("/internal/") {
+        if let Err(limited) = rate_limit::check(env, &req).await {
+            drain(req).await;
+            return Err(limited);
+        }
+    }
     match path.as_str() {
         "/verify" => match method {
             Method::Get | Method::Head => {
@@ -167,6 +175,15 @@ async fn did_document(
     Ok(cacheable(req, 200, &body, &entry.etag))
 }
 
+/// Reads the body to its end and drops it, so an early answer does not reset the connection
+/// (see [`json_body`]).
+async fn drain(mut req: Request) {
+    use futures_util::StreamExt;
+    if let Ok(mut stream) = req.stream() {
+        while let Some(Ok(_)) = stream.next().await {}
+    }
+}
+
 /// Reads a JSON body of at most `limit` bytes.
 ///
 /// The body is always consumed before answering: answering while the client still has body bytes
@@ -224,10 +241,10 @@ enum Answer {
 /// The second value says whether a commit was a replay of its idempotency key.
 async fn answer(env: &Env, request: &VerifyRequest) -> Result<(Answer, bool), EdgeError> {
     let (decision, spend) = decide(env, request).await?;
-    if !request.commit {
+    let Some(key) = &request.commit else {
         return Ok((Answer::Decision(decision), false));
-    }
-    let (committed, replayed) = ledger::commit(env, request, decision, spend).await?;
+    };
+    let (committed, replayed) = ledger::commit(env, request, key, decision, spend).await?;
     Ok((Answer::Committed(committed), replayed))
 }
 
@@ -336,13 +353,33 @@ async fn verify_post(
     journal::ensure_fresh(env, ctx, host).await?;
     let (answer, replayed) = answer(env, &request).await?;
     let mut response = decision_response(&answer)?;
-    if request.commit {
+    if request.commit.is_some() {
         let _ = response.headers_mut().set(
             "idempotent-replayed",
             if replayed { "true" } else { "false" },
         );
     }
     Ok(response)
+}
+
+/// The distinct KV keys `requests` will read, known before any decision is made (so a batch
+/// past the bound is refused whole, before any commit). Tokens are verified here already; the
+/// decisions then find them in the isolate's verified-token cache.
+async fn batch_reads(env: &Env, requests: &[VerifyRequest]) -> Result<BatchReads, EdgeError> {
+    let now = now();
+    let mut reads = BatchReads::default();
+    for request in requests {
+        match &request.subject {
+            Subject::Agent(agent_id) => reads.add_agent(agent_id),
+            Subject::Token(token) => {
+                reads.add_token();
+                if let Ok(claims) = tokens::verify(env, token, now).await? {
+                    reads.add_verified(&claims);
+                }
+            }
+        }
+    }
+    Ok(reads)
 }
 
 /// `POST /verify/batch`: up to 100 decisions, in order.
@@ -354,6 +391,7 @@ async fn verify_batch(
 ) -> Result<Response, EdgeError> {
     let body = json_body(req, BODY_LIMIT * vouch_core::decision::BATCH_MAX).await?;
     let requests = VerifyRequest::batch_from_json(body)?;
+    batch_reads(env, &requests).await?.check()?;
     let mut decisions = Vec::with_capacity(requests.len());
     for request in &requests {
         // Per item: a long batch never answers a late item from a copy past the bound.

@@ -14,14 +14,16 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use vouch_core::EventType;
 
 use crate::audit::AuditLog;
 use crate::error::Error;
 use crate::extract::BODY_LIMIT;
 use crate::keys::{Keys, MasterKey, TokenSettings};
+use crate::rate_limit;
 use crate::routes::{agents, audit, delegations, events, oauth, ops, orgs, webhooks, wellknown};
 use crate::secrets;
-use crate::store::{Role, Store};
+use crate::store::{ChangeEvent, Role, Store};
 use crate::telemetry;
 use crate::webhooks::WebhookSettings;
 
@@ -43,6 +45,8 @@ pub struct AppState {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// Live event streams open on this origin, per credential.
     pub streams: Arc<crate::routes::events::StreamSlots>,
+    /// Rate limits of the token endpoint and the admin API (off unless `serve` sets them).
+    pub limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 /// What the origin needs besides its database to start.
@@ -140,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route_layer(middleware::from_fn(telemetry::track_requests))
+    .layer(middleware::from_fn_with_state(state.clone(), rate_limit::layer))
     .fallback(|| async {
         Error::NotFound {
             code: "not_found",
@@ -163,63 +168,76 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
-/// Makes sure a platform admin token and a signing key exist. With `boot.admin_token`
-/// (`VOUCH_ADMIN_TOKEN`) that token is the platform's; otherwise the first start generates one,
-/// stores its hash and returns it to print once. Returns the state and the generated token.
+/// The platform admin token, as a start found it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PlatformToken {
+    /// `VOUCH_ADMIN_TOKEN` is the platform's token.
+    Configured,
+    /// The database's first start generated this token: print it now, once. No later start
+    /// prints one.
+    Generated(String),
+    /// The token generated at the first start is stored (it was printed then).
+    Stored,
+    /// No platform token works: the first start had `VOUCH_ADMIN_TOKEN` (or a configured one
+    /// replaced the generated one), and it is no longer set.
+    Missing,
+}
+
+/// Makes sure a signing key exists and settles the platform admin token: with
+/// `boot.admin_token` (`VOUCH_ADMIN_TOKEN`) that token is the platform's (and a generated one
+/// stops working); without it, the database's first start — and only that one — generates a
+/// token, stores its hash, and returns it to print once.
 pub async fn bootstrap(
     store: Arc<dyn Store>,
     boot: Boot,
-) -> anyhow::Result<(AppState, Option<String>)> {
+) -> anyhow::Result<(AppState, PlatformToken)> {
     let metrics = telemetry::metrics_handle();
     let keys = Keys::start(store.clone(), boot.master_key, boot.tokens).await?;
     // After the token key: a new platform chain opens with `signing_key.created`.
     let audit = AuditLog::start(store.clone(), keys.master(), &keys.settings.issuer).await?;
-    if let Some(token) = boot.admin_token {
-        if token.len() < 32 {
-            anyhow::bail!("VOUCH_ADMIN_TOKEN must be at least 32 characters");
+    let at = crate::clock::now();
+    let (platform_token_hash, platform) = match boot.admin_token {
+        Some(token) => {
+            if token.len() < 32 {
+                anyhow::bail!("VOUCH_ADMIN_TOKEN must be at least 32 characters");
+            }
+            // The configured token replaces a generated one: that one stops working.
+            let event = ChangeEvent::new(
+                "platform",
+                None,
+                EventType::TokenRevoked,
+                "token",
+                "platform",
+                0,
+                serde_json::json!({ "reason": "VOUCH_ADMIN_TOKEN is configured" }),
+                at,
+            );
+            if store.revoke_platform_tokens(&event).await? > 0 {
+                tracing::warn!("VOUCH_ADMIN_TOKEN is set: the platform token generated at first start no longer works");
+            }
+            store.record_first_start(at, None).await?;
+            (Some(secrets::hash(&token)), PlatformToken::Configured)
         }
-        // The configured token replaces a generated one: that one stops working.
-        let event = crate::routes::change_event(
-            "platform",
-            None,
-            "token.revoked",
-            "token",
-            "platform",
-            0,
-            serde_json::json!({ "reason": "VOUCH_ADMIN_TOKEN is configured" }),
-            crate::routes::now(),
-        );
-        if store.revoke_platform_tokens(&event).await? > 0 {
-            tracing::warn!("VOUCH_ADMIN_TOKEN is set: the platform token generated at first start no longer works");
+        None => {
+            let (token, secret, event) =
+                orgs::new_token("platform", None, Role::Platform, "bootstrap".into(), at);
+            let hash = secrets::hash(&secret);
+            let platform = if store
+                .record_first_start(at, Some((&token, &hash, &event)))
+                .await?
+            {
+                PlatformToken::Generated(secret)
+            } else if store.platform_token_exists().await? {
+                PlatformToken::Stored
+            } else {
+                PlatformToken::Missing
+            };
+            (None, platform)
         }
-        let state = AppState {
-            store,
-            platform_token_hash: Some(secrets::hash(&token)),
-            metrics,
-            keys,
-            audit,
-            journal: false,
-            webhooks: WebhookSettings::default(),
-            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
-            streams: Arc::default(),
-        };
-        return Ok((state, None));
-    }
-    let mut generated = None;
-    if !store.platform_token_exists().await? {
-        let (_, secret) = orgs::issue_token(
-            store.as_ref(),
-            "platform",
-            None,
-            Role::Platform,
-            "bootstrap".into(),
-        )
-        .await?;
-        generated = Some(secret);
-    }
+    };
     let state = AppState {
         store,
-        platform_token_hash: None,
+        platform_token_hash,
         metrics,
         keys,
         audit,
@@ -227,8 +245,9 @@ pub async fn bootstrap(
         webhooks: WebhookSettings::default(),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         streams: Arc::default(),
+        limits: Arc::default(),
     };
-    Ok((state, generated))
+    Ok((state, platform))
 }
 
 /// Serves until Ctrl-C or SIGTERM, then drains in-flight requests (live event streams end,

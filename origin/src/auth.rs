@@ -165,8 +165,11 @@ pub struct Reader {
 
 pub enum ReaderKind {
     Admin(Caller),
-    /// The agent's id (its key authenticated it).
-    Agent(AgentId),
+    /// The agent its key authenticated, and its org.
+    Agent {
+        agent_id: AgentId,
+        org_id: OrgId,
+    },
 }
 
 impl std::fmt::Debug for Reader {
@@ -181,7 +184,10 @@ impl Reader {
     async fn authenticate(state: &AppState, credential: &str) -> Result<ReaderKind> {
         if credential.starts_with(secrets::AGENT_KEY_PREFIX) {
             let AgentCaller(passport) = AgentCaller::authenticate(state, credential).await?;
-            Ok(ReaderKind::Agent(passport.agent_id))
+            Ok(ReaderKind::Agent {
+                agent_id: passport.agent_id,
+                org_id: passport.org_id,
+            })
         } else {
             Ok(ReaderKind::Admin(
                 Caller::authenticate(state, credential).await?,
@@ -201,7 +207,16 @@ impl Reader {
             (ReaderKind::Admin(was), ReaderKind::Admin(is)) => {
                 was.actor == is.actor && was.role == is.role && was.org_id == is.org_id
             }
-            (ReaderKind::Agent(was), ReaderKind::Agent(is)) => was == is,
+            (
+                ReaderKind::Agent {
+                    agent_id: was,
+                    org_id: was_org,
+                },
+                ReaderKind::Agent {
+                    agent_id: is,
+                    org_id: is_org,
+                },
+            ) => was == is && was_org == is_org,
             _ => false,
         })
     }
@@ -209,6 +224,14 @@ impl Reader {
     /// A key naming the credential (its hash), e.g. to count its open streams.
     pub fn credential_key(&self) -> String {
         secrets::hash(&self.credential)
+    }
+
+    /// The org the credential belongs to (`None`: the platform admin).
+    pub fn org(&self) -> Option<&OrgId> {
+        match &self.kind {
+            ReaderKind::Admin(caller) => caller.org_id.as_ref(),
+            ReaderKind::Agent { org_id, .. } => Some(org_id),
+        }
     }
 }
 

@@ -105,6 +105,43 @@ impl WebhookArgs {
     }
 }
 
+/// Rate limits, in requests per second per key (bursts of twice the rate; `0` turns one off).
+#[derive(Debug, Clone, Args)]
+pub struct RateArgs {
+    /// `POST /oauth/token`, per credential presented (client secret or actor token).
+    #[arg(long, env = "VOUCH_RATE_TOKEN_PER_CREDENTIAL",
+          default_value_t = crate::rate_limit::RateSettings::TOKEN_PER_CREDENTIAL)]
+    pub rate_token_per_credential: u32,
+    /// `POST /oauth/token`, per client address.
+    #[arg(long, env = "VOUCH_RATE_TOKEN_PER_ADDRESS",
+          default_value_t = crate::rate_limit::RateSettings::TOKEN_PER_ADDRESS)]
+    pub rate_token_per_address: u32,
+    /// The admin API (`/v1/…`), per credential (admin token or agent key).
+    #[arg(long, env = "VOUCH_RATE_ADMIN_PER_CREDENTIAL",
+          default_value_t = crate::rate_limit::RateSettings::ADMIN_PER_CREDENTIAL)]
+    pub rate_admin_per_credential: u32,
+    /// The admin API (`/v1/…`), per client address.
+    #[arg(long, env = "VOUCH_RATE_ADMIN_PER_ADDRESS",
+          default_value_t = crate::rate_limit::RateSettings::ADMIN_PER_ADDRESS)]
+    pub rate_admin_per_address: u32,
+    /// Count the rightmost `X-Forwarded-For` address instead of the TCP peer (only behind a
+    /// proxy that sets the header).
+    #[arg(long, env = "VOUCH_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+}
+
+impl RateArgs {
+    pub fn settings(&self) -> crate::rate_limit::RateSettings {
+        crate::rate_limit::RateSettings {
+            token_per_credential: self.rate_token_per_credential,
+            token_per_address: self.rate_token_per_address,
+            admin_per_credential: self.rate_admin_per_credential,
+            admin_per_address: self.rate_admin_per_address,
+            trust_forwarded_for: self.trust_forwarded_for,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// `sqlite://path` (created if missing) or `postgres://…`.
@@ -151,6 +188,13 @@ pub struct ServeArgs {
     #[arg(long, env = "VOUCH_KEY_PUBLISH_AHEAD_SECONDS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(120..))]
     pub key_publish_ahead_seconds: u64,
+    /// Live event streams all credentials of one org may hold open on this origin at a time
+    /// (each credential: at most 5).
+    #[arg(long, env = "VOUCH_STREAMS_PER_ORG", default_value_t = crate::routes::events::DEFAULT_STREAMS_PER_ORG,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub streams_per_org: u32,
+    #[command(flatten)]
+    pub rates: RateArgs,
     #[command(flatten)]
     pub kv: KvArgs,
     #[command(flatten)]

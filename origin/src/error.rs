@@ -30,6 +30,9 @@ pub enum Error {
     MethodNotAllowed,
     #[error("the service is not ready: {0}")]
     Unavailable(String),
+    /// Past a rate limit (SPEC §14): `429 rate_limited` with `retry-after`.
+    #[error("{}", .0.message())]
+    RateLimited(crate::rate_limit::Limited),
     /// A refusal with its own status and code (e.g. `400 scope_escalation`).
     #[error("{message}")]
     Rejected {
@@ -71,9 +74,9 @@ impl Error {
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Error::Core(CoreError::InvalidTransition { .. }) => {
-                (StatusCode::CONFLICT, "invalid_transition")
-            }
+            Error::Core(
+                e @ (CoreError::InvalidTransition { .. } | CoreError::AgentRevoked { .. }),
+            ) => (StatusCode::CONFLICT, e.code()),
             Error::Core(e) => (StatusCode::BAD_REQUEST, e.code()),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -86,6 +89,7 @@ impl Error {
             }
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Rejected { status, code, .. } => (*status, code),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -186,6 +190,11 @@ impl IntoResponse for Error {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"vouch\""),
             );
+        }
+        if let Error::RateLimited(limited) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, limited.retry_after_seconds().into());
         }
         response
     }

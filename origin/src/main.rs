@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
             })?;
             let store = store::connect(&database.database_url).await?;
             let started = std::time::Instant::now();
-            let marked = store.mark_all_kv_dirty(vouch_origin::routes::now()).await?;
+            let marked = store.mark_all_kv_dirty(vouch_origin::clock::now()).await?;
             let publisher = Publisher::new(store, KvClient::new(&target)?);
             let written = publisher.drain().await?;
             println!(
@@ -62,12 +62,26 @@ async fn main() -> anyhow::Result<()> {
                     publish_ahead: std::time::Duration::from_secs(args.key_publish_ahead_seconds),
                 },
             };
-            let (mut state, generated) = app::bootstrap(store, boot).await?;
+            let (mut state, platform) = app::bootstrap(store, boot).await?;
             state.webhooks = args.webhooks.settings();
-            if let Some(token) = generated {
-                println!("Platform admin token (shown once, store it now): {token}");
-            } else if args.admin_token.is_none() {
-                tracing::info!("platform admin token exists (it was printed at first start); set VOUCH_ADMIN_TOKEN to use your own");
+            state.streams = std::sync::Arc::new(vouch_origin::routes::events::StreamSlots::new(
+                args.streams_per_org,
+            ));
+            let rates = args.rates.settings();
+            tracing::info!(?rates, "rate limits (requests per second; 0 is off)");
+            state.limits = std::sync::Arc::new(vouch_origin::rate_limit::RateLimits::new(rates));
+            match platform {
+                app::PlatformToken::Generated(token) => {
+                    tracing::warn!("first start of this database: a platform admin token was generated and is printed once, below; no later start prints it");
+                    println!("Platform admin token (shown once, at this first start only; store it now): {token}");
+                }
+                app::PlatformToken::Stored => tracing::info!(
+                    "a platform admin token exists (it was printed at the first start and is never printed again); set VOUCH_ADMIN_TOKEN to use your own"
+                ),
+                app::PlatformToken::Missing => tracing::warn!(
+                    "no platform admin token works: this database's first start was configured with VOUCH_ADMIN_TOKEN, which is no longer set (tokens are generated at the first start only); set VOUCH_ADMIN_TOKEN"
+                ),
+                app::PlatformToken::Configured => {}
             }
             match args.kv.target() {
                 Some(target) => {

@@ -16,8 +16,11 @@
 //   {"status": 500 | 429, "count": 3, "retry_after": 1}  or  {"delay_ms": 200, "count": 5}
 // GET /__control/stats reports the writes it accepted, and GET /__control/kv/<key> reads a key
 // whatever faults are queued.
+// The per-address rate limit is wrangler.toml's [[ratelimits]] block; VOUCH_EDGE_RATE_LIMIT
+// (requests per period, 0: unbound, i.e. off) and VOUCH_EDGE_RATE_PERIOD (10 or 60) override it.
 // For benchmarks, VOUCH_EDGE_CONSTANT=1 adds, in the same workerd, a worker that answers every
 // request with a constant JSON body; requests with `Host: constant.bench` reach it.
+import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,6 +40,17 @@ if (!token) {
   process.exit(2);
 }
 
+// The deployed per-address limit (wrangler.toml), unless overridden.
+const deployed = fs.readFileSync(path.join(repo, "wrangler.toml"), "utf8")
+  .match(/\[\[ratelimits\]\][^[]*?name = "(\w+)"[^[]*?simple = \{ limit = (\d+), period = (\d+) \}/);
+if (!deployed) {
+  console.error("wrangler.toml has no [[ratelimits]] block this script can read");
+  process.exit(2);
+}
+const [, rateBinding, deployedLimit, deployedPeriod] = deployed;
+const rateLimit = Number(env.VOUCH_EDGE_RATE_LIMIT ?? deployedLimit);
+const ratePeriod = Number(env.VOUCH_EDGE_RATE_PERIOD ?? deployedPeriod);
+
 const vouchWorker = {
   name: "vouch-edge",
   modules: true,
@@ -48,6 +62,9 @@ const vouchWorker = {
   ],
   compatibilityDate: "2026-05-01",
   kvNamespaces: { VOUCH_KV: namespace },
+  ratelimits: rateLimit > 0
+    ? { [rateBinding]: { namespace_id: "1001", simple: { limit: rateLimit, period: ratePeriod } } }
+    : {},
   // The same Durable Objects as wrangler.toml, SQLite-backed, in the same workerd
   // (VOUCH_EDGE_OBJECTS=0 leaves them out, to serve an older build in benchmarks).
   durableObjects: env.VOUCH_EDGE_OBJECTS === "0" ? {} : {
@@ -62,6 +79,7 @@ const vouchWorker = {
       ["VOUCH_JOURNAL_SHARE_SECONDS", env.VOUCH_JOURNAL_SHARE_SECONDS],
       ["VOUCH_TEST_CONTROLS", env.VOUCH_EDGE_TEST_CONTROLS === "1" ? "1" : undefined],
       ["VOUCH_AUDIENCE", env.VOUCH_AUDIENCE],
+      ["VOUCH_RATE_LIMIT_PERIOD_SECONDS", String(ratePeriod)],
     ].filter(([, value]) => value !== undefined && value !== ""),
   ),
 };

@@ -111,6 +111,29 @@ pub fn commit(
     Outcome::Record { decision, add: 0 }
 }
 
+/// A checked `idempotency_key`: 1 to [`IDEMPOTENCY_KEY_MAX`] visible ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The key, if it is well formed; else why not (a sentence naming `idempotency_key`).
+    pub fn parse(key: impl Into<String>) -> Result<IdempotencyKey, String> {
+        let key = key.into();
+        check_idempotency_key(&key)?;
+        Ok(IdempotencyKey(key))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Checks an `idempotency_key`: 1 to [`IDEMPOTENCY_KEY_MAX`] visible ASCII characters.
 pub fn check_idempotency_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX {
@@ -267,5 +290,10 @@ mod tests {
         assert!(check_idempotency_key("has space").is_err());
         assert!(check_idempotency_key(&"k".repeat(256)).is_err());
         assert!(check_idempotency_key(&"k".repeat(255)).is_ok());
+        assert_eq!(
+            IdempotencyKey::parse("order-42").map(|k| k.to_string()),
+            Ok("order-42".to_owned())
+        );
+        assert!(IdempotencyKey::parse("tab\there").is_err());
     }
 }

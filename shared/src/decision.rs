@@ -10,6 +10,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::caps::IdempotencyKey;
 use crate::delegation::{self, Grant};
 use crate::edge_view::EdgePassport;
 use crate::error::CoreError;
@@ -18,6 +19,10 @@ use crate::passport::{deserialize_field, AssuranceLevel};
 use crate::policy::{self, codes, Context, DecisionRequest, Evaluation, Reason};
 use crate::timestamp::Timestamp;
 use crate::token::{self, codes as token_codes, Claims};
+
+mod batch_reads;
+
+pub use batch_reads::{BatchReads, BATCH_MAX_KV_READS};
 
 /// The most requests one `POST /verify/batch` may carry.
 pub const BATCH_MAX: usize = 100;
@@ -38,8 +43,10 @@ pub struct VerifyRequest {
     pub capability: String,
     pub context: Result<Context, Reason>,
     pub min_assurance: Option<AssuranceLevel>,
-    pub commit: bool,
-    pub idempotency_key: Option<String>,
+    /// `"commit": true` with its `idempotency_key`: record the decision against the agent's
+    /// daily caps, once per key. `None`: only ask (a key sent without `commit` is checked, then
+    /// has no use).
+    pub commit: Option<IdempotencyKey>,
 }
 
 const FIELDS: [&str; 7] = [
@@ -99,19 +106,20 @@ impl VerifyRequest {
         let commit: Option<bool> = deserialize_field(take("commit"), &field("commit"))?;
         let idempotency_key: Option<String> =
             deserialize_field(take("idempotency_key"), &field("idempotency_key"))?;
-        let commit = commit.unwrap_or(false);
-        match (&idempotency_key, commit) {
-            (None, true) => {
-                return Err(CoreError::field(
+        let key = idempotency_key
+            .map(IdempotencyKey::parse)
+            .transpose()
+            .map_err(|message| CoreError::field(field("idempotency_key"), message))?;
+        let commit =
+            match (commit.unwrap_or(false), key) {
+                (true, Some(key)) => Some(key),
+                (true, None) => return Err(CoreError::field(
                     field("idempotency_key"),
                     "`commit: true` needs an `idempotency_key`, so that a retry never counts twice",
-                ))
-            }
-            (Some(key), _) => crate::caps::check_idempotency_key(key)
-                .map_err(|message| CoreError::field(field("idempotency_key"), message))?,
-            (None, false) => {}
-        }
-        if commit && matches!(subject, Subject::Agent(_)) {
+                )),
+                (false, _) => None,
+            };
+        if commit.is_some() && matches!(subject, Subject::Agent(_)) {
             // Spending counts against the agent's caps: only a token proves the agent (or an
             // agent it delegated to) is the one spending; an id alone would let anyone use up
             // any agent's cap.
@@ -130,7 +138,6 @@ impl VerifyRequest {
             context,
             min_assurance,
             commit,
-            idempotency_key,
         })
     }
 
@@ -392,6 +399,18 @@ mod tests {
                                   "capability": "a", "commit": true, "idempotency_key": "k" }))
         .unwrap_err();
         assert_eq!(err.field_name(), Some("token"));
+        let committed = request(token_body(json!("k1"), usd(json!(1)))).unwrap();
+        assert_eq!(
+            committed.commit.as_ref().map(IdempotencyKey::as_str),
+            Some("k1")
+        );
+        // A key without `commit` is checked, and asks nothing to be recorded.
+        let mut asking = token_body(json!("k1"), usd(json!(1)));
+        asking["commit"] = json!(false);
+        assert_eq!(request(asking.clone()).unwrap().commit, None);
+        asking["idempotency_key"] = json!("");
+        let err = request(asking).unwrap_err();
+        assert_eq!(err.field_name(), Some("idempotency_key"));
 
         let chain = [AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70").unwrap()];
         let fp = |context: Value| {
@@ -417,6 +436,32 @@ mod tests {
         assert_ne!(r.fingerprint(&chain), r.fingerprint(&other_chain));
     }
 
+    /// A golden value: a change to the canonical form (field names, amount units, key order)
+    /// would orphan every stored idempotency key, so it must fail a test, not pass silently.
+    #[test]
+    fn fingerprint_golden_value() {
+        let r = request(json!({
+            "token": "a.b.c",
+            "capability": "payments.refund",
+            "context": { "region": "US-CA", "currency": "USD", "amount": 250.5 },
+            "min_assurance": "L2",
+            "commit": true,
+            "idempotency_key": "order-42"
+        }))
+        .unwrap();
+        let chain = [
+            AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f71").unwrap(),
+            AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70").unwrap(),
+        ];
+        // SHA-256 of this text: sorted keys, no spaces, the amount in minor units (the hex
+        // was computed outside Rust).
+        let canonical = r#"{"capability":"payments.refund","chain":["ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f71","ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70"],"context":{"amount":{"minor":25050},"currency":"USD","region":"US-CA"},"min_assurance":"L2"}"#;
+        let golden = "96541d0208f5014065f66e471a0d647a6f8c6a130be6b71df065d43f059e960a";
+        use sha2::{Digest, Sha256};
+        assert_eq!(hex::encode(Sha256::digest(canonical)), golden);
+        assert_eq!(r.fingerprint(&chain), golden);
+    }
+
     #[test]
     fn reads_agent_requests() {
         let r = request(json!({
@@ -426,7 +471,7 @@ mod tests {
         }))
         .unwrap();
         assert!(matches!(r.subject, Subject::Agent(_)));
-        assert!(!r.commit);
+        assert_eq!(r.commit, None);
         let eval = r.evaluate(Some(&active()));
         assert!(eval.allow, "{eval:?}");
         let d = Decision::new(

@@ -17,22 +17,29 @@
 //! **Liveness.** A grant is dead when it is revoked (deleted), when `now ≥ expires_at`, or when
 //! either party is not `active` (SPEC §6).
 //!
-//! **At the origin**, a token exchange is, in order: verify and validate both tokens
-//! ([`crate::token::verify`]); [`check_links`] on the subject token with its grants (its chain
-//! must still stand); [`exchange`]; then [`check_links`] on the new claims with every grant
-//! (this catches an *earlier* grant whose `max_depth` the new hop would exceed; [`exchange`]
-//! sees only the new grant). **At the edge**, [`check_chain`] on every token, beside
+//! **At the origin**, a token exchange is: verify and validate both tokens
+//! ([`crate::token::verify`]), then [`exchange_checked`], which runs [`check_links`] on the
+//! subject token with its grants (its chain must still stand), [`exchange`], then
+//! [`check_links`] on the new claims with every grant (this catches an *earlier* grant whose
+//! `max_depth` the new hop would exceed; [`exchange`] sees only the new grant) — in that order,
+//! written once. **At the edge**, [`check_chain`] on every token, beside
 //! [`crate::policy::decide`] on the subject's passport.
 //!
 //! No agent may appear twice in a chain (no cycles, no self-delegation).
+
+mod checked;
+
+pub use checked::{
+    agents_to_check, exchange_checked, ExchangeError, ExchangeFacts, ExchangeRequest,
+};
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AgentId, DelegationId};
-use crate::passport::{Capability, CapabilityId, Status};
+use crate::ids::{AgentId, DelegationId, OrgId};
+use crate::passport::{Capability, CapabilityId, Passport, Status};
 use crate::policy::{codes as policy_codes, Reason};
 use crate::timestamp::Timestamp;
 use crate::token::{self, codes as token_codes, Actor, Claims};
@@ -130,6 +137,9 @@ pub enum DelegationError {
     /// A party of a new grant is not `active`.
     #[error("agent {agent} is {status}, not active")]
     AgentNotActive { agent: AgentId, status: Status },
+    /// The parties of a new grant belong to different orgs.
+    #[error("agent {delegatee} belongs to another organization than the delegator; a delegation joins two agents of one organization")]
+    CrossOrg { delegatee: AgentId },
     /// The grant does not connect the two tokens of an exchange, or the actor is already in
     /// the chain.
     #[error("{0}")]
@@ -162,6 +172,7 @@ impl DelegationError {
             DelegationError::InvalidRequest { .. } => "invalid_request",
             DelegationError::ScopeEscalation { .. } => codes::SCOPE_ESCALATION,
             DelegationError::AgentNotActive { .. } => "agent_not_active",
+            DelegationError::CrossOrg { .. } => "cross_org_delegation",
             DelegationError::ChainMismatch(_) => "delegation_mismatch",
             DelegationError::DelegationRevoked(_) => codes::DELEGATION_REVOKED,
             DelegationError::ScopeNotDelegated => codes::SCOPE_NOT_DELEGATED,
@@ -190,6 +201,7 @@ impl DelegationError {
                 Some("scope")
             }
             DelegationError::TokenExpired { field } => Some(field),
+            DelegationError::CrossOrg { .. } => Some("delegatee"),
             _ => None,
         }
     }
@@ -250,24 +262,44 @@ pub fn validate_new(
     Ok(parsed)
 }
 
-/// Checks a new grant's parties: two different agents, both `active`.
-pub fn validate_parties(
-    delegator: &AgentId,
-    delegator_status: Status,
-    delegatee: &AgentId,
-    delegatee_status: Status,
-) -> Result<(), DelegationError> {
-    if delegator == delegatee {
+/// One party of a new grant, as its passport says.
+#[derive(Clone, Copy, Debug)]
+pub struct Party<'a> {
+    pub agent: &'a AgentId,
+    pub org: &'a OrgId,
+    pub status: Status,
+}
+
+impl<'a> From<&'a Passport> for Party<'a> {
+    fn from(passport: &'a Passport) -> Party<'a> {
+        Party {
+            agent: &passport.agent_id,
+            org: &passport.org_id,
+            status: passport.status,
+        }
+    }
+}
+
+/// Checks a new grant's parties: two different agents of one org, both `active`. A grant is
+/// the delegator's org's record; a delegatee of another org could use it while its own org
+/// could neither see it nor revoke it (`cross_org_delegation`).
+pub fn validate_parties(delegator: Party<'_>, delegatee: Party<'_>) -> Result<(), DelegationError> {
+    if delegator.agent == delegatee.agent {
         return Err(DelegationError::invalid(
             "delegatee",
             "an agent cannot delegate to itself",
         ));
     }
-    for (agent, status) in [(delegator, delegator_status), (delegatee, delegatee_status)] {
-        if status != Status::Active {
+    if delegator.org != delegatee.org {
+        return Err(DelegationError::CrossOrg {
+            delegatee: delegatee.agent.clone(),
+        });
+    }
+    for party in [delegator, delegatee] {
+        if party.status != Status::Active {
             return Err(DelegationError::AgentNotActive {
-                agent: agent.clone(),
-                status,
+                agent: party.agent.clone(),
+                status: party.status,
             });
         }
     }
@@ -466,7 +498,7 @@ pub fn check_chain(
 /// (`chain_too_deep`); a requested scope beyond the subject token and the grant
 /// (`scope_escalation`), an empty one (`invalid_request`) or nothing in common
 /// (`scope_not_delegated`); an expired token (`token_expired`). The caller has verified
-/// both tokens and checks the chains (see the module docs).
+/// both tokens and checks the chains: use [`exchange_checked`], which does.
 pub fn exchange(
     subject: &Claims,
     actor: &Claims,
@@ -772,27 +804,45 @@ mod tests {
     }
 
     #[test]
-    fn new_grants_join_two_active_agents() {
+    fn new_grants_join_two_active_agents_of_one_org() {
+        fn party<'a>(agent: &'a AgentId, org: &'a OrgId, status: Status) -> Party<'a> {
+            Party { agent, org, status }
+        }
+        let org = &OrgId::parse("org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71").unwrap();
+        let other_org = &OrgId::parse("org_0192f2a4c3b87d9e8f1a2b3c4d5e6f72").unwrap();
+        let (a1, a2) = (&agent(1), &agent(2));
+        let active = Status::Active;
         assert_eq!(
-            validate_parties(&agent(1), Status::Active, &agent(2), Status::Active),
+            validate_parties(party(a1, org, active), party(a2, org, active)),
             Ok(())
         );
-        let err =
-            validate_parties(&agent(1), Status::Active, &agent(1), Status::Active).unwrap_err();
+        let err = validate_parties(party(a1, org, active), party(a1, org, active)).unwrap_err();
         assert_eq!(
             (err.code(), err.field()),
             ("invalid_request", Some("delegatee"))
         );
+        let err =
+            validate_parties(party(a1, org, active), party(a2, other_org, active)).unwrap_err();
+        assert_eq!(
+            err,
+            DelegationError::CrossOrg {
+                delegatee: a2.clone()
+            }
+        );
+        assert_eq!(
+            (err.code(), err.field()),
+            ("cross_org_delegation", Some("delegatee"))
+        );
         for status in [Status::Draft, Status::Suspended, Status::Revoked] {
             assert_eq!(
-                validate_parties(&agent(1), status, &agent(2), Status::Active),
+                validate_parties(party(a1, org, status), party(a2, org, active)),
                 Err(DelegationError::AgentNotActive {
-                    agent: agent(1),
+                    agent: a1.clone(),
                     status
                 })
             );
             assert_eq!(
-                validate_parties(&agent(1), Status::Active, &agent(2), status)
+                validate_parties(party(a1, org, active), party(a2, org, status))
                     .unwrap_err()
                     .code(),
                 "agent_not_active"
@@ -1414,6 +1464,9 @@ mod tests {
             DelegationError::AgentNotActive {
                 agent: agent(1),
                 status: Status::Draft,
+            },
+            DelegationError::CrossOrg {
+                delegatee: agent(2),
             },
             DelegationError::ChainMismatch("x".into()),
             DelegationError::DelegationRevoked(grant_id(1)),

@@ -17,6 +17,9 @@ pub enum CoreError {
     /// The lifecycle of SPEC §3 does not allow this move.
     #[error("cannot change status from {from} to {to}")]
     InvalidTransition { from: Status, to: Status },
+    /// The agent is revoked, which is terminal (SPEC §3): its record is kept as it was.
+    #[error("the agent is revoked: {action}")]
+    AgentRevoked { action: &'static str },
 }
 
 impl CoreError {
@@ -42,6 +45,7 @@ impl CoreError {
             CoreError::InvalidRequest { .. } => "invalid_request",
             CoreError::ImmutableField { .. } => "immutable_field",
             CoreError::InvalidTransition { .. } => "invalid_transition",
+            CoreError::AgentRevoked { .. } => "agent_revoked",
         }
     }
 
@@ -50,7 +54,7 @@ impl CoreError {
         match self {
             CoreError::InvalidRequest { field, .. } => field.as_deref(),
             CoreError::ImmutableField { field } => Some(field),
-            CoreError::InvalidTransition { .. } => None,
+            CoreError::InvalidTransition { .. } | CoreError::AgentRevoked { .. } => None,
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod decision;
 pub mod delegation;
 pub mod edge_view;
 pub mod error;
+pub mod etag;
+pub mod event_type;
 pub mod ids;
 pub mod journal;
 pub mod jwk;
@@ -22,6 +24,7 @@ pub mod token;
 pub mod validate;
 
 pub use error::CoreError;
+pub use event_type::EventType;
 pub use ids::{AgentId, EventId, OrgId, TokenId};
 pub use passport::{
     AssuranceLevel, Capability, CapabilityId, Health, NewAgent, Owner, Passport, Region, Status,

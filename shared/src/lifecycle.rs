@@ -19,6 +19,15 @@ pub fn allowed(from: Status, to: Status) -> bool {
     )
 }
 
+/// Refuses any change but a status move to a revoked agent's record (SPEC §3: revocation is
+/// terminal and the record is kept for compliance): `agent_revoked`, saying what was refused.
+pub fn ensure_not_revoked(current: &Passport, action: &'static str) -> Result<(), CoreError> {
+    if current.status == Status::Revoked {
+        return Err(CoreError::AgentRevoked { action });
+    }
+    Ok(())
+}
+
 /// The passport after moving to `to`, with `version` bumped and the timestamps set.
 /// `reason` is kept as `status_reason` (cleared when none is given).
 pub fn change_status(

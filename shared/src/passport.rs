@@ -240,7 +240,7 @@ impl MutableFields {
     /// Checks every rule of SPEC §3 that the types alone do not express.
     pub fn validate(&self) -> Result<(), CoreError> {
         if let Some(role) = &self.role {
-            validate::optional_text("role", role, validate::MAX_ROLE)?;
+            validate::optional_line("role", role, validate::MAX_ROLE)?;
         }
         if let Some(description) = &self.description {
             validate::optional_text("description", description, validate::MAX_DESCRIPTION)?;
@@ -423,13 +423,13 @@ impl Passport {
         org_id: OrgId,
         now: Timestamp,
     ) -> Result<Passport, CoreError> {
-        validate::required_text("name", &new.name, validate::MAX_NAME)?;
-        validate::required_text(
+        validate::required_line("name", &new.name, validate::MAX_NAME)?;
+        validate::required_line(
             "owner.display_name",
             &new.owner.display_name,
             validate::MAX_NAME,
         )?;
-        validate::required_text("owner.contact", &new.owner.contact, validate::MAX_CONTACT)?;
+        validate::required_line("owner.contact", &new.owner.contact, validate::MAX_CONTACT)?;
         new.fields.validate()?;
         let status = match new.status {
             None | Some(Status::Draft) => Status::Draft,

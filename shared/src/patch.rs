@@ -38,12 +38,14 @@ impl PatchOutcome {
     }
 }
 
-/// Applies `patch` to `current`. The version is bumped only if a field actually changed.
+/// Applies `patch` to `current`. The version is bumped only if a field actually changed. A
+/// revoked agent's passport takes no patch at all (`agent_revoked`), not even an empty one.
 pub fn apply_merge_patch(
     current: &Passport,
     patch: &Value,
     now: Timestamp,
 ) -> Result<PatchOutcome, CoreError> {
+    crate::lifecycle::ensure_not_revoked(current, "its passport can no longer be changed")?;
     let Value::Object(patch) = patch else {
         return Err(CoreError::invalid("a merge patch must be a JSON object"));
     };
@@ -111,6 +113,18 @@ mod tests {
     use serde_json::json;
 
     const NOW: Timestamp = Timestamp::from_unix_millis(1_795_000_100_000);
+
+    #[test]
+    fn a_revoked_passport_takes_no_patch() {
+        let mut p = seed_passport();
+        p.status = crate::Status::Revoked;
+        for patch in [json!({ "role": "x" }), json!({}), json!({ "name": p.name })] {
+            let err = apply_merge_patch(&p, &patch, NOW).unwrap_err();
+            assert_eq!(err.code(), "agent_revoked", "{patch}");
+        }
+        p.status = crate::Status::Suspended;
+        assert!(apply_merge_patch(&p, &json!({ "role": "x" }), NOW).is_ok());
+    }
 
     #[test]
     fn merges_objects_and_replaces_arrays() {

@@ -19,19 +19,45 @@ pub const MAX_METADATA_VALUE: usize = 500;
 /// Serialized size bound for free-form objects (`limits`, capability `params`, `public_jwk`).
 pub const MAX_OBJECT_BYTES: usize = 16 * 1024;
 
-/// A required human-readable string: not blank, no control characters, at most `max` chars.
+mod invisible;
+
+pub use invisible::first_invisible;
+
+/// A required human-readable string: not blank, otherwise as [`optional_text`].
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<(), CoreError> {
+    not_blank(field, value)?;
+    optional_text(field, value, max)
+}
+
+/// A required one-line string (a name): not blank, otherwise as [`optional_line`].
+pub fn required_line(field: &str, value: &str, max: usize) -> Result<(), CoreError> {
+    not_blank(field, value)?;
+    optional_line(field, value, max)
+}
+
+/// An optional string: at most `max` characters, no control characters but newlines and tabs,
+/// nothing invisible ([`first_invisible`]).
+pub fn optional_text(field: &str, value: &str, max: usize) -> Result<(), CoreError> {
+    text(field, value, max, &['\n', '\t'])
+}
+
+/// An optional one-line string (a role, a contact): as [`optional_text`], without newlines
+/// or tabs.
+pub fn optional_line(field: &str, value: &str, max: usize) -> Result<(), CoreError> {
+    text(field, value, max, &[])
+}
+
+fn not_blank(field: &str, value: &str) -> Result<(), CoreError> {
     if value.trim().is_empty() {
         return Err(CoreError::field(
             field,
             format!("`{field}` must not be empty"),
         ));
     }
-    optional_text(field, value, max)
+    Ok(())
 }
 
-/// An optional string: no control characters (newlines and tabs allowed), at most `max` chars.
-pub fn optional_text(field: &str, value: &str, max: usize) -> Result<(), CoreError> {
+fn text(field: &str, value: &str, max: usize, allowed_controls: &[char]) -> Result<(), CoreError> {
     if value.chars().count() > max {
         return Err(CoreError::field(
             field,
@@ -40,11 +66,26 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> Result<(), CoreErr
     }
     if value
         .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
+        .any(|c| c.is_control() && !allowed_controls.contains(&c))
     {
+        let what = if allowed_controls.is_empty() {
+            "control characters (it is one line)"
+        } else {
+            "control characters"
+        };
         return Err(CoreError::field(
             field,
-            format!("`{field}` must not contain control characters"),
+            format!("`{field}` must not contain {what}"),
+        ));
+    }
+    if let Some((at, c)) = first_invisible(value) {
+        return Err(CoreError::field(
+            field,
+            format!(
+                "`{field}` must not contain invisible or bidirectional control characters \
+                 (U+{:04X} at character {at})",
+                c as u32
+            ),
         ));
     }
     Ok(())
@@ -179,6 +220,25 @@ mod tests {
         ] {
             assert!(!is_region(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_are_one_visible_line() {
+        assert!(required_line("name", "Acme Support Bot 🤖", MAX_NAME).is_ok());
+        for bad in [
+            "Acme\nVerified",
+            "Acme\tBot",
+            "Acme\u{202E}toB",
+            "Ac\u{200B}me",
+        ] {
+            let err = required_line("name", bad, MAX_NAME).unwrap_err();
+            assert_eq!(err.field_name(), Some("name"), "{bad:?}");
+        }
+        let err = optional_line("owner.display_name", "x\u{2067}y", MAX_NAME).unwrap_err();
+        assert!(err.to_string().contains("U+2067 at character 1"), "{err}");
+        // Multi-line text keeps its newlines, not its invisible characters.
+        assert!(optional_text("description", "one\ntwo\tthree", MAX_DESCRIPTION).is_ok());
+        assert!(optional_text("description", "one\u{202E}", MAX_DESCRIPTION).is_err());
     }
 
     #[test]

@@ -95,8 +95,10 @@ async fn main() {
     let stack = stack::Stack::start()
         .await
         .expect("the local edge is needed: run scripts/bench-tokens.sh");
-    let a = stack.seed_agent("Bench Delegator").await;
-    let b = stack.seed_agent("Bench Delegatee").await;
+    // A delegation joins two agents of one org.
+    let org = stack.org("Bench Delegation").await;
+    let a = stack.register(&org, "Bench Delegator").await;
+    let b = stack.register(&org, "Bench Delegatee").await;
     stack.set_status(&a, "active").await;
     stack.set_status(&b, "active").await;
     stack

@@ -91,7 +91,7 @@ async fn revoked_tokens_die_within_the_bound_not_at_expiry() {
         revoked["tokens_not_before"].as_str().expect("cut-off"),
     )
     .expect("a time");
-    let wait = cut.unix_millis() - vouch_origin::routes::now().unix_millis();
+    let wait = cut.unix_millis() - vouch_origin::clock::now().unix_millis();
     if wait >= 0 {
         tokio::time::sleep(Duration::from_millis(wait as u64 + 5)).await;
     }

@@ -116,6 +116,17 @@ impl Faulty {
     /// Stops workerd and starts it again on the same ports and the same stored KV and objects.
     async fn restart_edge(&mut self) {
         self.edge.stop();
+        // workerd may hold its ports a moment after Node exits.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for (name, port) in &self.edge_env {
+            if !name.ends_with("_PORT") {
+                continue;
+            }
+            while std::net::TcpListener::bind(format!("127.0.0.1:{port}")).is_err() {
+                assert!(Instant::now() < deadline, "{name} {port} stays taken");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         self.edge = LocalEdge::start(&pairs(&self.edge_env))
             .await
             .expect("the edge starts again");

@@ -7,6 +7,7 @@ mod brake;
 mod faults;
 mod journal;
 mod journal_growth;
+mod limits;
 mod process;
 mod stack;
 
@@ -466,7 +467,7 @@ async fn resync_rebuilds_kv_and_replicas_share_the_work() {
     // extra publishers (as two more origin replicas would) drain alongside the running one.
     let marked = stack
         .store
-        .mark_all_kv_dirty(vouch_origin::routes::now())
+        .mark_all_kv_dirty(vouch_origin::clock::now())
         .await
         .unwrap();
     assert_eq!(marked, 6);
@@ -840,9 +841,11 @@ async fn delegation_chains_at_the_edge() {
         return;
     };
     let stack = &stack;
+    // A delegation joins two agents of one org.
+    let org = stack.org("Delegating Org").await;
     let mut agents = Vec::new();
     for name in ["Delegator", "Delegatee", "Third Party"] {
-        let agent = stack.seed_agent(name).await;
+        let agent = stack.register(&org, name).await;
         stack.set_status(&agent, "active").await;
         agents.push(agent);
     }

@@ -238,6 +238,11 @@ impl OriginProcess {
             .env("VOUCH_KV_NAMESPACE_ID", "vouch-local")
             .env("VOUCH_KV_API_TOKEN", KV_TOKEN)
             .env("VOUCH_WEBHOOK_ALLOW_PRIVATE", "true")
+            // The tests and benchmarks drive more than one client's worth of load.
+            .env("VOUCH_RATE_TOKEN_PER_CREDENTIAL", "0")
+            .env("VOUCH_RATE_TOKEN_PER_ADDRESS", "0")
+            .env("VOUCH_RATE_ADMIN_PER_CREDENTIAL", "0")
+            .env("VOUCH_RATE_ADMIN_PER_ADDRESS", "0")
             .env("VOUCH_DATA_DIR", data_dir)
             .env_remove("VOUCH_LISTEN")
             .env("RUST_LOG", "warn")

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use rand::RngCore;
 use vouch_core::audit::checkpoint::LogKey;
 
+use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::keys::MasterKey;
-use crate::routes::now;
 use crate::store::{AuditKeyRow, SealOutcome, Store};
 
 pub use sealer::Sealer;

@@ -15,9 +15,9 @@ use uuid::Uuid;
 use vouch_core::journal::{AppendRequest, AppendResponse, Change, Settled, APPEND_MAX};
 use vouch_core::Timestamp;
 
+use crate::clock::now;
 use crate::error::Result;
 use crate::journal::client::{JournalClient, JournalError};
-use crate::routes::now;
 use crate::store::{KvWork, Store};
 
 const LEASE_MS: i64 = 60_000;

@@ -19,11 +19,11 @@ use rand::RngCore;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
-use vouch_core::{jwk, Timestamp};
+use vouch_core::{jwk, EventType, Timestamp};
 
+use crate::clock::now;
 use crate::error::{Error, Result};
-use crate::routes::{change_event, now};
-use crate::store::{SigningKeyRow, Store};
+use crate::store::{ChangeEvent, SigningKeyRow, Store};
 pub use master::MasterKey;
 
 /// How long tokens live (SPEC §5: 300 s by default; the origin issues no longer ones).
@@ -124,10 +124,10 @@ impl Keys {
         keys.ensure_keys().await?;
         // The active key must open with this master key: fail at start, not at the first token.
         keys.signer().await?;
-        let event = change_event(
+        let event = ChangeEvent::new(
             "platform",
             None,
-            "discovery.updated",
+            EventType::DiscoveryUpdated,
             "document",
             "discovery",
             0,
@@ -169,10 +169,10 @@ impl Keys {
     async fn add_key(&self, actor: &str, signs_from: Option<Timestamp>) -> Result<String> {
         let (mut row, _) = self.new_key()?;
         row.signs_from = signs_from;
-        let event = change_event(
+        let event = ChangeEvent::new(
             actor,
             None,
-            "signing_key.created",
+            EventType::SigningKeyCreated,
             "signing_key",
             &row.kid,
             0,
@@ -207,10 +207,10 @@ impl Keys {
             previous_kid: previous.map(|p| p.kid),
             standby_kid: next.kid.clone(),
         };
-        let event = change_event(
+        let event = ChangeEvent::new(
             actor,
             None,
-            "signing_key.rotated",
+            EventType::SigningKeyRotated,
             "signing_key",
             &rotation.kid,
             0,
@@ -241,10 +241,10 @@ impl Keys {
         // Signs at once only if nothing else can (the store decides).
         next.signs_from = Some(next.created_at);
         let at = next.created_at;
-        let event = change_event(
+        let event = ChangeEvent::new(
             actor,
             None,
-            "signing_key.withdrawn",
+            EventType::SigningKeyWithdrawn,
             "signing_key",
             kid,
             1,

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use vouch_core::edge_view::EdgePassport;
 use vouch_core::kv::BULK_WRITE_MAX;
 
+use crate::clock::now;
 use crate::error::Result;
 use crate::kv::client::{KvClient, KvWriteError, Pair};
-use crate::routes::now;
 use crate::store::{KvWork, Store};
 
 /// How long a publisher holds the keys it claimed; far longer than one write may take (the

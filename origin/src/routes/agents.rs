@@ -9,19 +9,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 use vouch_core::audit::AuditEvent;
-use vouch_core::lifecycle;
 use vouch_core::patch::apply_merge_patch;
+use vouch_core::{etag, lifecycle};
 use vouch_core::{
-    AgentId, CapabilityId, Health, NewAgent, OrgId, Passport, Region, Status, Timestamp,
+    AgentId, CapabilityId, EventType, Health, NewAgent, OrgId, Passport, Region, Status, Timestamp,
 };
 
 use crate::app::AppState;
 use crate::auth::{AgentCaller, Caller};
+use crate::clock::now;
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::{JsonBody, MergePatchBody, OptionalJsonBody, QueryParams};
-use crate::routes::{change_event, now, target_org, wait_propagated, List, Pagination, WaitQuery};
+use crate::routes::{target_org, wait_propagated, List, Pagination, WaitQuery};
 use crate::secrets;
-use crate::store::{AgentChange, AgentFilter, PageRequest};
+use crate::store::{AgentChange, AgentFilter, ChangeEvent, PageRequest};
 
 fn parse_agent_id(raw: &str) -> Result<AgentId> {
     AgentId::parse(raw).map_err(|e| Error::field("agent_id", e.to_string()))
@@ -37,24 +38,32 @@ fn with_etag(status: StatusCode, passport: Passport) -> Response {
     response
 }
 
-/// The version an `If-Match` header demands, if any (`*` demands none).
-fn if_match(headers: &HeaderMap) -> Result<Option<String>> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| Error::field("If-Match", "`If-Match` must be an ETag such as \"7\""))?
-        .trim();
-    if value == "*" {
-        return Ok(None);
+/// A conditional header's values joined into one list (a header may be sent more than once),
+/// or `None` when it is absent.
+fn conditional(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<String>> {
+    let mut values = Vec::new();
+    for value in headers.get_all(&name) {
+        let value = value.to_str().map_err(|_| {
+            Error::field(
+                name.as_str(),
+                format!("`{name}` must be an ETag such as \"7\""),
+            )
+        })?;
+        values.push(value);
     }
-    Ok(Some(value.to_owned()))
+    Ok((!values.is_empty()).then(|| values.join(", ")))
 }
 
+/// The `If-Match` header, if sent.
+fn if_match(headers: &HeaderMap) -> Result<Option<String>> {
+    conditional(headers, header::IF_MATCH)
+}
+
+/// `412 version_mismatch` unless `If-Match` (strong comparison, RFC 9110 §13.1.1) holds for
+/// the current passport.
 fn check_version(expected: &Option<String>, current: &Passport) -> Result<()> {
     match expected {
-        Some(tag) if !tag.split(',').any(|t| t.trim() == current.etag()) => {
+        Some(tag) if !etag::precondition_holds(tag, &current.etag()) => {
             Err(Error::VersionMismatch {
                 expected: tag.clone(),
                 current: current.version,
@@ -89,10 +98,10 @@ pub async fn register_agent(
     let at = now();
     let passport = Passport::register(body, AgentId::from_uuid(Uuid::now_v7()), org_id, at)?;
     let api_key = secrets::generate(secrets::AGENT_KEY_PREFIX);
-    let event = change_event(
+    let event = ChangeEvent::new(
         &caller.actor,
         Some(&passport.org_id),
-        "passport.created",
+        EventType::PassportCreated,
         "agent",
         passport.agent_id.as_str(),
         passport.version,
@@ -196,10 +205,11 @@ pub async fn get_agent(
         .await?
         .ok_or_else(Error::agent_not_found)?;
     let etag = passport.etag();
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    // Weak comparison (RFC 9110 §13.1.2); an unreadable header is as good as none.
+    let not_modified = conditional(&headers, header::IF_NONE_MATCH)
+        .ok()
+        .flatten()
+        .is_some_and(|v| etag::not_modified(&v, &etag));
     if not_modified {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(etag) = HeaderValue::from_str(&etag) {
@@ -241,10 +251,10 @@ pub async fn patch_agent(
                 if !outcome.changed() {
                     return Ok(None);
                 }
-                let event = change_event(
+                let event = ChangeEvent::new(
                     &actor,
                     Some(&current.org_id),
-                    "passport.updated",
+                    EventType::PassportUpdated,
                     "agent",
                     current.agent_id.as_str(),
                     outcome.passport.version,
@@ -322,10 +332,10 @@ pub async fn set_status(
                     Status::Revoked => "agent.revoked",
                     Status::Draft => "agent.drafted",
                 };
-                let event = change_event(
+                let event = ChangeEvent::new(
                     &actor,
                     Some(&current.org_id),
-                    "passport.status_changed",
+                    EventType::PassportStatusChanged,
                     "agent",
                     current.agent_id.as_str(),
                     next.version,
@@ -402,16 +412,11 @@ pub async fn rotate_key(
             &caller.scope(),
             &agent_id,
             Box::new(move |current| {
-                if current.status == Status::Revoked {
-                    return Err(Error::Conflict {
-                        code: "agent_revoked",
-                        message: "a revoked agent cannot get a new API key".into(),
-                    });
-                }
-                let event = change_event(
+                lifecycle::ensure_not_revoked(current, "it cannot get a new API key")?;
+                let event = ChangeEvent::new(
                     &actor,
                     Some(&current.org_id),
-                    "agent.api_key_rotated",
+                    EventType::AgentApiKeyRotated,
                     "agent",
                     current.agent_id.as_str(),
                     current.version,
@@ -494,10 +499,10 @@ pub async fn revoke_tokens(
                 }
                 let at = now();
                 let next = lifecycle::revoke_tokens(current, at);
-                let event = change_event(
+                let event = ChangeEvent::new(
                     &actor,
                     Some(&current.org_id),
-                    "agent.tokens_revoked",
+                    EventType::AgentTokensRevoked,
                     "agent",
                     current.agent_id.as_str(),
                     next.version,

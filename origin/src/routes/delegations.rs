@@ -9,14 +9,15 @@ use serde_json::json;
 use uuid::Uuid;
 use vouch_core::delegation::{self, Grant};
 use vouch_core::ids::DelegationId;
-use vouch_core::{AgentId, CapabilityId, OrgId, Timestamp};
+use vouch_core::{AgentId, CapabilityId, EventType, OrgId, Timestamp};
 
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::clock::now;
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::{JsonBody, QueryParams};
-use crate::routes::{change_event, now, wait_propagated, WaitQuery};
-use crate::store::DelegationRecord;
+use crate::routes::{wait_propagated, WaitQuery};
+use crate::store::{ChangeEvent, DelegationRecord};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -106,12 +107,7 @@ pub async fn create(
         body.ttl_seconds,
         body.max_depth,
     )?;
-    delegation::validate_parties(
-        &delegator.agent_id,
-        delegator.status,
-        &delegatee.agent_id,
-        delegatee.status,
-    )?;
+    delegation::validate_parties((&delegator).into(), (&delegatee).into())?;
     let at = now();
     let grant = Grant::issue(
         DelegationId::from_uuid(Uuid::now_v7()),
@@ -129,10 +125,10 @@ pub async fn create(
         revoked_at: None,
         version: 1,
     };
-    let event = change_event(
+    let event = ChangeEvent::new(
         &caller.actor,
         Some(&record.org_id),
-        "delegation.created",
+        EventType::DelegationCreated,
         "delegation",
         record.grant.delegation_id.as_str(),
         record.version,

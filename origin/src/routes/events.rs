@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::json;
+use vouch_core::OrgId;
 
 use crate::app::AppState;
 use crate::auth::{Reader, ReaderKind};
@@ -38,6 +39,10 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(3_600);
 /// Streams one credential may hold open on one origin at a time.
 pub const MAX_STREAMS_PER_CREDENTIAL: usize = 5;
+/// Streams all credentials of one org (admin tokens and agent keys) may hold open on one origin
+/// at a time, by default (`VOUCH_STREAMS_PER_ORG`): credentials are unlimited, so the
+/// per-credential bound alone bounds nothing. The platform admin has only its own bound.
+pub const DEFAULT_STREAMS_PER_ORG: u32 = 100;
 /// The type of the first message of every stream.
 pub const OPENED: &str = "stream.opened";
 
@@ -53,24 +58,66 @@ pub struct StreamQuery {
     pub last_event_id: Option<String>,
 }
 
-/// The live streams open on this origin, counted per credential.
-#[derive(Debug, Default)]
+/// The live streams open on this origin, counted per credential and per org.
+#[derive(Debug)]
 pub struct StreamSlots {
-    open: Mutex<HashMap<String, usize>>,
+    per_org: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    credentials: HashMap<String, usize>,
+    orgs: HashMap<OrgId, usize>,
+}
+
+impl Default for StreamSlots {
+    fn default() -> Self {
+        StreamSlots::new(DEFAULT_STREAMS_PER_ORG)
+    }
+}
+
+/// Which bound refused a stream.
+enum Full {
+    Credential,
+    Org(usize),
+}
+
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 impl StreamSlots {
-    /// A slot for one more stream of `key`, unless it holds [`MAX_STREAMS_PER_CREDENTIAL`].
-    fn take(self: &Arc<Self>, key: String) -> Option<Slot> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(key.clone()).or_insert(0);
-        if *count >= MAX_STREAMS_PER_CREDENTIAL {
-            return None;
+    /// At most `per_org` streams per org (and [`MAX_STREAMS_PER_CREDENTIAL`] per credential).
+    pub fn new(per_org: u32) -> StreamSlots {
+        StreamSlots {
+            per_org: usize::try_from(per_org).unwrap_or(usize::MAX),
+            open: Mutex::default(),
         }
-        *count += 1;
-        Some(Slot {
+    }
+
+    /// A slot for one more stream of credential `key` in `org`, unless either is full.
+    fn take(self: &Arc<Self>, key: String, org: Option<OrgId>) -> Result<Slot, Full> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.credentials.get(&key).copied().unwrap_or(0) >= MAX_STREAMS_PER_CREDENTIAL {
+            return Err(Full::Credential);
+        }
+        if let Some(org) = &org {
+            if open.orgs.get(org).copied().unwrap_or(0) >= self.per_org {
+                return Err(Full::Org(self.per_org));
+            }
+            *open.orgs.entry(org.clone()).or_insert(0) += 1;
+        }
+        *open.credentials.entry(key.clone()).or_insert(0) += 1;
+        Ok(Slot {
             slots: self.clone(),
             key,
+            org,
         })
     }
 }
@@ -79,16 +126,15 @@ impl StreamSlots {
 struct Slot {
     slots: Arc<StreamSlots>,
     key: String,
+    org: Option<OrgId>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.key) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.key);
-            }
+        decrement(&mut open.credentials, &self.key);
+        if let Some(org) = &self.org {
+            decrement(&mut open.orgs, org);
         }
     }
 }
@@ -111,7 +157,7 @@ pub async fn stream(
             Scope::All => StreamScope::All,
             Scope::Org(org) => StreamScope::Org(org),
         },
-        ReaderKind::Agent(agent_id) => StreamScope::Agent(agent_id.clone()),
+        ReaderKind::Agent { agent_id, .. } => StreamScope::Agent(agent_id.clone()),
     };
     let types = checked_stream_types(query.types.as_deref())?;
     let resume = headers
@@ -130,13 +176,18 @@ pub async fn stream(
     };
     let slot = state
         .streams
-        .take(reader.credential_key())
-        .ok_or_else(|| Error::Rejected {
+        .take(reader.credential_key(), reader.org().cloned())
+        .map_err(|full| Error::Rejected {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: "too_many_streams",
-            message: format!(
-                "this credential already holds {MAX_STREAMS_PER_CREDENTIAL} event streams open; close one first"
-            ),
+            message: match full {
+                Full::Credential => format!(
+                    "this credential already holds {MAX_STREAMS_PER_CREDENTIAL} event streams open; close one first"
+                ),
+                Full::Org(limit) => format!(
+                    "this organization's credentials already hold {limit} event streams open on this origin; close one first"
+                ),
+            },
             field: None,
         })?;
     let opened = Event::default()

@@ -11,47 +11,11 @@ pub mod webhooks;
 pub mod wellknown;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use uuid::Uuid;
-use vouch_core::{EventId, OrgId, Timestamp};
+use vouch_core::{OrgId, Timestamp};
 
 use crate::error::Result;
 use crate::extract::{decode_cursor, encode_cursor};
-use crate::store::{ChangeEvent, Page, PageRequest};
-
-/// The current time, to the millisecond.
-pub fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default();
-    Timestamp::from_unix_millis(ms)
-}
-
-/// A change event stamped with a fresh id.
-#[allow(clippy::too_many_arguments)]
-pub fn change_event(
-    actor: &str,
-    org_id: Option<&OrgId>,
-    event_type: &str,
-    target_type: &'static str,
-    target_id: &str,
-    version: i64,
-    data: Value,
-    at: Timestamp,
-) -> ChangeEvent {
-    ChangeEvent {
-        event_id: EventId::from_uuid(Uuid::now_v7()),
-        org_id: org_id.cloned(),
-        actor: actor.to_owned(),
-        event_type: event_type.to_owned(),
-        target_type,
-        target_id: target_id.to_owned(),
-        version,
-        data,
-        created_at: at,
-    }
-}
+use crate::store::{Page, PageRequest};
 
 /// The longest `?wait=propagated` holds a response.
 pub const PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

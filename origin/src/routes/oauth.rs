@@ -12,12 +12,13 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
+use vouch_core::delegation::{self, Grant};
 use vouch_core::token::{join_scopes, Claims};
 use vouch_core::{AgentId, Status};
 
 use crate::app::AppState;
+use crate::clock::now;
 use crate::keys::TOKEN_TTL_SECONDS;
-use crate::routes::now;
 use crate::secrets;
 
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -29,6 +30,21 @@ pub struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    /// Seconds for `retry-after` (a rate limit).
+    retry_after: Option<u64>,
+}
+
+/// `429 rate_limited` in the endpoint's own error shape (OAuth defines no code for it; SPEC §14
+/// names this one), with `retry-after`.
+pub fn rate_limited(limited: crate::rate_limit::Limited) -> OAuthError {
+    OAuthError {
+        retry_after: Some(limited.retry_after_seconds()),
+        ..OAuthError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            limited.message(),
+        )
+    }
 }
 
 impl OAuthError {
@@ -37,6 +53,7 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -79,6 +96,11 @@ impl IntoResponse for OAuthError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, value);
             }
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
         }
         response
     }
@@ -154,6 +176,22 @@ pub async fn token(
     }
     let request: TokenRequest = serde_urlencoded::from_bytes(&body)
         .map_err(|e| OAuthError::invalid_request(format!("malformed form: {e}")))?;
+    // The credential presented (its holder alone can spend its budget; the address was counted
+    // before the handler ran).
+    let basic = basic_credentials(&headers);
+    let presented = match request.grant_type.as_deref() {
+        Some(TOKEN_EXCHANGE) => request.actor_token.as_deref(),
+        _ => basic
+            .as_ref()
+            .map(|(_, secret)| secret.as_str())
+            .or(request.client_secret.as_deref()),
+    };
+    if let Some(secret) = presented {
+        state
+            .limits
+            .check_credential(crate::rate_limit::Endpoint::Token, secret)
+            .map_err(rate_limited)?;
+    }
     match request.grant_type.as_deref() {
         Some("client_credentials") => client_credentials(&state, &headers, request).await,
         Some(TOKEN_EXCHANGE) => token_exchange(&state, request).await,
@@ -299,8 +337,7 @@ async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Respo
     let actor = verify(actor_token, "actor_token")?;
 
     // The grant runs from the subject token's current actor (its subject, if undelegated).
-    let chain = vouch_core::token::chain(&subject);
-    let current = chain.first().unwrap_or(&subject.sub);
+    let current = subject.current_actor();
     let grant = state
         .store
         .live_delegation(current, &actor.sub, at)
@@ -312,10 +349,11 @@ async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Respo
             ))
         })?;
 
-    // Everything the subject token already rests on must still hold, and so must the new chain.
+    // What the core's checked exchange needs: the grants the subject token rests on, and the
+    // statuses of every agent of the new chain.
     let ids: Vec<String> = subject.dlg.iter().map(ToString::to_string).collect();
     let stored = state.store.delegations_by_ids(&ids).await?;
-    let mut grants: Vec<Option<vouch_core::delegation::Grant>> = subject
+    let subject_grants: Vec<Option<Grant>> = subject
         .dlg
         .iter()
         .map(|id| {
@@ -326,59 +364,33 @@ async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Respo
         })
         .collect();
     let mut parties = std::collections::HashMap::new();
-    for agent in chain.iter().chain(std::iter::once(&actor.sub)) {
+    for agent in delegation::agents_to_check(&subject, &actor) {
         if let Some(p) = state
             .store
-            .get_agent(&crate::store::Scope::All, agent)
+            .get_agent(&crate::store::Scope::All, &agent)
             .await?
         {
-            parties.insert(agent.clone(), (p.status, p.tokens_not_before));
+            parties.insert(agent, (p.status, p.tokens_not_before));
         }
-    }
-    let status = |agent: &AgentId| parties.get(agent).map(|(status, _)| *status);
-    // A token issued before its agent's tokens were revoked must not buy a fresh one.
-    let cut_off = |agent: &AgentId| parties.get(agent).and_then(|(_, cut)| *cut);
-    for (which, claims) in [("subject_token", &subject), ("actor_token", &actor)] {
-        if let Some(reason) = vouch_core::token::revoked(claims, &cut_off) {
-            return Err(invalid_grant(format!(
-                "{which}: {}: {}",
-                reason.code, reason.message
-            )));
-        }
-    }
-    if let Some(reason) =
-        vouch_core::delegation::check_links(&subject, &grants, &status, at).first()
-    {
-        return Err(invalid_grant(format!(
-            "{}: subject_token: {}",
-            reason.code, reason.message
-        )));
     }
     let jti = Uuid::now_v7().simple().to_string();
-    let claims = vouch_core::delegation::exchange(
-        &subject,
-        &actor,
-        &grant.grant,
-        request.scope.as_deref().filter(|s| !s.trim().is_empty()),
-        at,
-        TOKEN_TTL_SECONDS,
-        &jti,
+    let claims = delegation::exchange_checked(
+        &delegation::ExchangeRequest {
+            subject: &subject,
+            actor: &actor,
+            requested_scope: request.scope.as_deref().filter(|s| !s.trim().is_empty()),
+            default_ttl_seconds: TOKEN_TTL_SECONDS,
+            jti: &jti,
+        },
+        &delegation::ExchangeFacts {
+            subject_grants: &subject_grants,
+            grant: &grant.grant,
+            status: &|agent| parties.get(agent).map(|(status, _)| *status),
+            tokens_not_before: &|agent| parties.get(agent).and_then(|(_, cut)| *cut),
+            now: at,
+        },
     )
-    .map_err(|e| {
-        OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            e.oauth_error(),
-            format!("{}: {e}", e.code()),
-        )
-    })?;
-    grants.push(Some(grant.grant.clone()));
-    if let Some(reason) = vouch_core::delegation::check_links(&claims, &grants, &status, at).first()
-    {
-        return Err(invalid_grant(format!(
-            "{}: {}",
-            reason.code, reason.message
-        )));
-    }
+    .map_err(|e| OAuthError::new(StatusCode::BAD_REQUEST, e.oauth_error(), e.to_string()))?;
     let (kid, key) = state.keys.signer().await?;
     metrics::counter!("vouch_tokens_issued_total", "grant_type" => "token_exchange").increment(1);
     Ok((

@@ -7,15 +7,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 use vouch_core::validate;
-use vouch_core::{OrgId, Timestamp, TokenId};
+use vouch_core::{EventType, OrgId, Timestamp, TokenId};
 
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::clock::now;
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::JsonBody;
-use crate::routes::{change_event, now};
 use crate::secrets;
-use crate::store::{AdminToken, Org, Role, Store};
+use crate::store::{AdminToken, ChangeEvent, Org, Role, Store};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,7 +47,7 @@ pub async fn create_org(
     JsonBody(body): JsonBody<NewOrg>,
 ) -> Result<(StatusCode, Json<Org>)> {
     caller.require_platform()?;
-    validate::required_text("name", &body.name, validate::MAX_NAME)?;
+    validate::required_line("name", &body.name, validate::MAX_NAME)?;
     if !valid_slug(&body.slug) {
         return Err(Error::field(
             "slug",
@@ -65,10 +65,10 @@ pub async fn create_org(
         freeze_version: 0,
         freeze_changed_at: None,
     };
-    let event = change_event(
+    let event = ChangeEvent::new(
         &caller.actor,
         Some(&org.org_id),
-        "org.created",
+        EventType::OrgCreated,
         "org",
         org.org_id.as_str(),
         0,
@@ -154,7 +154,7 @@ pub async fn create_token(
             "`role` is `owner`, `admin` or `viewer`",
         ));
     }
-    validate::required_text("name", &body.name, validate::MAX_NAME)?;
+    validate::required_line("name", &body.name, validate::MAX_NAME)?;
     let (token, secret) = issue_token(
         state.store.as_ref(),
         &caller.actor,
@@ -185,7 +185,21 @@ pub async fn issue_token(
     role: Role,
     name: String,
 ) -> Result<(AdminToken, String)> {
-    let at = now();
+    let (token, secret, event) = new_token(actor, org_id, role, name, now());
+    store
+        .create_token(&token, &secrets::hash(&secret), &event)
+        .await?;
+    Ok((token, secret))
+}
+
+/// A new admin token, its secret and its `token.created` event, stored nowhere yet.
+pub fn new_token(
+    actor: &str,
+    org_id: Option<OrgId>,
+    role: Role,
+    name: String,
+    at: Timestamp,
+) -> (AdminToken, String, ChangeEvent) {
     let token = AdminToken {
         token_id: TokenId::from_uuid(Uuid::now_v7()),
         org_id,
@@ -194,20 +208,17 @@ pub async fn issue_token(
         created_at: at,
     };
     let secret = secrets::generate(secrets::ADMIN_TOKEN_PREFIX);
-    let event = change_event(
+    let event = ChangeEvent::new(
         actor,
         token.org_id.as_ref(),
-        "token.created",
+        EventType::TokenCreated,
         "token",
         token.token_id.as_str(),
         0,
         json!({ "token": token }),
         at,
     );
-    store
-        .create_token(&token, &secrets::hash(&secret), &event)
-        .await?;
-    Ok((token, secret))
+    (token, secret, event)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -239,10 +250,10 @@ pub async fn revoke_token(
     };
     let token_id = TokenId::parse(&token_id).map_err(|_| not_found())?;
     let at = now();
-    let event = change_event(
+    let event = ChangeEvent::new(
         &caller.actor,
         Some(&org.org_id),
-        "token.revoked",
+        EventType::TokenRevoked,
         "token",
         token_id.as_str(),
         0,
@@ -288,10 +299,10 @@ pub struct FreezeChanged {
 /// The most agent ids an `org.frozen` / `org.unfrozen` event lists (the count is always there).
 const EVENT_AGENTS_MAX: usize = 100;
 
-fn freeze_event(actor: String, kind: &'static str) -> crate::store::FreezeEvent {
+fn freeze_event(actor: String, kind: EventType) -> crate::store::FreezeEvent {
     Box::new(move |done: &crate::store::Frozen| {
         let listed: Vec<&vouch_core::AgentId> = done.agents.iter().take(EVENT_AGENTS_MAX).collect();
-        change_event(
+        ChangeEvent::new(
             &actor,
             Some(&done.org.org_id),
             kind,
@@ -328,14 +339,14 @@ async fn change_freeze(
     let at = now();
     let done = match freeze {
         Some(reason) => {
-            let event = freeze_event(caller.actor.clone(), "org.frozen");
+            let event = freeze_event(caller.actor.clone(), EventType::OrgFrozen);
             state
                 .store
                 .freeze_org(&org.org_id, &reason, at, event)
                 .await?
         }
         None => {
-            let event = freeze_event(caller.actor.clone(), "org.unfrozen");
+            let event = freeze_event(caller.actor.clone(), EventType::OrgUnfrozen);
             state.store.unfreeze_org(&org.org_id, at, event).await?
         }
     }

@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 use vouch_core::ids::WebhookId;
-use vouch_core::{OrgId, Timestamp};
+use vouch_core::{EventType, OrgId, Timestamp};
 
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::clock::now;
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::{from_value, JsonBody, MergePatchBody, OptionalJsonBody, QueryParams};
-use crate::routes::{change_event, now, target_org, List, Pagination};
-use crate::store::{Delivery, Redelivery, WebhookRecord};
+use crate::routes::{target_org, List, Pagination};
+use crate::store::{ChangeEvent, Delivery, Redelivery, WebhookRecord};
 use crate::webhooks::{self, events, guard};
 
 const MAX_URL: usize = 2_048;
@@ -233,10 +234,10 @@ pub async fn create(
         last_success_at: None,
     };
     let view = WebhookView::from(&record);
-    let event = change_event(
+    let event = ChangeEvent::new(
         &caller.actor,
         Some(&record.org_id),
-        "webhook.created",
+        EventType::WebhookCreated,
         "webhook",
         record.webhook_id.as_str(),
         0,
@@ -339,10 +340,10 @@ pub async fn update(
                     return Ok(None);
                 }
                 after.updated_at = now();
-                let event = change_event(
+                let event = ChangeEvent::new(
                     &actor,
                     Some(&after.org_id),
-                    "webhook.updated",
+                    EventType::WebhookUpdated,
                     "webhook",
                     after.webhook_id.as_str(),
                     0,
@@ -393,10 +394,10 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     let webhook = visible(&state, &caller, &webhook_id).await?;
     caller.require_writer()?;
-    let event = change_event(
+    let event = ChangeEvent::new(
         &caller.actor,
         Some(&webhook.org_id),
-        "webhook.deleted",
+        EventType::WebhookDeleted,
         "webhook",
         webhook.webhook_id.as_str(),
         0,
@@ -440,10 +441,10 @@ pub async fn rotate_secret(
     let secret = webhooks::new_secret();
     let until = (grace > 0).then(|| Timestamp::from_unix_millis(at.unix_millis() + grace * 1_000));
     let sealed_secret = sealed(&state, &secret, &webhook.webhook_id)?;
-    let event = change_event(
+    let event = ChangeEvent::new(
         &caller.actor,
         Some(&webhook.org_id),
-        "webhook.secret_rotated",
+        EventType::WebhookSecretRotated,
         "webhook",
         webhook.webhook_id.as_str(),
         0,
@@ -513,10 +514,10 @@ pub async fn redeliver(
         });
     }
     let at = now();
-    let event = change_event(
+    let event = ChangeEvent::new(
         &caller.actor,
         Some(&webhook.org_id),
-        "webhook.redelivery_requested",
+        EventType::WebhookRedeliveryRequested,
         "webhook",
         webhook.webhook_id.as_str(),
         0,

@@ -210,7 +210,7 @@ macro_rules! audit_store {
                     });
                     qb.build().execute(&mut *tx).await?;
                 }
-                let at = crate::routes::now();
+                let at = crate::clock::now();
                 let new_size = size_to_db(sealed.head.size)?;
                 sqlx::query(
                     "UPDATE audit_chains SET tree_size = $1, root_hash = $2, checkpoint = $3, signed_at = $4 \

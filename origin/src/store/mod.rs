@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 use vouch_core::audit::{AuditDraft, PLATFORM_CHAIN};
 use vouch_core::ids::WebhookId;
 use vouch_core::{
-    AgentId, CapabilityId, EventId, Health, OrgId, Passport, Region, Status, Timestamp, TokenId,
+    AgentId, CapabilityId, EventId, EventType, Health, OrgId, Passport, Region, Status, Timestamp,
+    TokenId,
 };
 
 use crate::error::{Error, Result};
@@ -182,8 +183,7 @@ pub struct ChangeEvent {
     /// The org whose chain records it; `None` for platform-wide changes.
     pub org_id: Option<OrgId>,
     pub actor: String,
-    /// `passport.created`, `passport.updated`, `passport.status_changed`, …
-    pub event_type: String,
+    pub event_type: EventType,
     pub target_type: &'static str,
     pub target_id: String,
     /// The version of the target after the change (KV ordering); 0 for unversioned targets.
@@ -193,6 +193,31 @@ pub struct ChangeEvent {
 }
 
 impl ChangeEvent {
+    /// A change event stamped with a fresh id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        actor: &str,
+        org_id: Option<&OrgId>,
+        event_type: EventType,
+        target_type: &'static str,
+        target_id: &str,
+        version: i64,
+        data: Value,
+        at: Timestamp,
+    ) -> ChangeEvent {
+        ChangeEvent {
+            event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+            org_id: org_id.cloned(),
+            actor: actor.to_owned(),
+            event_type,
+            target_type,
+            target_id: target_id.to_owned(),
+            version,
+            data,
+            created_at: at,
+        }
+    }
+
     /// The KV key this change must be published to, if any.
     /// (Documents queue their own KV writes, with their own versions.)
     pub fn kv_key(&self) -> Option<String> {
@@ -210,17 +235,17 @@ impl ChangeEvent {
     /// The key of the status journal this change must reach within seconds (SPEC §10), if any:
     /// status changes, token revocations and delegation revocations.
     pub fn journal_key(&self) -> Option<String> {
-        match self.event_type.as_str() {
-            "passport.status_changed" | "agent.tokens_revoked" | "delegation.revoked" => {
-                self.kv_key()
-            }
-            "signing_key.withdrawn" => {
+        if !self.event_type.reaches_journal() {
+            return None;
+        }
+        match self.event_type {
+            EventType::SigningKeyWithdrawn => {
                 Some(vouch_core::journal::key_withdrawal_key(&self.target_id))
             }
-            "org.frozen" | "org.unfrozen" => OrgId::parse(&self.target_id)
+            EventType::OrgFrozen | EventType::OrgUnfrozen => OrgId::parse(&self.target_id)
                 .ok()
                 .map(|id| vouch_core::journal::org_key(&id)),
-            _ => None,
+            _ => self.kv_key(),
         }
     }
 
@@ -233,7 +258,7 @@ impl ChangeEvent {
             event_id: self.event_id.clone(),
             chain_id: self.chain_id().to_owned(),
             actor: self.actor.clone(),
-            action: self.event_type.clone(),
+            action: self.event_type.as_str().to_owned(),
             target_type: self.target_type.to_owned(),
             target_id: self.target_id.clone(),
             data: self.data.to_string(),
@@ -325,6 +350,14 @@ pub trait TokenStore {
     /// Deletes stored platform tokens (a configured `VOUCH_ADMIN_TOKEN` replaces them), with
     /// `event` when there were any; returns how many.
     async fn revoke_platform_tokens(&self, event: &ChangeEvent) -> Result<u64>;
+    /// Records the database's first start at `at`, with `token` (its record, hash and event)
+    /// in the same transaction; `false`, storing nothing, when it has started before (or
+    /// another replica's first start won).
+    async fn record_first_start(
+        &self,
+        at: Timestamp,
+        token: Option<(&AdminToken, &str, &ChangeEvent)>,
+    ) -> Result<bool>;
 }
 
 #[async_trait]
@@ -397,17 +430,16 @@ pub struct DelegationRecord {
 impl DelegationRecord {
     /// The `delegation.revoked` event of this (just revoked) grant.
     pub fn revoked_event(&self, actor: &str, reason: &str) -> ChangeEvent {
-        ChangeEvent {
-            event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
-            org_id: Some(self.org_id.clone()),
-            actor: actor.to_owned(),
-            event_type: "delegation.revoked".into(),
-            target_type: "delegation",
-            target_id: self.grant.delegation_id.to_string(),
-            version: self.version,
-            data: json!({ "delegation_id": self.grant.delegation_id, "reason": reason }),
-            created_at: self.revoked_at.unwrap_or(self.created_at),
-        }
+        ChangeEvent::new(
+            actor,
+            Some(&self.org_id),
+            EventType::DelegationRevoked,
+            "delegation",
+            self.grant.delegation_id.as_str(),
+            self.version,
+            json!({ "delegation_id": self.grant.delegation_id, "reason": reason }),
+            self.revoked_at.unwrap_or(self.created_at),
+        )
     }
 }
 

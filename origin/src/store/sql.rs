@@ -30,7 +30,7 @@ macro_rules! sql_store {
             )
             .bind(event.event_id.as_str())
             .bind(event.org_id.as_ref().map(|o| o.as_str().to_owned()))
-            .bind(&event.event_type)
+            .bind(event.event_type.as_str())
             .bind(event.target_type)
             .bind(&event.target_id)
             .bind(event.version)
@@ -60,6 +60,22 @@ macro_rules! sql_store {
             .execute(&mut **tx)
             .await?;
             queue_webhooks(tx, event).await?;
+            Ok(())
+        }
+
+        async fn insert_token(tx: &mut Tx, token: &AdminToken, hash: &str) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO admin_tokens (token_id, org_id, role, name, token_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(token.token_id.as_str())
+            .bind(token.org_id.as_ref().map(|o| o.as_str().to_owned()))
+            .bind(token.role.as_str())
+            .bind(&token.name)
+            .bind(hash)
+            .bind(token.created_at.unix_millis())
+            .execute(&mut **tx)
+            .await?;
             Ok(())
         }
 
@@ -579,18 +595,7 @@ macro_rules! sql_store {
         impl TokenStore for $store {
             async fn create_token(&self, token: &AdminToken, hash: &str, event: &ChangeEvent) -> Result<()> {
                 let mut tx = self.write.begin().await?;
-                sqlx::query(
-                    "INSERT INTO admin_tokens (token_id, org_id, role, name, token_hash, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(token.token_id.as_str())
-                .bind(token.org_id.as_ref().map(|o| o.as_str().to_owned()))
-                .bind(token.role.as_str())
-                .bind(&token.name)
-                .bind(hash)
-                .bind(token.created_at.unix_millis())
-                .execute(&mut *tx)
-                .await?;
+                insert_token(&mut tx, token, hash).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
                 self.signals.committed();
@@ -654,6 +659,32 @@ macro_rules! sql_store {
                     self.signals.committed();
                 }
                 Ok(done.rows_affected())
+            }
+
+            async fn record_first_start(
+                &self,
+                at: Timestamp,
+                token: Option<(&AdminToken, &str, &ChangeEvent)>,
+            ) -> Result<bool> {
+                let mut tx = self.write.begin().await?;
+                let first = sqlx::query(
+                    "INSERT INTO first_start (id, started_at) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(at.unix_millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !first {
+                    return Ok(false);
+                }
+                if let Some((token, hash, event)) = token {
+                    insert_token(&mut tx, token, hash).await?;
+                    record_event(&mut tx, event).await?;
+                }
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(true)
             }
 
             async fn platform_token_exists(&self) -> Result<bool> {
@@ -1429,7 +1460,7 @@ macro_rules! sql_store {
             }
 
             async fn complete_kv(&self, owner: &str, key: &str, version: i64) -> Result<()> {
-                let at = crate::routes::now();
+                let at = crate::clock::now();
                 self.complete_in("kv_outbox", ", published_at = $4", owner, key, version, at, None).await
             }
 

@@ -126,7 +126,7 @@ macro_rules! webhook_store {
                     qb.push(" AND (org_id = ").push_bind(org.as_str().to_owned()).push(" OR event_type IN (");
                     let mut list = qb.separated(", ");
                     for kind in crate::webhooks::events::platform_wide() {
-                        list.push_bind(*kind);
+                        list.push_bind(kind);
                     }
                     qb.push("))");
                 }
@@ -621,7 +621,7 @@ macro_rules! webhook_store {
                     .await?;
                     // How long committed events wait behind a transaction still running.
                     let held: Option<i64> = row.try_get("held")?;
-                    let lag = held.map_or(0.0, |t| (crate::routes::now().unix_millis() - t).max(0) as f64 / 1000.0);
+                    let lag = held.map_or(0.0, |t| (crate::clock::now().unix_millis() - t).max(0) as f64 / 1000.0);
                     metrics::gauge!("vouch_event_stream_horizon_lag_seconds").set(lag);
                     match row.try_get::<Option<String>, _>("tx")? {
                         Some(tx) => crate::store::StreamPos {

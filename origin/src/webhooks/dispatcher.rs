@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::json;
 use uuid::Uuid;
-use vouch_core::Timestamp;
+use vouch_core::{EventType, Timestamp};
 
 use super::{guard, open_secret, WebhookSettings};
+use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
-use crate::routes::{change_event, now};
-use crate::store::{Attempt, DeliveryWork, Settle, Store};
+use crate::store::{Attempt, ChangeEvent, DeliveryWork, Settle, Store};
 
 /// Deliveries one sender attempts at the same time: a pool, refilled as each attempt ends
 /// (one slow endpoint holds at most [`super::PER_WEBHOOK_IN_FLIGHT`] of these slots).
@@ -215,10 +215,10 @@ impl Dispatcher {
             Settle::Succeeded
         } else if last {
             Settle::Exhausted {
-                disable: change_event(
+                disable: ChangeEvent::new(
                     ACTOR,
                     Some(&work.webhook.org_id),
-                    "webhook.disabled",
+                    EventType::WebhookDisabled,
                     "webhook",
                     work.webhook.webhook_id.as_str(),
                     0,

@@ -1,24 +1,10 @@
 //! Which events webhooks and the live stream deliver, and how subscriptions name them.
 
 use serde_json::Value;
+use vouch_core::EventType;
 
 use crate::error::{Error, Result};
 use crate::store::ChangeEvent;
-
-/// The types a webhook delivers (SPEC §7, plus `webhook.disabled`).
-pub const DELIVERED: [&str; 11] = [
-    "passport.created",
-    "passport.updated",
-    "passport.status_changed",
-    "agent.tokens_revoked",
-    "delegation.created",
-    "delegation.revoked",
-    "org.frozen",
-    "org.unfrozen",
-    "signing_key.rotated",
-    "signing_key.withdrawn",
-    "webhook.disabled",
-];
 
 /// Typed names of `passport.status_changed` (its `data.typed_event`), which a subscription
 /// may name instead of the general type.
@@ -33,8 +19,24 @@ pub const TYPED: [&str; 4] = [
 /// Subscribes to every delivered type.
 pub const ALL: &str = "*";
 
-/// Platform-wide events that every org's subscriptions may receive.
-const PLATFORM_WIDE: [&str; 2] = ["signing_key.rotated", "signing_key.withdrawn"];
+/// The types a webhook delivers (SPEC §7, plus `webhook.disabled`).
+pub fn delivered() -> impl Iterator<Item = EventType> {
+    EventType::ALL.into_iter().filter(|t| t.is_delivered())
+}
+
+/// Every type the outbox (and so the live stream) carries.
+pub fn streamed() -> impl Iterator<Item = EventType> {
+    EventType::ALL.into_iter()
+}
+
+/// `a, b, c`: the names, for an error message.
+fn listed(types: impl Iterator<Item = EventType>) -> String {
+    types
+        .map(EventType::as_str)
+        .chain(TYPED)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A subscription's event filter, checked: each entry is a delivered type, a typed name or
 /// `*`; duplicates dropped, order kept. An empty or absent filter is `["*"]`.
@@ -45,15 +47,15 @@ pub fn checked_filter(events: Option<Vec<String>>) -> Result<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::with_capacity(events.len());
     for (i, name) in events.into_iter().enumerate() {
-        let known =
-            name == ALL || DELIVERED.contains(&name.as_str()) || TYPED.contains(&name.as_str());
+        let known = name == ALL
+            || EventType::parse(&name).is_some_and(EventType::is_delivered)
+            || TYPED.contains(&name.as_str());
         if !known {
             return Err(Error::field(
                 format!("events[{i}]"),
                 format!(
-                    "`{name}` is not an event type; use `*` or one of {}, {}",
-                    DELIVERED.join(", "),
-                    TYPED.join(", ")
+                    "`{name}` is not an event type; use `*` or one of {}",
+                    listed(delivered())
                 ),
             ));
         }
@@ -64,31 +66,6 @@ pub fn checked_filter(events: Option<Vec<String>>) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Every type the outbox (and so the live stream) carries.
-pub const STREAMED: [&str; 21] = [
-    "org.created",
-    "org.frozen",
-    "org.unfrozen",
-    "token.created",
-    "token.revoked",
-    "passport.created",
-    "passport.updated",
-    "passport.status_changed",
-    "agent.api_key_rotated",
-    "agent.tokens_revoked",
-    "delegation.created",
-    "delegation.revoked",
-    "signing_key.rotated",
-    "signing_key.withdrawn",
-    "discovery.updated",
-    "webhook.created",
-    "webhook.updated",
-    "webhook.deleted",
-    "webhook.secret_rotated",
-    "webhook.disabled",
-    "webhook.redelivery_requested",
-];
-
 /// The `types` of a stream request, checked: comma-separated, each a streamed type, a typed
 /// name or `*`; empty or absent: every event.
 pub fn checked_stream_types(raw: Option<&str>) -> Result<Vec<String>> {
@@ -97,14 +74,13 @@ pub fn checked_stream_types(raw: Option<&str>) -> Result<Vec<String>> {
         if name.is_empty() {
             continue;
         }
-        let known = name == ALL || STREAMED.contains(&name) || TYPED.contains(&name);
+        let known = name == ALL || EventType::parse(name).is_some() || TYPED.contains(&name);
         if !known {
             return Err(Error::field(
                 "types",
                 format!(
-                    "`{name}` is not an event type; use `*` or some of {}, {}",
-                    STREAMED.join(", "),
-                    TYPED.join(", ")
+                    "`{name}` is not an event type; use `*` or some of {}",
+                    listed(streamed())
                 ),
             ));
         }
@@ -117,20 +93,20 @@ pub fn checked_stream_types(raw: Option<&str>) -> Result<Vec<String>> {
 
 /// The names `event` answers to in a filter — its type, and its typed name if it has one — or
 /// `None` when webhooks do not deliver it.
-pub fn filter_names(event: &ChangeEvent) -> Option<(&str, Option<&str>)> {
-    let kind = event.event_type.as_str();
-    if !DELIVERED.contains(&kind) {
+pub fn filter_names(event: &ChangeEvent) -> Option<(&'static str, Option<&str>)> {
+    let kind = event.event_type;
+    if !kind.is_delivered() {
         return None;
     }
-    if event.org_id.is_none() && !PLATFORM_WIDE.contains(&kind) {
+    if event.org_id.is_none() && !kind.is_platform_wide() {
         return None;
     }
-    Some((kind, typed_name(kind, &event.data)))
+    Some((kind.as_str(), typed_name(kind.as_str(), &event.data)))
 }
 
 /// `agent.suspended` etc. for a status change whose `data.typed_event` is in [`TYPED`].
 fn typed_name<'a>(kind: &str, data: &'a Value) -> Option<&'a str> {
-    if kind != "passport.status_changed" {
+    if kind != EventType::PassportStatusChanged.as_str() {
         return None;
     }
     data.get("typed_event")
@@ -144,7 +120,7 @@ pub fn wanted(wanted: &[String], event_type: &str, envelope: &str) -> bool {
     if wanted.is_empty() || wanted.iter().any(|w| w == ALL || w == event_type) {
         return true;
     }
-    if event_type != "passport.status_changed" {
+    if event_type != EventType::PassportStatusChanged.as_str() {
         return false;
     }
     let parsed: Value = serde_json::from_str(envelope).unwrap_or(Value::Null);
@@ -152,8 +128,11 @@ pub fn wanted(wanted: &[String], event_type: &str, envelope: &str) -> bool {
 }
 
 /// The platform-wide event types an org's stream shows besides its own events.
-pub fn platform_wide() -> &'static [&'static str] {
-    &PLATFORM_WIDE
+pub fn platform_wide() -> impl Iterator<Item = &'static str> {
+    EventType::ALL
+        .into_iter()
+        .filter(|t| t.is_platform_wide())
+        .map(EventType::as_str)
 }
 
 #[cfg(test)]
@@ -162,8 +141,8 @@ mod tests {
 
     use super::*;
 
-    fn event(kind: &str, org: bool, data: Value) -> ChangeEvent {
-        crate::routes::change_event(
+    fn event(kind: EventType, org: bool, data: Value) -> ChangeEvent {
+        ChangeEvent::new(
             "t",
             org.then(|| vouch_core::OrgId::from_uuid(uuid::Uuid::now_v7()))
                 .as_ref(),
@@ -172,7 +151,7 @@ mod tests {
             "x",
             1,
             data,
-            crate::routes::now(),
+            crate::clock::now(),
         )
     }
 
@@ -194,7 +173,7 @@ mod tests {
     #[test]
     fn names_of_events() {
         let suspended = event(
-            "passport.status_changed",
+            EventType::PassportStatusChanged,
             true,
             json!({ "typed_event": "agent.suspended" }),
         );
@@ -203,7 +182,7 @@ mod tests {
             Some(("passport.status_changed", Some("agent.suspended")))
         );
         let drafted = event(
-            "passport.status_changed",
+            EventType::PassportStatusChanged,
             true,
             json!({ "typed_event": "agent.drafted" }),
         );
@@ -211,12 +190,15 @@ mod tests {
             filter_names(&drafted),
             Some(("passport.status_changed", Some("agent.drafted")))
         );
-        assert_eq!(filter_names(&event("token.created", true, json!({}))), None);
         assert_eq!(
-            filter_names(&event("passport.created", false, json!({}))),
+            filter_names(&event(EventType::TokenCreated, true, json!({}))),
             None
         );
-        assert!(filter_names(&event("signing_key.rotated", false, json!({}))).is_some());
+        assert_eq!(
+            filter_names(&event(EventType::PassportCreated, false, json!({}))),
+            None
+        );
+        assert!(filter_names(&event(EventType::SigningKeyRotated, false, json!({}))).is_some());
     }
 
     #[test]
@@ -226,8 +208,11 @@ mod tests {
             checked_stream_types(Some(" agent.revoked, token.created,agent.revoked")).unwrap(),
             vec!["agent.revoked", "token.created"]
         );
-        for kind in DELIVERED {
-            assert!(STREAMED.contains(&kind), "{kind}");
+        for kind in delivered() {
+            assert_eq!(
+                checked_stream_types(Some(kind.as_str())).unwrap(),
+                [kind.as_str()]
+            );
         }
         assert_eq!(
             checked_stream_types(Some("agent.drafted")).unwrap(),

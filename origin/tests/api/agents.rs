@@ -44,6 +44,23 @@ pub async fn register_and_read(app: &TestApp) {
         .await;
     assert_eq!(cached.status.as_u16(), 304);
     assert_eq!(cached.body, Value::Null);
+    // If-None-Match compares weakly (RFC 9110 §13.1.2): a weakened tag, in a list, still hits.
+    let conditional_get = |tags: &'static str| {
+        app.client
+            .get(format!("{}/v1/agents/{id}", app.base))
+            .bearer_auth(ADMIN)
+            .header("if-none-match", tags)
+    };
+    for hit in ["W/\"1\"", "\"0\", W/\"1\"", "*"] {
+        assert_eq!(
+            app.send(conditional_get(hit)).await.status.as_u16(),
+            304,
+            "{hit}"
+        );
+    }
+    for miss in ["\"2\"", "1", "W/1"] {
+        app.send(conditional_get(miss)).await.assert_status(200);
+    }
 
     // Same name in the same org is a conflict; in another org it is fine.
     app.post("/v1/agents", ADMIN, passport(&org, "Acme Support Bot"))
@@ -151,6 +168,13 @@ pub async fn if_match_conflicts(app: &TestApp) {
         .await
         .assert_status(200);
     app.send(patch("*", "anything goes"))
+        .await
+        .assert_status(200);
+    // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never lets a write through.
+    app.send(patch("W/\"4\"", "weakly guarded"))
+        .await
+        .assert_error(412, "version_mismatch");
+    app.send(patch("\"3\", \"4\"", "one of a list"))
         .await
         .assert_status(200);
     // Status changes honour If-Match too.

@@ -61,7 +61,7 @@ fn revoked_description(reply: &Reply, which: &str) {
 /// Waits until the wall clock has passed `at` (RFC 3339), so a token issued now is after it.
 async fn after(at: &Value) {
     let at = vouch_core::Timestamp::parse_rfc3339(at.as_str().unwrap()).unwrap();
-    let wait = at.unix_millis() - vouch_origin::routes::now().unix_millis();
+    let wait = at.unix_millis() - vouch_origin::clock::now().unix_millis();
     if wait >= 0 {
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 5)).await;
     }

@@ -108,6 +108,23 @@ pub async fn grants(app: &TestApp) {
     )
     .await
     .assert_error(404, "agent_not_found");
+    // Across orgs, not even the platform admin: the delegatee's org could neither see nor
+    // revoke the grant its agent acts under. Nothing is recorded.
+    let foreigner = active(app, &other, "foreign delegatee").await;
+    let grants_before = app.count("SELECT COUNT(*) FROM delegations").await;
+    let refused = app
+        .post(
+            "/v1/delegations",
+            ADMIN,
+            grant(&a, &foreigner, json!(["payments.refund"])),
+        )
+        .await;
+    refused.assert_error(400, "cross_org_delegation");
+    assert_eq!(refused.body["field"], "delegatee", "{}", refused.body);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM delegations").await,
+        grants_before
+    );
     let viewer = app.token(&org, "viewer").await;
     app.post(
         "/v1/delegations",

@@ -26,6 +26,30 @@ enum Database {
     },
 }
 
+/// A second origin over a test app's database.
+pub struct Served {
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How a test app starts, beyond its backend.
+#[derive(Default)]
+pub struct Options {
+    /// Those webhook settings, and the webhook sender running.
+    pub webhooks: Option<vouch_origin::webhooks::WebhookSettings>,
+    /// A first start without `VOUCH_ADMIN_TOKEN` (else it is [`ADMIN`]).
+    pub unconfigured: bool,
+    /// Changes to the state before the server starts (limits, say).
+    #[allow(clippy::type_complexity)]
+    pub configure: Option<Box<dyn FnOnce(&mut app::AppState) + Send>>,
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -71,12 +95,51 @@ impl Reply {
     }
 }
 
+/// `VOUCH_TEST_POSTGRES_URL`, or `None` to skip the Postgres half — unless
+/// `VOUCH_REQUIRE_POSTGRES=1` (CI sets it), when a missing URL fails the test: the Postgres half
+/// must never skip silently.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("VOUCH_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() && std::env::var("VOUCH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        panic!("VOUCH_REQUIRE_POSTGRES=1 but VOUCH_TEST_POSTGRES_URL is not set");
+    }
+    url
+}
+
 impl TestApp {
     /// With `webhooks`: those settings, and the webhook sender running.
     pub async fn start_with(
         backend: Backend,
         webhooks: Option<vouch_origin::webhooks::WebhookSettings>,
     ) -> Option<TestApp> {
+        let options = Options {
+            webhooks,
+            ..Options::default()
+        };
+        TestApp::start_booted(backend, options)
+            .await
+            .map(|(app, _)| app)
+    }
+
+    /// A fresh database on the same backend as this app, started with `options`, and what that
+    /// first start did about the platform token.
+    pub async fn sibling(&self, options: Options) -> (TestApp, app::PlatformToken) {
+        let backend = if self.is_postgres() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        TestApp::start_booted(backend, options)
+            .await
+            .expect("the backend of a running app")
+    }
+
+    async fn start_booted(
+        backend: Backend,
+        options: Options,
+    ) -> Option<(TestApp, app::PlatformToken)> {
         let db = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -84,9 +147,15 @@ impl TestApp {
                 Database::Sqlite { url, _dir: dir }
             }
             Backend::Postgres => {
-                let admin_url = std::env::var("VOUCH_TEST_POSTGRES_URL").ok()?;
+                let admin_url = postgres_url()?;
                 let name = format!("vouch_test_{}", uuid::Uuid::now_v7().simple());
-                let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+                let admin = sqlx::postgres::PgPoolOptions::new()
+                    .acquire_timeout(std::time::Duration::from_secs(5))
+                    .connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at VOUCH_TEST_POSTGRES_URL is unreachable: {e}")
+                    });
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&admin)
                     .await
@@ -102,9 +171,14 @@ impl TestApp {
             }
         };
         let store = store::connect(db.url()).await.unwrap();
-        let (mut state, _) = app::bootstrap(store.clone(), boot(Some(ADMIN)))
+        let admin_token = (!options.unconfigured).then_some(ADMIN);
+        let (mut state, platform) = app::bootstrap(store.clone(), boot(admin_token))
             .await
             .unwrap();
+        if let Some(configure) = options.configure {
+            configure(&mut state);
+        }
+        let webhooks = options.webhooks;
         let keys = state.keys.clone();
         let audit = state.audit.clone();
         let sender = webhooks.map(|settings| {
@@ -117,9 +191,13 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app::router(state)).await;
+            let _ = axum::serve(
+                listener,
+                app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
         });
-        Some(TestApp {
+        let app = TestApp {
             base,
             client: reqwest::Client::new(),
             db,
@@ -128,7 +206,8 @@ impl TestApp {
             audit,
             server,
             sender,
-        })
+        };
+        Some((app, platform))
     }
 
     /// Sends `body` (JSON, or nothing) with `token` as the bearer.
@@ -147,6 +226,47 @@ impl TestApp {
             req = req.json(&body);
         }
         self.send(req).await
+    }
+
+    /// Postgres: the test database stops taking connections and loses the ones it had, so the
+    /// origin's next query fails with the server's own error text. Returns the database's name.
+    pub async fn refuse_connections(&self) -> String {
+        let Database::Postgres {
+            admin_url, name, ..
+        } = &self.db
+        else {
+            panic!("only a Postgres database can refuse connections");
+        };
+        let admin = sqlx::PgPool::connect(admin_url).await.unwrap();
+        for statement in [
+            format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ),
+        ] {
+            sqlx::query(&statement).execute(&admin).await.unwrap();
+        }
+        admin.close().await;
+        name.clone()
+    }
+
+    /// A second origin over this app's database, started as the first was (with `ADMIN`) and
+    /// then changed by `configure` (limits, say); it stops when dropped.
+    pub async fn serve_again(&self, configure: impl FnOnce(&mut app::AppState)) -> Served {
+        let (mut state, _) = app::bootstrap(self.store.clone(), boot(Some(ADMIN)))
+            .await
+            .unwrap();
+        configure(&mut state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        });
+        Served { base, task }
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {

@@ -73,10 +73,12 @@ pub async fn orgs(app: &TestApp) {
             .await;
         assert_field(&reply, 400, "invalid_request", "slug");
     }
-    let reply = app
-        .post("/v1/orgs", ADMIN, json!({ "name": " ", "slug": "blank" }))
-        .await;
-    assert_field(&reply, 400, "invalid_request", "name");
+    for name in [" ", "Acme\u{202E}", "Ac\u{200C}me"] {
+        let reply = app
+            .post("/v1/orgs", ADMIN, json!({ "name": name, "slug": "blank" }))
+            .await;
+        assert_field(&reply, 400, "invalid_request", "name");
+    }
     app.post("/v1/orgs", ADMIN, json!({ "name": "a", "slug": "taken" }))
         .await
         .assert_status(201);
@@ -130,6 +132,24 @@ pub async fn agents(app: &TestApp) {
         (json!({ "limits": [1, 2] }), "limits"),
         (json!({ "require_act_as": "yes" }), "require_act_as"),
         (json!({ "org_id": "org_bad" }), "org_id"),
+        // Invisible and bidi characters reach partners verbatim: refused, naming the field.
+        (json!({ "name": "Acme\u{202E}toB troppuS" }), "name"),
+        (json!({ "name": "Acme\u{200B}Bot" }), "name"),
+        (json!({ "name": "Acme\nVerified by Vouch" }), "name"),
+        (
+            json!({ "owner": { "display_name": "Acme\u{2067}Team", "contact": "a@b.c" } }),
+            "owner.display_name",
+        ),
+        (
+            json!({ "owner": { "display_name": "Acme", "contact": "a@b.c\u{200D}" } }),
+            "owner.contact",
+        ),
+        (json!({ "role": "Tier-2\u{FEFF}" }), "role"),
+        (json!({ "description": "refunds\u{202D}" }), "description"),
+        (
+            json!({ "metadata": { "team": "ops\u{2060}" } }),
+            "metadata.team",
+        ),
     ];
     for (extra, field) in cases {
         let mut body = passport(&org, "bad input");
@@ -210,6 +230,8 @@ pub async fn patch_and_status(app: &TestApp) {
             "agent_id",
         ),
         (json!({ "metadata": { "k": [] } }), "metadata.k"),
+        (json!({ "role": "\u{202E}nimda" }), "role"),
+        (json!({ "description": "a\u{200B}b" }), "description"),
     ] {
         assert_field(
             &app.patch(&path, ADMIN, patch).await,
@@ -225,6 +247,10 @@ pub async fn patch_and_status(app: &TestApp) {
         (json!({}), "status"),
         (
             json!({ "status": "suspended", "reason": "x".repeat(501) }),
+            "reason",
+        ),
+        (
+            json!({ "status": "suspended", "reason": "fraud\u{202E}" }),
             "reason",
         ),
     ] {

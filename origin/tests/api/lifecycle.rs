@@ -76,6 +76,18 @@ pub async fn revoked_key_stops_working(app: &TestApp) {
     app.post(&format!("/v1/agents/{id}/keys"), ADMIN, json!({}))
         .await
         .assert_error(409, "agent_revoked");
+    // Its passport is frozen as revoked: no patch, whatever it says, and no new version.
+    let path = format!("/v1/agents/{id}");
+    let events = app.count("SELECT COUNT(*) FROM audit_events").await;
+    for patch in [json!({ "role": "back in business" }), json!({})] {
+        app.patch(&path, ADMIN, patch)
+            .await
+            .assert_error(409, "agent_revoked");
+    }
+    let after = app.get(&path, ADMIN).await;
+    assert_eq!(after.body["version"], kept.body["version"]);
+    assert_eq!(after.body["role"], kept.body["role"]);
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_events").await, events);
 }
 
 pub async fn status_response_and_reason(app: &TestApp) {

@@ -1,5 +1,7 @@
 //! The origin's HTTP-level suite, run against SQLite always and against Postgres when
 //! `VOUCH_TEST_POSTGRES_URL` is set (each test in a fresh database, dropped afterwards).
+//! With `VOUCH_REQUIRE_POSTGRES=1` (CI) a missing or unreachable Postgres fails every Postgres
+//! test instead of skipping it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod agents;
@@ -12,6 +14,7 @@ mod isolation;
 mod lifecycle;
 mod ops;
 mod outbox;
+mod rate_limits;
 #[path = "../support/receiver.rs"]
 mod receiver;
 mod tokens;
@@ -107,4 +110,23 @@ on_both_databases! {
     webhook_reenable_races_settle => crate::webhooks::reenabling_does_not_deadlock_with_settling,
     event_stream_credentials => crate::webhooks::event_streams_end_when_credentials_die,
     event_stream_opening_and_limits => crate::webhooks::event_stream_opening_and_limits,
+    event_streams_per_org => crate::webhooks::event_streams_are_limited_per_org,
+    rate_limit_admin_per_credential => crate::rate_limits::admin_api_per_credential,
+    rate_limit_admin_per_address => crate::rate_limits::admin_api_per_address,
+    rate_limit_token_per_credential => crate::rate_limits::token_endpoint_per_credential,
+    rate_limit_token_per_address => crate::rate_limits::token_endpoint_per_address,
+}
+
+/// `/readyz` on a database that refuses connections: `503` with a fixed sentence, never the
+/// database's own error text (which names the database, the server, the user). Postgres only:
+/// a SQLite file cannot be made to refuse its open connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_readiness_hides_database_errors() {
+    let Some(app) =
+        crate::harness::TestApp::start_with(crate::harness::Backend::Postgres, None).await
+    else {
+        eprintln!("skipped: set VOUCH_TEST_POSTGRES_URL to run the Postgres suite");
+        return;
+    };
+    crate::ops::readiness_hides_database_errors(&app).await;
 }

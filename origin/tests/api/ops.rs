@@ -69,19 +69,47 @@ pub async fn operations(app: &TestApp) {
         .assert_error(405, "method_not_allowed");
 }
 
-/// Without `VOUCH_ADMIN_TOKEN`, the first start generates a platform token (printed once) and
-/// later starts do not; the token works and only its hash is stored.
+pub async fn readiness_hides_database_errors(app: &TestApp) {
+    app.call(reqwest::Method::GET, "/readyz", None, None)
+        .await
+        .assert_status(200);
+    let name = app.refuse_connections().await;
+    let down = app.call(reqwest::Method::GET, "/readyz", None, None).await;
+    down.assert_error(503, "unavailable");
+    assert_eq!(
+        down.body["message"], "the service is not ready: the database is not answering",
+        "{}",
+        down.body
+    );
+    let text = down.body.to_string();
+    for leak in [name.as_str(), "connections", "postgres", "error returned"] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+}
+
+/// Without `VOUCH_ADMIN_TOKEN`, the database's first start generates a platform token (printed
+/// once) and no later start does — not even when no platform token is stored any more; the
+/// token works and only its hash is stored.
 pub async fn generated_platform_token(app: &TestApp) {
-    let (_, first) = vouch_origin::app::bootstrap(app.store.clone(), crate::harness::boot(None))
-        .await
-        .unwrap();
-    let token = first.expect("the first start generates a token");
+    use vouch_origin::app::{bootstrap, PlatformToken};
+    let (fresh, first) = app
+        .sibling(crate::harness::Options {
+            unconfigured: true,
+            ..Default::default()
+        })
+        .await;
+    let PlatformToken::Generated(token) = first else {
+        panic!("the first start generates a token, not {first:?}");
+    };
     assert!(token.starts_with("vk_admin_"));
-    let (_, second) = vouch_origin::app::bootstrap(app.store.clone(), crate::harness::boot(None))
-        .await
-        .unwrap();
-    assert!(second.is_none(), "shown once");
-    let org = app
+    let restart =
+        |admin: Option<&'static str>| bootstrap(fresh.store.clone(), crate::harness::boot(admin));
+    assert_eq!(
+        restart(None).await.unwrap().1,
+        PlatformToken::Stored,
+        "shown once"
+    );
+    let org = fresh
         .post(
             "/v1/orgs",
             &token,
@@ -90,48 +118,47 @@ pub async fn generated_platform_token(app: &TestApp) {
         .await;
     org.assert_status(201);
     assert_eq!(
-        app.count(&format!(
-            "SELECT COUNT(*) FROM admin_tokens WHERE token_hash = '{token}'"
-        ))
-        .await,
+        fresh
+            .count(&format!(
+                "SELECT COUNT(*) FROM admin_tokens WHERE token_hash = '{token}'"
+            ))
+            .await,
         0
     );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM admin_tokens WHERE role = 'platform'")
-            .await,
-        1
-    );
+    let platform_tokens = "SELECT COUNT(*) FROM admin_tokens WHERE role = 'platform'";
+    assert_eq!(fresh.count(platform_tokens).await, 1);
     // Configuring VOUCH_ADMIN_TOKEN later retires the generated token.
-    vouch_origin::app::bootstrap(
-        app.store.clone(),
-        crate::harness::boot(Some("a-configured-platform-token-replacing-it")),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM admin_tokens WHERE role = 'platform'")
-            .await,
-        0
-    );
-    app.get("/v1/agents", &token)
+    let configured = restart(Some("a-configured-platform-token-replacing-it"))
+        .await
+        .unwrap();
+    assert_eq!(configured.1, PlatformToken::Configured);
+    assert_eq!(fresh.count(platform_tokens).await, 0);
+    fresh
+        .get("/v1/agents", &token)
         .await
         .assert_error(401, "unauthorized");
-    assert!(vouch_origin::app::bootstrap(
-        app.store.clone(),
-        crate::harness::boot(Some("too short"))
-    )
-    .await
-    .is_err());
+    // Unsetting it again generates nothing: a token is printed at the first start only.
+    for _ in 0..2 {
+        assert_eq!(restart(None).await.unwrap().1, PlatformToken::Missing);
+    }
+    assert_eq!(fresh.count(platform_tokens).await, 0);
+    assert!(restart(Some("too short")).await.is_err());
+    // A database first started with VOUCH_ADMIN_TOKEN (this suite's) never generates one.
+    let started = bootstrap(app.store.clone(), crate::harness::boot(None))
+        .await
+        .unwrap();
+    assert_eq!(started.1, PlatformToken::Missing);
+    assert_eq!(app.count(platform_tokens).await, 0);
 }
 
 /// `VOUCH_ADMIN_TOKEN` may be any string of 32 or more characters, not only `vk_admin_…`.
 pub async fn configured_platform_token_without_prefix(app: &TestApp) {
     let token = "an-operator-chosen-platform-token-0123456789";
-    let (state, generated) =
+    let (state, platform) =
         vouch_origin::app::bootstrap(app.store.clone(), crate::harness::boot(Some(token)))
             .await
             .unwrap();
-    assert!(generated.is_none());
+    assert_eq!(platform, vouch_origin::app::PlatformToken::Configured);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {

@@ -183,7 +183,7 @@ pub async fn kv_outbox_leases(app: &TestApp) {
     let store = &app.store;
     // Start from an empty queue: publish (here: mark as published) the documents the origin
     // queued at start (jwks, discovery).
-    let start = vouch_origin::routes::now();
+    let start = vouch_origin::clock::now();
     for work in store.claim_kv("setup", start, 60_000, 100).await.unwrap() {
         assert_eq!(work.aggregate_type, "document", "{work:?}");
         store
@@ -195,7 +195,7 @@ pub async fn kv_outbox_leases(app: &TestApp) {
     let (a, _) = app.agent(&org, "leased a").await;
     let (b, _) = app.agent(&org, "leased b").await;
     app.set_status(&a, "active").await.assert_status(200);
-    let now = vouch_origin::routes::now();
+    let now = vouch_origin::clock::now();
     let (behind, oldest) = store.kv_backlog().await.unwrap();
     assert_eq!(behind, 2);
     assert!(oldest.is_some());
@@ -292,7 +292,7 @@ pub async fn journal_outbox(app: &TestApp) {
     assert!(changed.body["propagated_at"].is_null());
     assert_eq!(queued(key_a.clone()).await, 1);
 
-    let now = vouch_origin::routes::now();
+    let now = vouch_origin::clock::now();
     assert_eq!(
         store.journal_stored_at(&key_a, version).await.unwrap(),
         None

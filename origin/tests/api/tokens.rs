@@ -34,7 +34,7 @@ fn header_of(token: &str) -> Value {
 }
 
 fn now_seconds() -> i64 {
-    vouch_origin::routes::now().unix_seconds()
+    vouch_origin::clock::now().unix_seconds()
 }
 
 /// Verifies `access_token` against the origin's JWKS and returns its claims.

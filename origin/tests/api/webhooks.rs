@@ -1144,6 +1144,86 @@ pub async fn event_stream_opening_and_limits(app: &TestApp) {
     drop(held);
 }
 
+/// Credentials are unlimited, so streams are bounded per org too: every admin token and agent
+/// key of one org together hold at most `VOUCH_STREAMS_PER_ORG` (3 here); another org and the
+/// platform admin are not affected, and a closed stream gives its slot back.
+pub async fn event_streams_are_limited_per_org(app: &TestApp) {
+    let (app, _) = app
+        .sibling(crate::harness::Options {
+            configure: Some(Box::new(|state| {
+                state.streams =
+                    std::sync::Arc::new(vouch_origin::routes::events::StreamSlots::new(3));
+            })),
+            ..Default::default()
+        })
+        .await;
+    let app = &app;
+    let org = app.org("crowded").await;
+    let other = app.org("roomy").await;
+    let (_, agent_key) = app.agent(&org, "streaming agent").await;
+    let mut held = Vec::new();
+    for token in [
+        app.token(&org, "viewer").await,
+        app.token(&org, "admin").await,
+        agent_key,
+    ] {
+        let mut stream = Stream::open(app, &token, None, "").await;
+        stream.opened_id().await;
+        held.push(stream);
+    }
+    // A fresh credential of the same org, under its own bound of five, is refused.
+    // (The status is read before the body: an accepted stream's body never ends.)
+    let refused = |token: String| async move {
+        let reply = app
+            .client
+            .get(format!("{}/v1/events/stream", app.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.status(),
+            429,
+            "a stream past the org's bound was opened"
+        );
+        reply.json::<Value>().await.unwrap()
+    };
+    let fresh = app.token(&org, "viewer").await;
+    let body = refused(fresh.clone()).await;
+    assert_eq!(body["error"], "too_many_streams");
+    assert!(
+        body["message"].as_str().unwrap().contains("organization"),
+        "{body}"
+    );
+    let (_, key) = app.agent(&org, "another agent").await;
+    assert_eq!(refused(key).await["error"], "too_many_streams");
+    // Another org and the platform admin still stream.
+    let theirs = app.token(&other, "viewer").await;
+    Stream::open(app, &theirs, None, "").await.opened_id().await;
+    Stream::open(app, ADMIN, None, "").await.opened_id().await;
+    held.pop();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = app
+            .client
+            .get(format!("{}/v1/events/stream", app.base))
+            .bearer_auth(&fresh)
+            .send()
+            .await
+            .unwrap();
+        if reply.status() == 200 {
+            break;
+        }
+        assert_eq!(reply.status(), 429);
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream's slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(held);
+}
+
 /// Finding 2: a PATCH and a secret rotation at the same time never undo each other; the
 /// newest secret always signs.
 pub async fn patch_and_rotation_do_not_race(app: &TestApp) {
@@ -1197,7 +1277,7 @@ async fn unsent_subscription(app: &TestApp, slug: &str) -> (String, String, Stri
 fn attempt(n: i64, status: u16) -> vouch_origin::store::Attempt {
     vouch_origin::store::Attempt {
         attempt: n,
-        started_at: vouch_origin::routes::now(),
+        started_at: vouch_origin::clock::now(),
         duration_ms: 5,
         status_code: Some(status),
         error: (status != 200).then(|| format!("HTTP {status}")),
@@ -1208,15 +1288,15 @@ fn attempt(n: i64, status: u16) -> vouch_origin::store::Attempt {
 
 /// The `webhook.disabled` event a sender records when it gives up on subscription `id`.
 fn disabled_event(org: &str, id: &str) -> vouch_origin::store::ChangeEvent {
-    vouch_origin::routes::change_event(
+    vouch_origin::store::ChangeEvent::new(
         "webhook-sender",
         Some(&vouch_core::OrgId::parse(org).unwrap()),
-        "webhook.disabled",
+        vouch_core::EventType::WebhookDisabled,
         "webhook",
         id,
         0,
         json!({}),
-        vouch_origin::routes::now(),
+        vouch_origin::clock::now(),
     )
 }
 
@@ -1224,7 +1304,7 @@ fn disabled_event(org: &str, id: &str) -> vouch_origin::store::ChangeEvent {
 async fn claim(app: &TestApp, owner: &str) -> Vec<vouch_origin::store::DeliveryWork> {
     let mut work = app
         .store
-        .claim_deliveries(owner, vouch_origin::routes::now(), 60_000, 10)
+        .claim_deliveries(owner, vouch_origin::clock::now(), 60_000, 10)
         .await
         .unwrap();
     work.sort_by_key(|w| w.delivery_id);
@@ -1409,7 +1489,7 @@ pub async fn concurrent_claims_lease_once(app: &TestApp) {
             let owner = format!("sender-{i}");
             async move {
                 app.store
-                    .claim_deliveries(&owner, vouch_origin::routes::now(), 60_000, 16)
+                    .claim_deliveries(&owner, vouch_origin::clock::now(), 60_000, 16)
                     .await
                     .unwrap()
             }
@@ -1678,7 +1758,7 @@ pub async fn old_deliveries_are_pruned(app: &TestApp) {
     }
     let ids: Vec<i64> = app
         .store
-        .claim_deliveries("test", vouch_origin::routes::now(), 60_000, 10)
+        .claim_deliveries("test", vouch_origin::clock::now(), 60_000, 10)
         .await
         .unwrap()
         .iter()

@@ -64,8 +64,8 @@ fn check_error(error: &CoreError, prefix: &str) {
 fn check_request(request: &VerifyRequest) {
     // What from_json promises of an accepted request.
     assert!(!request.capability.is_empty());
-    if request.commit {
-        assert!(request.idempotency_key.is_some());
+    // Only a token's request commits, and a commit always carries its idempotency key.
+    if request.commit.is_some() {
         assert!(matches!(request.subject, Subject::Token(_)));
     }
     if let Subject::Agent(id) = &request.subject {
