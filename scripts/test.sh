@@ -3,7 +3,7 @@
 # `wrangler deploy --dry-run`, unit tests, the origin's HTTP suite against SQLite (always) and
 # PostgreSQL (when VOUCH_TEST_POSTGRES_URL is set, e.g. postgres://postgres@127.0.0.1:5432/test;
 # each test gets a fresh database, dropped after), and the end-to-end tests of the origin with
-# the built worker in real workerd.
+# the built worker in real workerd, then schemathesis against both servers' OpenAPI documents.
 # The first run installs the pinned edge tools into ~/.cache/vouch (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,9 @@ if [ -z "${VOUCH_TEST_POSTGRES_URL:-}" ]; then
   echo "note: VOUCH_TEST_POSTGRES_URL is not set, so the PostgreSQL half of the suite is skipped"
 fi
 VOUCH_REQUIRE_EDGE=1 cargo test --workspace --locked
+
+step "OpenAPI: schemathesis against the origin and the edge (60 s each), generated types type-check"
+scripts/schemathesis.sh 60
 
 step "fuzz targets of the core (20 s each, from the committed corpus)"
 scripts/fuzz.sh 20

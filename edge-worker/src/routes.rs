@@ -16,6 +16,9 @@ use crate::rate_limit;
 use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
 use crate::tokens;
 
+/// This API's OpenAPI document (docs/api.md, "OpenAPI documents"), served at `/openapi.json`.
+const OPENAPI: &str = include_str!("../openapi.json");
+
 /// The largest body `POST /verify` reads; a batch may be 100 times larger.
 const BODY_LIMIT: usize = 16 * 1024;
 
@@ -46,6 +49,14 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
         },
         internal if internal.starts_with("/internal/") => {
             crate::internal::handle(req, env, internal).await
+        }
+        "/openapi.json" => {
+            require_get(&method)?;
+            Ok(json_response(
+                200,
+                OPENAPI,
+                &[("cache-control", "public, max-age=300")],
+            ))
         }
         "/.well-known/jwks.json" => {
             require_get(&method)?;

@@ -33,20 +33,26 @@ _ensure_cargo_tool() {
   printf '%s\n' "$root/bin/$bin"
 }
 
-ensure_node_modules() {
-  local edge="$VOUCH_REPO/scripts/edge"
+# ensure_npm_tree DIR: the packages DIR's package.json and package-lock.json pin, installed once
+# into the per-user cache (keyed by both files) and linked as DIR/node_modules.
+ensure_npm_tree() {
+  local tree="$1"
   local key
-  key="$(cat "$edge/package.json" "$edge/package-lock.json" | sha256sum | cut -c1-16)"
+  key="$(cat "$tree/package.json" "$tree/package-lock.json" | sha256sum | cut -c1-16)"
   local dir="$VOUCH_CACHE/npm-$key"
   if [ ! -d "$dir/node_modules" ]; then
-    echo "==> installing the local edge's npm packages into $dir (once)"
+    echo "==> installing the npm packages of ${tree#"$VOUCH_REPO"/} into $dir (once)"
     mkdir -p "$dir"
-    cp "$edge/package.json" "$edge/package-lock.json" "$dir/"
+    cp "$tree/package.json" "$tree/package-lock.json" "$dir/"
     # `npm ci` trips over the lock entries of other platforms' optional workerd binaries; `npm install`
     # with the lock present installs the same tree.
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error) || { rm -rf "$dir"; return 1; }
   fi
-  ln -sfn "$dir/node_modules" "$edge/node_modules"
+  ln -sfn "$dir/node_modules" "$tree/node_modules"
+}
+
+ensure_node_modules() {
+  ensure_npm_tree "$VOUCH_REPO/scripts/edge"
 }
 
 # Exports WORKER_BUILD, WASM_BINDGEN_BIN, WASM_OPT_BIN, ESBUILD_BIN, VOUCH_NODE.
