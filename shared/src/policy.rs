@@ -72,6 +72,8 @@ pub mod codes {
     pub const INVALID_CONTEXT: &str = "oap.invalid_context";
     /// A known limit key has a value that cannot be read.
     pub const POLICY_ERROR: &str = "oap.policy_error";
+    /// An idempotency key was used before for a different request.
+    pub const IDEMPOTENCY_CONFLICT: &str = "oap.idempotency_conflict";
     /// A limit key the vocabulary does not know applies to the capability.
     pub const LIMIT_UNKNOWN: &str = "limit_unknown";
     /// No passport exists for the agent.

@@ -264,6 +264,54 @@ impl Pack {
     }
 }
 
+/// A strong ETag for a pack's body: it changes only with the pack's text.
+pub fn etag(pack: &Pack) -> String {
+    let text = serde_json::to_string(pack).unwrap_or_default();
+    discovery_etag(&text)
+}
+
+/// A strong ETag derived from a body's bytes.
+pub fn discovery_etag(body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "\"oap-{}\"",
+        hex::encode(&Sha256::digest(body.as_bytes())[..8])
+    )
+}
+
+/// The `/.well-known/oap/` discovery document (OAP's `well-known-schema.json`) of an edge at
+/// `edge` (scheme and host) whose origin is at `origin` (the edge itself when unknown).
+pub fn discovery(edge: &str, origin: Option<&str>) -> serde_json::Value {
+    let edge = edge.trim_end_matches('/');
+    let origin = origin.unwrap_or(edge).trim_end_matches('/');
+    let mut capabilities: Vec<&str> = builtins()
+        .iter()
+        .flat_map(|p| p.capabilities())
+        .filter(|id| {
+            id.split('.').all(|s| {
+                s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+        })
+        .collect();
+    capabilities.sort_unstable();
+    capabilities.dedup();
+    serde_json::json!({
+        "oap_version": "1.0",
+        "authorization_endpoint": format!("{edge}/verify?agent_id={{agent_id}}"),
+        "passport_endpoint": format!("{origin}/v1/agents/{{agent_id}}/oap"),
+        "policy_endpoint": format!("{edge}/api/policies/{{policy_name}}"),
+        "jwks_uri": format!("{edge}{JWKS_PATH}"),
+        "supported_capabilities": capabilities,
+        "supported_assurance_levels": ["L0", "L1", "L2", "L3"],
+        "spec_uri": "https://github.com/aporthq/aport-spec/blob/main/oap/oap-spec.md",
+    })
+}
+
+/// Where the edge publishes the keys its OAP decisions are signed with (SPEC §12).
+pub const JWKS_PATH: &str = "/.well-known/oap/jwks.json";
+
 const SOURCES: [&str; 5] = [
     include_str!("builtin/finance.payment.refund.v1.json"),
     include_str!("builtin/finance.payment.charge.v1.json"),

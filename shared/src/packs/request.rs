@@ -170,6 +170,13 @@ impl OapRequest {
                 ));
             }
         }
+        // The header stands for the context's `idempotency_key` (packs may require one).
+        if let (Some(header), None) = (&commit, &in_context) {
+            context.insert(
+                "idempotency_key".to_owned(),
+                Value::String(header.to_string()),
+            );
+        }
         let idempotency_key = in_context.or_else(|| commit.as_ref().map(|k| k.to_string()));
         Ok(OapRequest {
             agent,

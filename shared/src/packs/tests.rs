@@ -686,3 +686,152 @@ fn supported_currencies_narrow_the_currency_limits() {
         ["oap.currency_unsupported"]
     );
 }
+
+#[test]
+fn reads_both_request_shapes() {
+    let pid = "550E8400-E29B-41D4-A716-446655440000";
+    let flat =
+        json!({ "context": { "agent_id": pid, "policy_id": "data.export.create.v1", "rows": 1 } });
+    let r = OapRequest::from_json(flat, "data.export.create.v1", None).unwrap();
+    assert_eq!(
+        r.agent,
+        AgentRef::Passport("550e8400-e29b-41d4-a716-446655440000".into())
+    );
+    assert_eq!(Value::Object(r.context.clone()), json!({ "rows": 1 }));
+    let nested = json!({ "context": { "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70",
+                                       "policy_id": "data.export.create.v1", "context": { "rows": 1 } } });
+    let n = OapRequest::from_json(nested, "data.export.create.v1", None).unwrap();
+    assert_eq!(n.context, r.context);
+    assert_eq!(
+        n.agent.derived_agent().unwrap().as_str(),
+        "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70"
+    );
+    // The same request in both shapes is the same commit.
+    let agent = n.agent.derived_agent().unwrap();
+    assert_eq!(r.fingerprint("p", &agent), n.fingerprint("p", &agent));
+    assert_ne!(r.fingerprint("p", &agent), r.fingerprint("q", &agent));
+
+    for (body, field) in [
+        (json!([]), None),
+        (json!({ "agent_id": pid }), Some("agent_id")),
+        (json!({ "context": 5 }), Some("context")),
+        (json!({ "context": {} }), Some("context.agent_id")),
+        (
+            json!({ "context": { "agent_id": 5 } }),
+            Some("context.agent_id"),
+        ),
+        (
+            json!({ "context": { "agent_id": "ap_bad" } }),
+            Some("context.agent_id"),
+        ),
+        (
+            json!({ "context": { "agent_id": pid, "policy_id": "other.v1" } }),
+            Some("context.policy_id"),
+        ),
+        (
+            json!({ "context": { "agent_id": pid, "context": [] } }),
+            Some("context.context"),
+        ),
+        (
+            json!({ "context": { "agent_id": pid, "context": {}, "extra": 1 } }),
+            Some("context.extra"),
+        ),
+    ] {
+        let err = OapRequest::from_json(body.clone(), "data.export.create.v1", None).unwrap_err();
+        assert_eq!(err.field_name(), field, "{body}");
+    }
+}
+
+#[test]
+fn idempotency_header_and_context_key() {
+    let body = |key: Value| json!({ "context": { "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70", "idempotency_key": key } });
+    let r = OapRequest::from_json(body(json!("order-1")), "p", Some("order-1")).unwrap();
+    assert_eq!(r.commit.as_ref().map(|k| k.as_str()), Some("order-1"));
+    let err = OapRequest::from_json(body(json!("order-1")), "p", Some("order-2")).unwrap_err();
+    assert_eq!(err.field_name(), Some("context.idempotency_key"));
+    let err = OapRequest::from_json(body(json!("x")), "p", Some("has space")).unwrap_err();
+    assert_eq!(err.field_name(), Some("Idempotency-Key"));
+    // Without the header nothing is committed; the context's key still counts as a key.
+    let r = OapRequest::from_json(body(json!("order-1")), "p", None).unwrap();
+    assert_eq!(
+        (r.commit, r.idempotency_key.as_deref()),
+        (None, Some("order-1"))
+    );
+    // The header alone stands for the context's key.
+    let bare = json!({ "context": { "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70" } });
+    let r = OapRequest::from_json(bare, "p", Some("order-9")).unwrap();
+    assert_eq!(r.context["idempotency_key"], "order-9");
+}
+
+#[test]
+fn decisions_name_the_agent_as_asked() {
+    let p = refund_passport("L3");
+    let asked = AgentRef::Passport("550e8400-e29b-41d4-a716-446655440000".into());
+    let e = run(
+        "finance.payment.refund.v1",
+        &p,
+        refund(json!(1), "USD", "US"),
+    );
+    let d = OapDecision::new(
+        "dec_1".into(),
+        "finance.payment.refund.v1",
+        &asked,
+        &p,
+        e,
+        Timestamp::from_unix_millis(0),
+        1,
+    );
+    let v = serde_json::to_value(&d).unwrap();
+    for key in [
+        "decision_id",
+        "policy_id",
+        "agent_id",
+        "owner_id",
+        "assurance_level",
+        "allow",
+        "reasons",
+        "created_at",
+        "expires_in",
+    ] {
+        assert!(v.get(key).is_some(), "{key}");
+    }
+    assert_eq!(v["agent_id"], "550e8400-e29b-41d4-a716-446655440000");
+    assert_eq!(v["passport_id"], "550e8400-e29b-41d4-a716-446655440000");
+    assert_eq!(
+        v["registry_agent_id"],
+        "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70"
+    );
+    assert_eq!(v["reasons"][0]["code"], "oap.allowed");
+    let none = OapDecision::not_found(
+        "dec_2".into(),
+        "p.v1",
+        &asked,
+        Timestamp::from_unix_millis(0),
+        1,
+    );
+    assert_eq!(
+        serde_json::to_value(&none).unwrap()["reasons"][0]["code"],
+        "agent_not_found"
+    );
+}
+
+#[test]
+fn discovery_document() {
+    let d = discovery("https://edge.example/", Some("https://origin.example"));
+    assert_eq!(
+        d["jwks_uri"],
+        "https://edge.example/.well-known/oap/jwks.json"
+    );
+    assert_eq!(
+        d["passport_endpoint"],
+        "https://origin.example/v1/agents/{agent_id}/oap"
+    );
+    let caps = d["supported_capabilities"].as_array().unwrap();
+    assert!(caps.contains(&json!("payments.charge")) && caps.contains(&json!("repo.merge")));
+    assert_eq!(
+        discovery("https://e.example", None)["passport_endpoint"],
+        "https://e.example/v1/agents/{agent_id}/oap"
+    );
+    let tag = etag(builtin("data.export.create.v1").unwrap());
+    assert!(tag.starts_with("\"oap-") && tag.ends_with('"'));
+}
