@@ -4,6 +4,7 @@
 
 mod audit;
 mod brake;
+mod client;
 mod faults;
 mod journal;
 mod journal_growth;
