@@ -62,6 +62,7 @@ enum Cached {
     Document(Rc<DocumentEntry>),
     Checkpoint(Rc<CheckpointEntry>),
     Grant(Rc<Grant>),
+    Alias(vouch_core::AgentId),
     Missing,
 }
 
@@ -260,4 +261,25 @@ async fn grant_in_kv(env: &Env, key: &str) -> Result<Option<Rc<Grant>>, EdgeErro
     let entry = Rc::new(grant);
     store(key, Cached::Grant(entry.clone()));
     Ok(Some(entry))
+}
+
+/// The agent an imported OAP `passport_id` names (`oap:{passport_id}`), if any.
+pub async fn oap_alias(
+    env: &Env,
+    passport_id: &str,
+) -> Result<Option<vouch_core::AgentId>, EdgeError> {
+    let key = vouch_core::kv::oap_passport_key(passport_id);
+    match lookup(&key) {
+        Some(Cached::Alias(agent)) => return Ok(Some(agent)),
+        Some(Cached::Missing) => return Ok(None),
+        _ => {}
+    }
+    let Some(text) = read_kv(env, &key).await? else {
+        store(&key, Cached::Missing);
+        return Ok(None);
+    };
+    let alias: vouch_core::kv::OapAlias = serde_json::from_str(&text)
+        .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not an alias: {e}")))?;
+    store(&key, Cached::Alias(alias.agent_id.clone()));
+    Ok(Some(alias.agent_id))
 }

@@ -38,6 +38,18 @@ pub async fn commit(
         decision: serde_json::to_value(&decision)
             .map_err(|e| EdgeError::Internal(e.to_string()))?,
     };
+    record(env, request).await
+}
+
+/// Sends a commit to its agent's ledger and returns the decision the ledger settled on and
+/// whether it replayed the key. A key used before for another request is `409`
+/// (`idempotency_key_reused`).
+pub async fn record(
+    env: &Env,
+    request: vouch_core::caps::CommitRequest,
+) -> Result<(Value, bool), EdgeError> {
+    let agent_id = request.agent_id.clone();
+    let key = request.idempotency_key.clone();
     let text = serde_json::to_string(&request).map_err(|e| EdgeError::Internal(e.to_string()))?;
     let unavailable = |e: worker::Error| EdgeError::LedgerUnavailable(e.to_string());
     let stub = env
@@ -55,7 +67,6 @@ pub async fn commit(
     match response.status_code() {
         200 => {}
         409 => {
-            let key = key.as_str();
             return Err(EdgeError::Conflict {
                 code: "idempotency_key_reused",
                 message: format!(

@@ -7,6 +7,7 @@ mod internal;
 mod journal;
 mod kv_cache;
 mod ledger;
+mod oap;
 mod objects;
 mod random;
 mod rate_limit;

@@ -47,6 +47,21 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
             Method::Post => verify_batch(req, env, ctx, &host).await,
             _ => Err(EdgeError::MethodNotAllowed),
         },
+        "/.well-known/oap/" | "/.well-known/oap" => {
+            require_get(&method)?;
+            crate::oap::discovery(&req, &url, env).await
+        }
+        policy if policy.starts_with("/api/verify/policy/") => match method {
+            Method::Post => {
+                let pack_id = policy.trim_start_matches("/api/verify/policy/").to_owned();
+                crate::oap::verify(req, env, ctx, &host, &pack_id).await
+            }
+            _ => Err(EdgeError::MethodNotAllowed),
+        },
+        policy if policy.starts_with("/api/policies/") => {
+            require_get(&method)?;
+            crate::oap::policy(&req, policy.trim_start_matches("/api/policies/"))
+        }
         internal if internal.starts_with("/internal/") => {
             crate::internal::handle(req, env, internal).await
         }
@@ -232,11 +247,11 @@ pub async fn json_body(mut req: Request, limit: usize) -> Result<Value, EdgeErro
 }
 
 /// A fresh decision id from the runtime's CSPRNG.
-fn decision_id() -> String {
+pub(crate) fn decision_id() -> String {
     format!("dec_{}", crate::random::uuid_hex().unwrap_or_default())
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::from_unix_millis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
 }
 

@@ -21,7 +21,9 @@ use crate::error::Error;
 use crate::extract::BODY_LIMIT;
 use crate::keys::{Keys, MasterKey, TokenSettings};
 use crate::rate_limit;
-use crate::routes::{agents, audit, delegations, events, oauth, ops, orgs, webhooks, wellknown};
+use crate::routes::{
+    agents, audit, delegations, events, oap, oauth, ops, orgs, webhooks, wellknown,
+};
 use crate::secrets;
 use crate::store::{ChangeEvent, Role, Store};
 use crate::telemetry;
@@ -111,6 +113,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::revoke_tokens))
         .routes(routes!(agents::agent_events))
         .routes(routes!(agents::heartbeat))
+        .routes(routes!(oap::import_oap))
+        .routes(routes!(oap::export_oap))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(audit::checkpoint))

@@ -30,6 +30,9 @@ pub struct EdgePassport {
     /// Tokens of this agent issued before this instant are dead (also those of chains naming it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_not_before: Option<Timestamp>,
+    /// The OAP `passport_id` it was imported under, if any (SPEC §13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oap_passport_id: Option<String>,
     /// The passport version this view was built from; KV writes never go backwards in it.
     pub version: i64,
     pub updated_at: Timestamp,
@@ -56,6 +59,7 @@ impl From<&Passport> for EdgePassport {
             suspended_at: p.suspended_at,
             revoked_at: p.revoked_at,
             tokens_not_before: p.tokens_not_before,
+            oap_passport_id: p.oap_passport_id.clone(),
             version: p.version,
             updated_at: p.updated_at,
         }

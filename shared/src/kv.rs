@@ -15,6 +15,20 @@ pub fn passport_key(agent_id: &AgentId) -> String {
     format!("passport:{agent_id}")
 }
 
+/// `oap:{passport_id}` holds an [`OapAlias`]: which agent an imported Open Agent Passport's
+/// `passport_id` (a lower-case UUID) names, so the OAP verify route finds it (SPEC §13).
+pub fn oap_passport_key(passport_id: &str) -> String {
+    format!("oap:{passport_id}")
+}
+
+/// The KV value of `oap:{passport_id}`. The `passport_id` is fixed at import, so the value
+/// never changes; `version` is the passport's, for the publisher's ordering.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OapAlias {
+    pub agent_id: AgentId,
+    pub version: i64,
+}
+
 /// The KV value of a document the edge serves as-is (`jwks`, `discovery`), with the version
 /// that orders its writes and names its ETag.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -16,6 +16,8 @@ pub mod jwk;
 pub mod jws;
 pub mod kv;
 pub mod lifecycle;
+pub mod oap;
+pub mod packs;
 pub mod passport;
 pub mod patch;
 pub mod policy;

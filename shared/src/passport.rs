@@ -410,6 +410,10 @@ pub struct Passport {
     /// absent until the agent's tokens are first revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_not_before: Option<Timestamp>,
+    /// The `passport_id` of the Open Agent Passport it was imported from (SPEC §13), kept
+    /// as a lower-case UUID; fixed at import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oap_passport_id: Option<String>,
     /// Telemetry from heartbeats; not part of `version`.
     pub last_seen_at: Option<Timestamp>,
     pub health: Health,
@@ -456,6 +460,7 @@ impl Passport {
             suspended_at: None,
             revoked_at: None,
             tokens_not_before: None,
+            oap_passport_id: None,
             last_seen_at: None,
             health: Health::Unknown,
         })

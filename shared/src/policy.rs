@@ -72,6 +72,8 @@ pub mod codes {
     pub const INVALID_CONTEXT: &str = "oap.invalid_context";
     /// A known limit key has a value that cannot be read.
     pub const POLICY_ERROR: &str = "oap.policy_error";
+    /// An idempotency key was used before for a different request.
+    pub const IDEMPOTENCY_CONFLICT: &str = "oap.idempotency_conflict";
     /// A limit key the vocabulary does not know applies to the capability.
     pub const LIMIT_UNKNOWN: &str = "limit_unknown";
     /// No passport exists for the agent.
@@ -125,6 +127,10 @@ pub struct Context {
     /// Why the action is taken (checked against `reason_codes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<String>,
+    /// The amount already in integer minor units of `currency` (a policy pack's request, in
+    /// OAP units); never read from or written to JSON. When set, `amount` is ignored.
+    #[serde(skip)]
+    pub(crate) amount_minor: Option<u64>,
 }
 
 impl Context {
@@ -226,12 +232,12 @@ impl Reason {
         }
     }
 
-    fn limit(mut self, limit: impl fmt::Display) -> Reason {
+    pub(crate) fn limit(mut self, limit: impl fmt::Display) -> Reason {
         self.limit = Some(limit.to_string());
         self
     }
 
-    fn field(mut self, field: &str) -> Reason {
+    pub(crate) fn field(mut self, field: &str) -> Reason {
         self.field = Some(field.to_owned());
         self
     }
@@ -330,7 +336,20 @@ pub fn decide_with_spent(
     request: &DecisionRequest,
     spent: &SpentToday,
 ) -> Evaluation {
-    let mut out = Vec::new();
+    let (found, spend) = run_checks(passport, request, spent, &[]);
+    finish(found.into_reasons(), spend, &request.capability)
+}
+
+/// Every check of [`decide_with_spent`], each reason tagged with the [`Check`] it comes from, in
+/// the native order. `pack_keys` are the pack-only limit keys ([`PACK_ONLY_KEYS`]) the calling
+/// policy pack enforces itself; every other pack-only key that restricts the capability denies.
+pub(crate) fn run_checks(
+    passport: &EdgePassport,
+    request: &DecisionRequest,
+    spent: &SpentToday,
+    pack_keys: &[&str],
+) -> (Found, Option<Spend>) {
+    let mut out = Found::default();
     let held = check_identity(
         passport,
         &request.capability,
@@ -341,10 +360,10 @@ pub fn decide_with_spent(
     check_region(passport, &ctx, &mut out);
     let mut spend = None;
     if let Some((index, capability)) = held {
-        let limits = collect_limits(passport, index, capability);
+        let limits = collect_limits(passport, index, capability, pack_keys);
         spend = check_limits(&limits, passport, capability, &ctx, spent, &mut out);
     }
-    finish(out, spend, &request.capability)
+    (out, spend)
 }
 
 /// The decision when the request's `context` could not be read at all ([`Context::from_json`]
@@ -355,13 +374,91 @@ pub fn decide_unreadable_context(
     capability: &str,
     reason: Reason,
 ) -> Evaluation {
-    let mut out = Vec::new();
+    let mut out = Found::default();
     check_identity(passport, capability, None, &mut out);
-    out.push(reason);
-    finish(out, None, capability)
+    out.push(Check::Context, reason);
+    finish(out.into_reasons(), None, capability)
 }
 
-fn finish(reasons: Vec<Reason>, spend: Option<Spend>, capability: &str) -> Evaluation {
+/// Which check of the decision vocabulary (SPEC §11) a reason comes from. Native decisions run
+/// them in a fixed order; a policy pack ([`crate::packs`]) lists them in its own order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// The passport is `active` (`oap.passport_suspended`).
+    PassportActive,
+    /// The passport holds the capability (`oap.unknown_capability`).
+    Capability,
+    /// The assurance level meets every minimum (`oap.assurance_insufficient`).
+    Assurance,
+    /// Every context value is well formed and present where required (`oap.invalid_context`).
+    Context,
+    /// Every limit key that applies is known and readable (`limit_unknown`, `oap.policy_error`).
+    LimitsReadable,
+    /// The region is among the passport's (`oap.region_blocked`).
+    Region,
+    /// The currency has limits (`oap.currency_unsupported`).
+    Currency,
+    /// The amount is within every per-transaction limit (`oap.limit_exceeded`).
+    AmountPerTx,
+    /// The amount fits under every daily cap, with what was spent today (`oap.limit_exceeded`).
+    DailyCap,
+    /// The row count is within every row limit (`oap.limit_exceeded`).
+    Rows,
+    /// Personal data only where allowed (`oap.limit_exceeded`).
+    Pii,
+    /// The collection is among the allowed ones (`oap.limit_exceeded`).
+    Collection,
+    /// The reason code is among the allowed ones (`oap.limit_exceeded`).
+    ReasonCode,
+    /// No `approval_required: true` applies (`oap.limit_exceeded`).
+    Approval,
+    /// No pack-only limit applies that the decision does not enforce (`oap.invalid_context`).
+    PackOnly,
+}
+
+impl Check {
+    /// The code this check denies with when it fails on a limit (a missing or malformed value is
+    /// `oap.invalid_context` whatever the check).
+    pub fn code(self) -> &'static str {
+        match self {
+            Check::PassportActive => codes::PASSPORT_SUSPENDED,
+            Check::Capability => codes::UNKNOWN_CAPABILITY,
+            Check::Assurance => codes::ASSURANCE_INSUFFICIENT,
+            Check::Context | Check::PackOnly => codes::INVALID_CONTEXT,
+            Check::LimitsReadable => codes::LIMIT_UNKNOWN,
+            Check::Region => codes::REGION_BLOCKED,
+            Check::Currency => codes::CURRENCY_UNSUPPORTED,
+            Check::AmountPerTx
+            | Check::DailyCap
+            | Check::Rows
+            | Check::Pii
+            | Check::Collection
+            | Check::ReasonCode
+            | Check::Approval => codes::LIMIT_EXCEEDED,
+        }
+    }
+}
+
+/// The reasons found so far, each with its [`Check`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Found(pub(crate) Vec<(Check, Reason)>);
+
+impl Found {
+    pub(crate) fn push(&mut self, check: Check, reason: Reason) {
+        self.0.push((check, reason));
+    }
+
+    pub(crate) fn extend(&mut self, check: Check, reasons: impl IntoIterator<Item = Reason>) {
+        self.0.extend(reasons.into_iter().map(|r| (check, r)));
+    }
+
+    pub(crate) fn into_reasons(self) -> Vec<Reason> {
+        self.0.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+pub(crate) fn finish(reasons: Vec<Reason>, spend: Option<Spend>, capability: &str) -> Evaluation {
     if reasons.is_empty() {
         Evaluation {
             allow: true,
@@ -387,7 +484,7 @@ fn check_identity<'p>(
     passport: &'p EdgePassport,
     capability: &str,
     min_assurance: Option<AssuranceLevel>,
-    out: &mut Vec<Reason>,
+    out: &mut Found,
 ) -> Option<(usize, &'p Capability)> {
     if passport.status != Status::Active {
         let why = passport
@@ -395,13 +492,16 @@ fn check_identity<'p>(
             .as_deref()
             .map(|r| format!(" ({r})"))
             .unwrap_or_default();
-        out.push(Reason::new(
-            codes::PASSPORT_SUSPENDED,
-            format!(
-                "the passport is {}{why}; only an active passport is allowed anything",
-                passport.status
+        out.push(
+            Check::PassportActive,
+            Reason::new(
+                codes::PASSPORT_SUSPENDED,
+                format!(
+                    "the passport is {}{why}; only an active passport is allowed anything",
+                    passport.status
+                ),
             ),
-        ));
+        );
     }
     let held = passport
         .capabilities
@@ -410,6 +510,7 @@ fn check_identity<'p>(
         .find(|(_, c)| c.id.as_str() == capability);
     if held.is_none() {
         out.push(
+            Check::Capability,
             Reason::new(
                 codes::UNKNOWN_CAPABILITY,
                 format!("the passport does not hold the capability `{capability}`"),
@@ -420,6 +521,7 @@ fn check_identity<'p>(
     if let Some(min) = min_assurance {
         if passport.assurance_level < min {
             out.push(
+                Check::Assurance,
                 Reason::new(
                     codes::ASSURANCE_INSUFFICIENT,
                     format!(
@@ -462,7 +564,7 @@ struct Ctx<'a> {
     reason_code: Option<&'a str>,
 }
 
-fn read_context<'a>(c: &'a Context, out: &mut Vec<Reason>) -> Ctx<'a> {
+fn read_context<'a>(c: &'a Context, out: &mut Found) -> Ctx<'a> {
     let invalid = |field: &str, message: String| {
         Reason::new(codes::INVALID_CONTEXT, message).field(&format!("context.{field}"))
     };
@@ -471,17 +573,23 @@ fn read_context<'a>(c: &'a Context, out: &mut Vec<Reason>) -> Ctx<'a> {
         Some(s) => {
             let parsed = Ccy::parse_upper(s);
             if parsed.is_none() {
-                out.push(invalid(
-                    "currency",
-                    format!("`{s}` is not an ISO 4217 currency code (three upper-case letters)"),
-                ));
+                out.push(
+                    Check::Context,
+                    invalid(
+                        "currency",
+                        format!(
+                            "`{s}` is not an ISO 4217 currency code (three upper-case letters)"
+                        ),
+                    ),
+                );
             }
             parsed
         }
     };
-    let amount = match &c.amount {
-        None => Amount::Absent,
-        Some(n) => {
+    let amount = match (&c.amount, c.amount_minor) {
+        (_, Some(minor)) => Amount::Present(currency.map(|_| minor)),
+        (None, None) => Amount::Absent,
+        (Some(n), None) => {
             let result = match currency {
                 Some(ccy) => to_minor_units(n, ccy.as_str()).map(Some),
                 // Without a (valid) currency only the sign can be checked.
@@ -491,7 +599,10 @@ fn read_context<'a>(c: &'a Context, out: &mut Vec<Reason>) -> Ctx<'a> {
                 Ok(minor) => Amount::Present(minor),
                 Err(e) => {
                     let ccy = currency.map(|c| format!(" {c}")).unwrap_or_default();
-                    out.push(invalid("amount", format!("amount {n}{ccy}: {e}")));
+                    out.push(
+                        Check::Context,
+                        invalid("amount", format!("amount {n}{ccy}: {e}")),
+                    );
                     Amount::Bad
                 }
             }
@@ -500,10 +611,13 @@ fn read_context<'a>(c: &'a Context, out: &mut Vec<Reason>) -> Ctx<'a> {
     let region = match c.region.as_deref() {
         Some(r) if r != "*" && validate::is_region(r) => Some(r),
         Some(r) => {
-            out.push(invalid(
-                "region",
-                format!("`{r}` is not a region (ISO 3166-1 alpha-2 or ISO 3166-2, e.g. US-CA)"),
-            ));
+            out.push(
+                Check::Context,
+                invalid(
+                    "region",
+                    format!("`{r}` is not a region (ISO 3166-1 alpha-2 or ISO 3166-2, e.g. US-CA)"),
+                ),
+            );
             None
         }
         None => None,
@@ -513,10 +627,13 @@ fn read_context<'a>(c: &'a Context, out: &mut Vec<Reason>) -> Ctx<'a> {
         Some(n) => {
             let rows = n.as_u64();
             if rows.is_none() {
-                out.push(invalid(
-                    "rows",
-                    format!("rows must be a non-negative integer, not {n}"),
-                ));
+                out.push(
+                    Check::Context,
+                    invalid(
+                        "rows",
+                        format!("rows must be a non-negative integer, not {n}"),
+                    ),
+                );
             }
             rows
         }
@@ -538,10 +655,11 @@ fn read_context<'a>(c: &'a Context, out: &mut Vec<Reason>) -> Ctx<'a> {
 // ---------------------------------------------------------------------------------------------
 // Regions
 
-fn check_region(passport: &EdgePassport, ctx: &Ctx<'_>, out: &mut Vec<Reason>) {
+fn check_region(passport: &EdgePassport, ctx: &Ctx<'_>, out: &mut Found) {
     let regions = &passport.regions;
     if regions.is_empty() {
         out.push(
+            Check::Region,
             Reason::new(
                 codes::REGION_BLOCKED,
                 "the passport lists no regions, so it may operate nowhere",
@@ -564,6 +682,7 @@ fn check_region(passport: &EdgePassport, ctx: &Ctx<'_>, out: &mut Vec<Reason>) {
         Some(region) => {
             if !regions.iter().any(|r| region_covers(r.as_str(), region)) {
                 out.push(
+                    Check::Region,
                     Reason::new(
                         codes::REGION_BLOCKED,
                         format!(
@@ -579,6 +698,7 @@ fn check_region(passport: &EdgePassport, ctx: &Ctx<'_>, out: &mut Vec<Reason>) {
         // A malformed region was reported already.
         None if ctx.region_given => {}
         None => out.push(
+            Check::Region,
             Reason::new(
                 codes::INVALID_CONTEXT,
                 format!(
@@ -810,8 +930,16 @@ struct Limits<'a> {
     collections: Vec<(Path<'a>, &'a [Value])>,
     reason_codes: Vec<(Path<'a>, &'a [Value])>,
     min_assurance: Vec<(Path<'a>, AssuranceLevel)>,
+    /// Some limit is keyed by currency (`currency_limits`, a flat money key, a `currency`
+    /// param): the request's currency must be among [`Limits::currencies`].
+    currency_keyed: bool,
+    /// `supported_currencies` lists: the request's currency must be in each.
+    supported: Vec<Vec<Ccy>>,
+    approval: Vec<(Path<'a>, bool)>,
     /// `limit_unknown` and `oap.policy_error` reasons.
     problems: Vec<Reason>,
+    /// Pack-only limits this decision cannot enforce ([`PACK_ONLY_KEYS`]).
+    pack_only: Vec<Reason>,
 }
 
 impl<'a> Limits<'a> {
@@ -835,8 +963,22 @@ impl<'a> Limits<'a> {
         );
     }
 
+    fn pack_only(&mut self, path: Path<'a>, key: &str) {
+        let message = match pack_enforcing(key) {
+            Some(pack) => format!(
+                "`{path}` restricts context this request does not carry; ask through the policy pack `{pack}` (POST /api/verify/policy/{pack}), which enforces it"
+            ),
+            None => format!(
+                "`{path}` restricts context no built-in policy pack checks; it is not treated as allowed"
+            ),
+        };
+        self.pack_only
+            .push(Reason::new(codes::INVALID_CONTEXT, message).limit(path));
+    }
+
     fn money(&mut self, path: Path<'a>, ccy: Ccy) {
         self.amount_limited = true;
+        self.currency_keyed = true;
         self.amount_sources.push(path);
         if !self.currencies.contains(&ccy) {
             self.currencies.push(ccy);
@@ -959,6 +1101,7 @@ fn collect_limits<'a>(
     passport: &'a EdgePassport,
     index: usize,
     capability: &'a Capability,
+    pack_keys: &[&str],
 ) -> Limits<'a> {
     let mut limits = Limits::default();
     let id = capability.id.as_str();
@@ -968,7 +1111,7 @@ fn collect_limits<'a>(
     for (key, value) in &passport.limits {
         if let Value::Object(object) = value {
             if key == id {
-                collect_oap(&mut limits, id, object);
+                collect_oap(&mut limits, id, object, pack_keys);
             } else if !held.iter().any(|c| c.id.as_str() == key)
                 && unknown_applies(key, action, held)
             {
@@ -1051,12 +1194,108 @@ fn collect_params<'a>(limits: &mut Limits<'a>, index: usize, params: &'a Map<Str
     }
 }
 
-fn collect_oap<'a>(limits: &mut Limits<'a>, id: &'a str, object: &'a Map<String, Value>) {
+/// The OAP-layout limit keys (`limits["<capability>"].<key>`) a decision can only enforce with
+/// context that a policy pack's request carries (`merchant_id`, `items`, `repository`, …), and
+/// the shape each value must have. A native decision denies on every one that restricts the
+/// capability (`oap.invalid_context`: it cannot carry that context); a pack denies on those it
+/// does not enforce itself. None is ever treated as allowed.
+pub const PACK_ONLY_KEYS: [(&str, Shape); 29] = [
+    // finance.payment.charge.v1
+    ("allowed_merchant_ids", Shape::List),
+    ("allowed_countries", Shape::List),
+    ("blocked_categories", Shape::List),
+    ("max_items_per_tx", Shape::Count),
+    // governance.data.access.v1
+    ("allowed_classifications", Shape::List),
+    ("permissions", Shape::Object),
+    ("allowed_jurisdictions", Shape::List),
+    ("allowed_destination_jurisdictions", Shape::List),
+    ("balance_inquiry_cap_usd", Shape::Count),
+    ("max_access_attempts_per_hour", Shape::Count),
+    ("max_data_age_seconds", Shape::Count),
+    // code.repository.merge.v1
+    ("max_prs_per_day", Shape::Count),
+    ("max_merges_per_day", Shape::Count),
+    ("max_pr_size_kb", Shape::Count),
+    ("allowed_repos", Shape::List),
+    ("allowed_base_branches", Shape::List),
+    ("path_allowlist", Shape::List),
+    ("max_files_changed", Shape::Count),
+    ("max_total_added_lines", Shape::Count),
+    ("required_labels", Shape::List),
+    ("required_reviews", Shape::Count),
+    // OAP's passport schema: messaging.send, payments.payout, repo.release.publish
+    ("msgs_per_min", Shape::Count),
+    ("msgs_per_day", Shape::Count),
+    ("allowed_recipients", Shape::Array),
+    ("allowed_destination_types", Shape::List),
+    ("max_payouts_per_day", Shape::Count),
+    ("compliance_checks_required", Shape::Flag),
+    ("allowed_branches", Shape::List),
+    ("max_releases_per_day", Shape::Count),
+];
+
+/// What a pack-only limit's value must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// An array of strings; empty restricts nothing.
+    List,
+    /// Any array; empty restricts nothing.
+    Array,
+    /// A non-negative integer.
+    Count,
+    /// `true` or `false`; `false` restricts nothing.
+    Flag,
+    /// A JSON object.
+    Object,
+}
+
+impl Shape {
+    /// `Some(restricts)` when `value` has this shape; `None` when it cannot be read.
+    pub fn read(self, value: &Value) -> Option<bool> {
+        match (self, value) {
+            (Shape::List, Value::Array(items)) if items.iter().all(Value::is_string) => {
+                Some(!items.is_empty())
+            }
+            (Shape::Array, Value::Array(items)) => Some(!items.is_empty()),
+            (Shape::Count, v) if v.as_u64().is_some() => Some(true),
+            (Shape::Flag, Value::Bool(b)) => Some(*b),
+            (Shape::Object, Value::Object(_)) => Some(true),
+            _ => None,
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Shape::List => "an array of strings",
+            Shape::Array => "an array",
+            Shape::Count => "a non-negative integer",
+            Shape::Flag => "true or false",
+            Shape::Object => "a JSON object",
+        }
+    }
+}
+
+/// The built-in policy pack that enforces a pack-only key, for messages.
+fn pack_enforcing(key: &str) -> Option<&'static str> {
+    crate::packs::builtins()
+        .iter()
+        .find(|p| p.enforces(key))
+        .map(|p| p.id.as_str())
+}
+
+fn collect_oap<'a>(
+    limits: &mut Limits<'a>,
+    id: &'a str,
+    object: &'a Map<String, Value>,
+    pack_keys: &[&str],
+) {
     for (key, value) in object {
         let path = Path::Cap(id, key);
         match key.as_str() {
             "currency_limits" => {
                 limits.amount_limited = true;
+                limits.currency_keyed = true;
                 limits.amount_sources.push(path);
                 let Value::Object(currencies) = value else {
                     limits.malformed(path, "an object keyed by ISO 4217 code");
@@ -1081,7 +1320,8 @@ fn collect_oap<'a>(limits: &mut Limits<'a>, id: &'a str, object: &'a Map<String,
                                     limits.per_tx.push((path, ccy, minor));
                                 }
                             }
-                            "daily_cap" => {
+                            // `max_daily_amount` is the name OAP's schema gives payouts' cap.
+                            "daily_cap" | "max_daily_amount" => {
                                 if let Some(minor) = limits.minor(path, amount) {
                                     limits.daily.push((path, ccy, minor));
                                 }
@@ -1091,7 +1331,26 @@ fn collect_oap<'a>(limits: &mut Limits<'a>, id: &'a str, object: &'a Map<String,
                     }
                 }
             }
-            "max_rows" => {
+            "supported_currencies" => {
+                let list = match value {
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|v| v.as_str().and_then(Ccy::parse_upper))
+                        .collect::<Option<Vec<Ccy>>>(),
+                    _ => None,
+                };
+                match list {
+                    Some(list) => {
+                        limits.amount_limited = true;
+                        limits.amount_sources.push(path);
+                        limits.supported.push(list);
+                    }
+                    None => limits.malformed(path, "an array of upper-case ISO 4217 codes"),
+                }
+            }
+            // `max_export_rows` (data.export.create.v1) and `max_rows_per_export`
+            // (governance.data.access.v1) are APort's names for the same limit.
+            "max_rows" | "max_export_rows" | "max_rows_per_export" => {
                 if let Some(n) = limits.count(path, value) {
                     limits.rows.push((path, n));
                 }
@@ -1106,12 +1365,24 @@ fn collect_oap<'a>(limits: &mut Limits<'a>, id: &'a str, object: &'a Map<String,
                     limits.collections.push((path, list));
                 }
             }
-            "reason_codes" => {
+            // `refund_reason_codes`: finance.payment.refund.v1's name for `reason_codes`.
+            "reason_codes" | "refund_reason_codes" => {
                 if let Some(list) = limits.strings(path, value) {
                     limits.reason_codes.push((path, list));
                 }
             }
-            "min_assurance" => {
+            // Every commit carries an idempotency key already (SPEC §11); a policy pack also
+            // requires one on the request (see `crate::packs`).
+            "idempotency_required" => {
+                limits.flag(path, value);
+            }
+            "approval_required" => {
+                if let Some(b) = limits.flag(path, value) {
+                    limits.approval.push((path, b));
+                }
+            }
+            // `require_assurance_at_least`: finance.payment.charge.v1's name for it.
+            "min_assurance" | "require_assurance_at_least" => {
                 let level = match value.as_str() {
                     Some("L0") => Some(AssuranceLevel::L0),
                     Some("L1") => Some(AssuranceLevel::L1),
@@ -1124,7 +1395,15 @@ fn collect_oap<'a>(limits: &mut Limits<'a>, id: &'a str, object: &'a Map<String,
                     None => limits.malformed(path, "one of \"L0\", \"L1\", \"L2\", \"L3\""),
                 }
             }
-            _ => limits.unknown(path, ""),
+            other => match PACK_ONLY_KEYS.iter().find(|(k, _)| *k == other) {
+                Some((_, shape)) => match shape.read(value) {
+                    None => limits.malformed(path, shape.expected()),
+                    Some(false) => {}
+                    Some(true) if pack_keys.contains(&other) => {}
+                    Some(true) => limits.pack_only(path, other),
+                },
+                None => limits.unknown(path, ""),
+            },
         }
     }
 }
@@ -1135,14 +1414,16 @@ fn check_limits(
     capability: &Capability,
     ctx: &Ctx<'_>,
     spent: &SpentToday,
-    out: &mut Vec<Reason>,
+    out: &mut Found,
 ) -> Option<Spend> {
     let id = capability.id.as_str();
-    out.extend(limits.problems.iter().cloned());
+    out.extend(Check::LimitsReadable, limits.problems.iter().cloned());
+    out.extend(Check::PackOnly, limits.pack_only.iter().cloned());
 
     for (path, level) in &limits.min_assurance {
         if passport.assurance_level < *level {
             out.push(
+                Check::Assurance,
                 Reason::new(
                     codes::ASSURANCE_INSUFFICIENT,
                     format!(
@@ -1163,6 +1444,7 @@ fn check_limits(
                 for (path, max) in &limits.rows {
                     if rows > *max {
                         out.push(
+                            Check::Rows,
                             Reason::new(
                                 codes::LIMIT_EXCEEDED,
                                 format!("{rows} rows exceed the limit of {max} (`{path}`)"),
@@ -1182,6 +1464,7 @@ fn check_limits(
                     .collect::<Vec<_>>()
                     .join(", ");
                 out.push(
+                    Check::Rows,
                     Reason::new(
                         codes::INVALID_CONTEXT,
                         format!("rows is required: `{id}` has row limits ({sources})"),
@@ -1196,6 +1479,7 @@ fn check_limits(
         for (path, allowed) in &limits.pii {
             if !allowed {
                 out.push(
+                    Check::Pii,
                     Reason::new(
                         codes::LIMIT_EXCEEDED,
                         format!("personal data is not allowed (`{path}` is false)"),
@@ -1207,14 +1491,34 @@ fn check_limits(
         }
     }
 
-    check_listed(&limits.collections, ctx.collection, "collection", id, out);
     check_listed(
+        Check::Collection,
+        &limits.collections,
+        ctx.collection,
+        "collection",
+        id,
+        out,
+    );
+    check_listed(
+        Check::ReasonCode,
         &limits.reason_codes,
         ctx.reason_code,
         "reason_code",
         id,
         out,
     );
+    for (path, needs) in &limits.approval {
+        if *needs {
+            out.push(
+                Check::Approval,
+                Reason::new(
+                    codes::LIMIT_EXCEEDED,
+                    format!("`{id}` needs a person's approval (`{path}` is true); an automated decision never allows it"),
+                )
+                .limit(path),
+            );
+        }
+    }
     spend
 }
 
@@ -1223,7 +1527,7 @@ fn check_amount(
     id: &str,
     ctx: &Ctx<'_>,
     spent: &SpentToday,
-    out: &mut Vec<Reason>,
+    out: &mut Found,
 ) -> Option<Spend> {
     let sources = || {
         limits
@@ -1233,20 +1537,13 @@ fn check_amount(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let currency_list = || {
-        limits
-            .currencies
-            .iter()
-            .map(Ccy::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let minor = match ctx.amount {
         Amount::Present(minor) => minor,
         Amount::Bad => return None,
         Amount::Absent => {
             if limits.amount_limited {
                 out.push(
+                    Check::AmountPerTx,
                     Reason::new(
                         codes::INVALID_CONTEXT,
                         format!(
@@ -1263,6 +1560,7 @@ fn check_amount(
     let Some(ccy) = ctx.currency else {
         if limits.amount_limited && !ctx.currency_given {
             out.push(
+                Check::Currency,
                 Reason::new(
                     codes::INVALID_CONTEXT,
                     format!(
@@ -1276,13 +1574,26 @@ fn check_amount(
         return None;
     };
     let minor = minor?;
-    if limits.amount_limited && !limits.currencies.contains(&ccy) {
-        let supported = if limits.currencies.is_empty() {
+    let keyed_out = limits.currency_keyed && !limits.currencies.contains(&ccy);
+    let unsupported = limits.supported.iter().any(|list| !list.contains(&ccy));
+    if limits.amount_limited && (keyed_out || unsupported) {
+        let base = if limits.currency_keyed {
+            limits.currencies.clone()
+        } else {
+            limits.supported.first().cloned().unwrap_or_default()
+        };
+        let usable: Vec<&str> = base
+            .iter()
+            .filter(|c| limits.supported.iter().all(|list| list.contains(c)))
+            .map(Ccy::as_str)
+            .collect();
+        let supported = if usable.is_empty() {
             "none".to_owned()
         } else {
-            currency_list()
+            usable.join(", ")
         };
         out.push(
+            Check::Currency,
             Reason::new(
                 codes::CURRENCY_UNSUPPORTED,
                 format!("`{id}` has no limits in {ccy}; currencies it may use: {supported}"),
@@ -1293,6 +1604,7 @@ fn check_amount(
     for (path, c, max) in &limits.per_tx {
         if *c == ccy && minor > *max {
             out.push(
+                Check::AmountPerTx,
                 Reason::new(
                     codes::LIMIT_EXCEEDED,
                     format!(
@@ -1316,7 +1628,10 @@ fn check_amount(
             limit: path.to_string(),
             cap_minor: *cap,
         });
-        out.extend(over_daily_cap(ccy, minor, already, *cap, &path.to_string()));
+        out.extend(
+            Check::DailyCap,
+            over_daily_cap(ccy, minor, already, *cap, &path.to_string()),
+        );
     }
     caps.sort_by_key(|c| c.cap_minor);
     Some(Spend {
@@ -1327,17 +1642,19 @@ fn check_amount(
 }
 
 fn check_listed(
+    check: Check,
     lists: &[(Path<'_>, &[Value])],
     asked: Option<&str>,
     name: &str,
     id: &str,
-    out: &mut Vec<Reason>,
+    out: &mut Found,
 ) {
     let Some(first) = lists.first() else {
         return;
     };
     let Some(asked) = asked else {
         out.push(
+            check,
             Reason::new(
                 codes::INVALID_CONTEXT,
                 format!(
@@ -1353,6 +1670,7 @@ fn check_listed(
     for (path, list) in lists {
         if !list.iter().any(|v| v.as_str() == Some(asked)) {
             out.push(
+                check,
                 Reason::new(
                     codes::LIMIT_EXCEEDED,
                     format!("{name} `{asked}` is not among the allowed values of `{path}`"),
@@ -2263,9 +2581,110 @@ mod tests {
     }
 
     #[test]
+    fn oap_layout_aliases_and_flags() {
+        let refund = |limits: Value, amount: Value| {
+            ask(
+                &seed_with_limits(json!({ "payments.refund": limits })),
+                "payments.refund",
+                json!({"amount": amount, "currency": "USD", "region": "US-CA", "reason_code": "dup"}),
+            )
+        };
+        // `max_daily_amount` is a daily cap; `refund_reason_codes` the reason codes.
+        let e = refund(
+            json!({"currency_limits": {"USD": {"max_daily_amount": 100}}}),
+            json!(1.01),
+        );
+        assert_eq!(codes_of(&e), [codes::LIMIT_EXCEEDED]);
+        assert!(limits_of(&e)[0].ends_with("max_daily_amount"));
+        let e = refund(json!({"refund_reason_codes": ["fraud"]}), json!(1));
+        assert_eq!(codes_of(&e), [codes::LIMIT_EXCEEDED]);
+        assert_allowed(&refund(
+            json!({"refund_reason_codes": ["dup"], "idempotency_required": true}),
+            json!(1),
+        ));
+        // `require_assurance_at_least` is a minimum assurance.
+        let e = refund(json!({"require_assurance_at_least": "L3"}), json!(1));
+        assert_eq!(codes_of(&e), [codes::ASSURANCE_INSUFFICIENT]);
+        // `supported_currencies` alone asks for a listed currency.
+        assert_allowed(&refund(json!({"supported_currencies": ["USD"]}), json!(1)));
+        let e = ask(
+            &seed_with_limits(json!({ "payments.refund": {"supported_currencies": ["EUR"]} })),
+            "payments.refund",
+            json!({"amount": 1, "currency": "USD", "region": "US-CA"}),
+        );
+        assert_eq!(codes_of(&e), [codes::CURRENCY_UNSUPPORTED]);
+        // The capability's `currency` param says USD, the list only EUR: nothing is usable.
+        assert!(e.reasons[0].message.ends_with("none"), "{e:?}");
+        // Approval needed: an automated decision never allows.
+        let e = refund(json!({"approval_required": true}), json!(1));
+        assert_eq!(codes_of(&e), [codes::LIMIT_EXCEEDED]);
+        assert_allowed(&refund(json!({"approval_required": false}), json!(1)));
+        // Malformed flags are policy errors.
+        let e = refund(json!({"idempotency_required": "yes"}), json!(1));
+        assert_eq!(codes_of(&e), [codes::POLICY_ERROR]);
+        // Export rows under APort's names.
+        for key in ["max_export_rows", "max_rows_per_export"] {
+            let p = seed_with_limits(json!({ "data.export": { key: 10 } }));
+            let e = ask(&p, "data.export", json!({"rows": 11, "region": "US-NY"}));
+            assert_eq!(codes_of(&e), [codes::LIMIT_EXCEEDED], "{key}");
+        }
+    }
+
+    #[test]
+    fn pack_only_limits_deny_native_decisions() {
+        let p = seed_with_limits(json!({ "payments.refund": { "allowed_merchant_ids": ["m1"] } }));
+        let e = ask(
+            &p,
+            "payments.refund",
+            json!({"amount": 1, "currency": "USD", "region": "US-CA"}),
+        );
+        assert_eq!(codes_of(&e), [codes::INVALID_CONTEXT]);
+        assert!(
+            e.reasons[0].message.contains("finance.payment.charge.v1"),
+            "{e:?}"
+        );
+        // One no pack enforces says so.
+        let p = seed_with_limits(json!({ "payments.refund": { "msgs_per_day": 5 } }));
+        let e = ask(
+            &p,
+            "payments.refund",
+            json!({"amount": 1, "currency": "USD", "region": "US-CA"}),
+        );
+        assert!(
+            e.reasons[0].message.contains("no built-in policy pack"),
+            "{e:?}"
+        );
+        // An empty allowlist restricts nothing; a malformed one is a policy error.
+        let p = seed_with_limits(json!({ "payments.refund": { "allowed_merchant_ids": [] } }));
+        assert_allowed(&ask(
+            &p,
+            "payments.refund",
+            json!({"amount": 1, "currency": "USD", "region": "US-CA"}),
+        ));
+        let p = seed_with_limits(json!({ "payments.refund": { "max_items_per_tx": -1 } }));
+        let e = ask(
+            &p,
+            "payments.refund",
+            json!({"amount": 1, "currency": "USD", "region": "US-CA"}),
+        );
+        assert_eq!(codes_of(&e), [codes::POLICY_ERROR]);
+        // Every pack-only key is known to the vocabulary: none is `limit_unknown`.
+        for (key, _) in PACK_ONLY_KEYS {
+            let p = seed_with_limits(json!({ "payments.refund": { key: 1 } }));
+            let e = ask(
+                &p,
+                "payments.refund",
+                json!({"amount": 1, "currency": "USD", "region": "US-CA"}),
+            );
+            assert!(!e.has(codes::LIMIT_UNKNOWN), "{key}");
+            assert!(!e.allow, "{key}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_inside_the_capability_object_apply_to_it() {
-        let p = with_limit("payments.refund", json!({"approval_required": true}));
-        assert_unknown(&refund_ok(&p), "limits.payments.refund.approval_required");
+        let p = with_limit("payments.refund", json!({"weekly_cap": 5}));
+        assert_unknown(&refund_ok(&p), "limits.payments.refund.weekly_cap");
         assert_allowed(&export_ok(&p));
         let p = with_limit(
             "payments.refund",

@@ -9,6 +9,7 @@ mod faults;
 mod journal;
 mod journal_growth;
 mod limits;
+mod oap;
 mod process;
 mod stack;
 

@@ -356,6 +356,25 @@ pub enum AgentsCommand {
         #[arg(value_name = "AGENT_ID")]
         agent_id: String,
     },
+    /// Import an Open Agent Passport 1.0 document (its `passport_id` is kept); the API key is
+    /// shown once.
+    Import {
+        /// The OAP passport JSON (`-` reads standard input).
+        #[arg(long, value_name = "FILE")]
+        oap: String,
+        /// The organization (`org_…`); required with the platform token.
+        #[arg(long, value_name = "ORG_ID")]
+        org: Option<String>,
+    },
+    /// Print a passport as an Open Agent Passport 1.0 document.
+    Export {
+        /// Export in OAP 1.0 (the only format).
+        #[arg(long, required = true)]
+        oap: bool,
+        /// `ap_…`
+        #[arg(value_name = "AGENT_ID")]
+        agent_id: String,
+    },
     /// The agent's audit events, newest first.
     Events {
         /// `ap_…`

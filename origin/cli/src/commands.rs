@@ -543,6 +543,35 @@ fn agents(client: &Client, out: &Output, cmd: &AgentsCommand) -> Result<()> {
             });
             Ok(())
         }
+        AgentsCommand::Import { oap, org } => {
+            let document = read_json(oap)?;
+            let registered = client.send(
+                Call::post(&["v1", "agents", "import", "oap"])
+                    .query("org_id", org.as_ref())
+                    .json(document),
+            )?;
+            out.show(&registered, |registered| {
+                let agent = registered.get("agent").cloned().unwrap_or(Value::Null);
+                let key = str_field(registered, "api_key");
+                format!(
+                    "Imported OAP passport {} as agent {} ({}).\n{}\n\n{}",
+                    str_field(&agent, "oap_passport_id"),
+                    str_field(&agent, "agent_id"),
+                    str_field(&agent, "status"),
+                    render::passport(&agent),
+                    render::secret("API key", &key)
+                )
+            });
+            Ok(())
+        }
+        AgentsCommand::Export { agent_id, .. } => {
+            let document = client.send(Call::get(&["v1", "agents", agent_id, "oap"]))?;
+            // The document itself, as JSON, whatever the output format: it is meant for files.
+            out.show(&document, |d| {
+                serde_json::to_string_pretty(d).unwrap_or_default()
+            });
+            Ok(())
+        }
         AgentsCommand::Events { agent_id, page } => {
             let list = client.send(paged(
                 Call::get(&["v1", "agents", agent_id, "events"]),

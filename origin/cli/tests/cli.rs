@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tempfile::TempDir;
 use vouch_core::{Passport, Status};
 
@@ -1151,4 +1151,74 @@ fn events_tail_waits_for_a_stream_slot() {
         assert_eq!(envelope["type"], "org.created");
     });
     drop(held);
+}
+
+/// `vouch agents import --oap FILE` and `vouch agents export --oap ID` (SPEC §13): OAP's own
+/// conformance passport in, the same document's passport_id, limits and capabilities out.
+#[test]
+fn oap_import_and_export() {
+    let server = Server::start();
+    let admin = Some(ADMIN_TOKEN);
+    let org = server
+        .vouch(
+            admin,
+            &[
+                "orgs", "create", "--name", "OAP Co", "--slug", "oapco", "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let org_id = str_of(&org, "/org_id").to_owned();
+    let template = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vendor/aport-spec/conformance/cases/payments.refunds.v1/passports/template.json"
+    );
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(template).unwrap()).unwrap();
+    doc["metadata"]["contact"] = json!("support@oap.example");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), doc.to_string()).unwrap();
+    let path = file.path().to_str().unwrap();
+
+    let imported = server
+        .vouch(
+            admin,
+            &["agents", "import", "--oap", path, "--org", &org_id],
+        )
+        .ok();
+    assert!(
+        imported.stdout.contains("shown once"),
+        "{}",
+        imported.stdout
+    );
+    assert!(imported
+        .stdout
+        .contains("550e8400-e29b-41d4-a716-446655440000"));
+    let agent = agent_id_in(&imported.stdout);
+
+    let exported = server
+        .vouch(admin, &["agents", "export", "--oap", &agent])
+        .ok()
+        .json();
+    assert_eq!(exported["passport_id"], doc["passport_id"]);
+    assert_eq!(exported["limits"], doc["limits"]);
+    assert_eq!(exported["capabilities"], doc["capabilities"]);
+    assert_eq!(exported["spec_version"], "oap/1.0");
+
+    // Again, under another name: one agent per passport_id (the API's error, non-zero exit).
+    doc["metadata"]["name"] = json!("Another name");
+    let second = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(second.path(), doc.to_string()).unwrap();
+    let second = second.path().to_str().unwrap();
+    let again = server.vouch(
+        admin,
+        &["agents", "import", "--oap", second, "--org", &org_id],
+    );
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stderr.contains("oap_passport_exists"),
+        "{}",
+        again.stderr
+    );
+    // `export` without `--oap` is a usage error.
+    assert_eq!(server.vouch(admin, &["agents", "export", &agent]).code, 2);
 }

@@ -195,6 +195,21 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/agents/import/oap[?org_id=]`: registers an Open Agent Passport 1.0 document
+    /// as it is (docs/api.md, "OAP 1.0"); `org` is required with the platform token.
+    pub async fn import_oap(&self, document: &Value, org: Option<&OrgId>) -> Result<Registered> {
+        let request = Request::post(&["v1", "agents", "import", "oap"])
+            .query("org_id", org.map(OrgId::as_str))
+            .json(document.clone());
+        self.call(&request).await
+    }
+
+    /// `GET /v1/agents/{id}/oap`: the passport as an OAP 1.0 document.
+    pub async fn export_oap(&self, agent: &AgentId) -> Result<Value> {
+        self.call(&Request::get(&["v1", "agents", agent.as_str(), "oap"]))
+            .await
+    }
+
     /// `GET /v1/agents/{id}`, with its ETag for a later `If-Match`.
     pub async fn get_agent(&self, agent: &AgentId) -> Result<Versioned<Passport>> {
         let answer = self

@@ -166,6 +166,20 @@ impl Publisher {
                 passport.version,
                 text,
             ));
+            // An imported passport is found by its OAP passport_id too (fixed at import, so
+            // rewriting it beside every version is idempotent).
+            if let Some(passport_id) = &passport.oap_passport_id {
+                let alias = vouch_core::kv::OapAlias {
+                    agent_id: passport.agent_id.clone(),
+                    version: passport.version,
+                };
+                let text = serde_json::to_string(&alias).map_err(crate::error::Error::internal)?;
+                values.push((
+                    vouch_core::kv::oap_passport_key(passport_id),
+                    passport.version,
+                    text,
+                ));
+            }
         }
         for record in self
             .store

@@ -25,18 +25,24 @@ use crate::routes::{target_org, wait_propagated, List, Pagination, WaitQuery};
 use crate::secrets;
 use crate::store::{AgentChange, AgentFilter, ChangeEvent, PageRequest};
 
-fn parse_agent_id(raw: &str) -> Result<AgentId> {
+pub(crate) fn parse_agent_id(raw: &str) -> Result<AgentId> {
     AgentId::parse(raw).map_err(|e| Error::field("agent_id", e.to_string()))
 }
 
-/// The passport as JSON with its `ETag`.
-fn with_etag(status: StatusCode, passport: Passport) -> Response {
-    let etag = HeaderValue::from_str(&passport.etag()).ok();
-    let mut response = (status, Json(passport)).into_response();
+/// `body` as JSON with the `ETag` of the passport it was made from.
+pub(crate) fn with_etag_of<T: Serialize>(status: StatusCode, etag: &str, body: T) -> Response {
+    let etag = HeaderValue::from_str(etag).ok();
+    let mut response = (status, Json(body)).into_response();
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
+}
+
+/// The passport as JSON with its `ETag`.
+fn with_etag(status: StatusCode, passport: Passport) -> Response {
+    let etag = passport.etag();
+    with_etag_of(status, &etag, passport)
 }
 
 /// A conditional header's values joined into one list (a header may be sent more than once),
@@ -98,7 +104,22 @@ pub async fn register_agent(
     // An org that does not exist fails the insert's foreign key: `404 org_not_found`.
     let at = now();
     let passport = Passport::register(body, AgentId::from_uuid(Uuid::now_v7()), org_id, at)?;
+    create(&state, &caller, passport, json!({})).await
+}
+
+/// Stores a new passport with its `passport.created` event (`extra` joins the event's data)
+/// and answers `201 { agent, api_key }`, the key shown once.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    passport: Passport,
+    extra: serde_json::Value,
+) -> Result<Response> {
     let api_key = secrets::generate(secrets::AGENT_KEY_PREFIX);
+    let mut data = json!({ "passport": passport });
+    if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+        data.extend(extra);
+    }
     let event = ChangeEvent::new(
         &caller.actor,
         Some(&passport.org_id),
@@ -106,8 +127,8 @@ pub async fn register_agent(
         "agent",
         passport.agent_id.as_str(),
         passport.version,
-        json!({ "passport": passport }),
-        at,
+        data,
+        passport.created_at,
     );
     state
         .store

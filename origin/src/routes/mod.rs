@@ -4,6 +4,7 @@ pub mod agents;
 pub mod audit;
 pub mod delegations;
 pub mod events;
+pub mod oap;
 pub mod oauth;
 pub mod ops;
 pub mod orgs;

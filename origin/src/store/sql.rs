@@ -704,7 +704,8 @@ macro_rules! sql_store {
                 }
                 sqlx::query(
                     "INSERT INTO agents (agent_id, org_id, name, status, version, document, \
-                     api_key_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     api_key_hash, created_at, updated_at, oap_passport_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(passport.agent_id.as_str())
                 .bind(passport.org_id.as_str())
@@ -715,8 +716,22 @@ macro_rules! sql_store {
                 .bind(api_key_hash)
                 .bind(passport.created_at.unix_millis())
                 .bind(passport.updated_at.unix_millis())
+                .bind(passport.oap_passport_id.as_deref())
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(db)
+                        if db.is_unique_violation()
+                            && (db.constraint().is_some_and(|c| c.contains("oap_passport_id"))
+                                || db.message().contains("oap_passport_id")) =>
+                    {
+                        Error::Conflict {
+                            code: "oap_passport_exists",
+                            message: "an agent with this OAP passport_id is already registered".into(),
+                        }
+                    }
+                    _ => Error::from(e),
+                })?;
                 index_agent(&mut tx, passport, false).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
@@ -763,9 +778,12 @@ macro_rules! sql_store {
                 }
                 if let Some(q) = &filter.q {
                     let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                    qb.push(" AND lower(a.name) LIKE ")
+                    // The name, or exactly the OAP passport_id an agent was imported under.
+                    qb.push(" AND (lower(a.name) LIKE ")
                         .push_bind(format!("%{escaped}%"))
-                        .push(" ESCAPE '\\'");
+                        .push(" ESCAPE '\\' OR a.oap_passport_id = ")
+                        .push_bind(q.to_lowercase())
+                        .push(")");
                 }
                 if let Some(after) = &page.after {
                     qb.push(" AND a.agent_id < ").push_bind(after.clone());

@@ -12,6 +12,7 @@ mod harness;
 mod input;
 mod isolation;
 mod lifecycle;
+mod oap;
 mod ops;
 mod outbox;
 mod rate_limits;
@@ -115,6 +116,9 @@ on_both_databases! {
     rate_limit_admin_per_address => crate::rate_limits::admin_api_per_address,
     rate_limit_token_per_credential => crate::rate_limits::token_endpoint_per_credential,
     rate_limit_token_per_address => crate::rate_limits::token_endpoint_per_address,
+    oap_import_and_export => crate::oap::import_and_export,
+    oap_bad_imports => crate::oap::bad_imports,
+    oap_round_trip => crate::oap::round_trip_decides_the_same,
 }
 
 /// `/readyz` on a database that refuses connections: `503` with a fixed sentence, never the

@@ -1,0 +1,153 @@
+//! The OAP 1.0 verifier interface (SPEC §13): `POST /api/verify/policy/{pack_id}`,
+//! `GET /api/policies/{pack_id}` and the `GET /.well-known/oap/` discovery document.
+//! Parsing, the packs and the decision are the core's; this is the shell around them.
+
+use serde_json::Value;
+use vouch_core::caps::CommitRequest;
+use vouch_core::packs::{self, AgentRef, OapDecision, OapRequest};
+use vouch_core::policy::{codes, Reason, SpentToday};
+use vouch_core::{kv, AgentId};
+use worker::{Context, Env, Request, Response, Url};
+
+use crate::journal;
+use crate::kv_cache;
+use crate::ledger;
+use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
+use crate::routes::{decision_id, json_body, now};
+
+/// The largest body the OAP route reads.
+const BODY_LIMIT: usize = 16 * 1024;
+
+fn pack_not_found(id: &str) -> EdgeError {
+    EdgeError::NotFound {
+        code: "pack_not_found",
+        message: format!("no policy pack `{id}`; GET /.well-known/oap/ lists them"),
+    }
+}
+
+/// `POST /api/verify/policy/{pack_id}`: one OAP decision; with an `Idempotency-Key` header and
+/// a daily cap in play, committed against the agent's ledger like `POST /verify`'s commits.
+pub async fn verify(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    host: &str,
+    pack_id: &str,
+) -> Result<Response, EdgeError> {
+    let header_key = req.headers().get("idempotency-key").ok().flatten();
+    // The body first, always (see `json_body`).
+    let body = json_body(req, BODY_LIMIT).await?;
+    let pack = packs::builtin(pack_id).ok_or_else(|| pack_not_found(pack_id))?;
+    let request = OapRequest::from_json(body, &pack.id, header_key.as_deref())?;
+    journal::ensure_fresh(env, ctx, host).await?;
+    let now = now();
+    let agent = resolve(env, &request.agent).await?;
+    let entry = match &agent {
+        Some(agent_id) => kv_cache::passport(env, &kv::passport_key(agent_id)).await?,
+        None => None,
+    };
+    let Some(entry) = entry else {
+        let decision = OapDecision::not_found(
+            decision_id(),
+            &pack.id,
+            &request.agent,
+            now,
+            MAX_AGE_SECONDS,
+        );
+        return respond(&serde_json::to_value(&decision).map_err(internal)?, None);
+    };
+    let mut evaluation = packs::evaluate(
+        pack,
+        &entry.view,
+        &request.context,
+        &SpentToday::new(),
+        request.idempotency_key.as_deref(),
+    );
+    let spend = evaluation.spend.take();
+    let decision = OapDecision::new(
+        decision_id(),
+        &pack.id,
+        &request.agent,
+        &entry.view,
+        evaluation,
+        now,
+        MAX_AGE_SECONDS,
+    );
+    let capped = spend.as_ref().is_some_and(|s| !s.daily_caps.is_empty());
+    let (Some(key), true) = (&request.commit, capped) else {
+        return respond(&serde_json::to_value(&decision).map_err(internal)?, None);
+    };
+    let allow = decision.allow;
+    let commit = CommitRequest {
+        agent_id: entry.view.agent_id.clone(),
+        idempotency_key: key.to_string(),
+        fingerprint: request.fingerprint(&pack.id, &entry.view.agent_id),
+        day: now.utc_day(),
+        spend: spend.filter(|_| allow),
+        decision: serde_json::to_value(&decision).map_err(internal)?,
+    };
+    match ledger::record(env, commit).await {
+        Ok((settled, replayed)) => respond(&settled, Some(replayed)),
+        // OAP names this case: a decision, not an HTTP error.
+        Err(EdgeError::Conflict { message, .. }) => {
+            let mut denied = decision;
+            denied.allow = false;
+            denied.reasons = vec![Reason::new(codes::IDEMPOTENCY_CONFLICT, message)];
+            respond(
+                &serde_json::to_value(&denied).map_err(internal)?,
+                Some(false),
+            )
+        }
+        Err(other) => Err(other),
+    }
+}
+
+fn internal(e: serde_json::Error) -> EdgeError {
+    EdgeError::Internal(e.to_string())
+}
+
+fn respond(decision: &Value, replayed: Option<bool>) -> Result<Response, EdgeError> {
+    let text = serde_json::to_string(decision).map_err(internal)?;
+    let replayed = replayed.map(|r| if r { "true" } else { "false" });
+    let mut headers = vec![("cache-control", "no-store")];
+    if let Some(r) = replayed {
+        headers.push(("idempotent-replayed", r));
+    }
+    Ok(json_response(200, &text, &headers))
+}
+
+/// The agent a request names: an `ap_…` id as is; an OAP `passport_id` through its import
+/// alias, else as the UUID of an agent this registry minted (its export's `passport_id`).
+async fn resolve(env: &Env, agent: &AgentRef) -> Result<Option<AgentId>, EdgeError> {
+    match agent {
+        AgentRef::Agent(id) => Ok(Some(id.clone())),
+        AgentRef::Passport(uuid) => match kv_cache::oap_alias(env, uuid).await? {
+            Some(agent) => Ok(Some(agent)),
+            None => Ok(agent.derived_agent()),
+        },
+    }
+}
+
+/// `GET /api/policies/{pack_id}`: the pack itself, as data.
+pub fn policy(req: &Request, pack_id: &str) -> Result<Response, EdgeError> {
+    let pack = packs::builtin(pack_id).ok_or_else(|| pack_not_found(pack_id))?;
+    let body = serde_json::to_string(pack).map_err(internal)?;
+    Ok(cacheable(req, 200, &body, &packs::etag(pack)))
+}
+
+/// `GET /.well-known/oap/`: where OAP verifiers find the routes and the keys.
+pub async fn discovery(req: &Request, url: &Url, env: &Env) -> Result<Response, EdgeError> {
+    let edge = url.origin().ascii_serialization();
+    // The origin's address, as it published it in the OpenID discovery document.
+    let origin = kv_cache::document(env, kv::DISCOVERY_KEY, "discovery")
+        .await?
+        .and_then(|d| {
+            d.document
+                .get("issuer")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    let document = packs::discovery(&edge, origin.as_deref());
+    let body = document.to_string();
+    Ok(cacheable(req, 200, &body, &packs::discovery_etag(&body)))
+}
