@@ -8,6 +8,7 @@ mod journal;
 mod kv_cache;
 mod ledger;
 mod objects;
+mod public_page;
 mod random;
 mod rate_limit;
 mod respond;

@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod passport;
 pub mod patch;
 pub mod policy;
+pub mod public_page;
 pub mod timestamp;
 pub mod token;
 pub mod validate;

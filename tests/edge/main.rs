@@ -9,6 +9,7 @@ mod journal;
 mod journal_growth;
 mod limits;
 mod process;
+mod public_page;
 mod stack;
 
 use std::time::Duration;
