@@ -7,6 +7,7 @@
 mod agents;
 mod audit;
 mod brake;
+mod console;
 mod delegations;
 mod harness;
 mod input;
@@ -58,6 +59,8 @@ on_both_databases! {
     token_rules => crate::isolation::token_rules,
     token_revocation => crate::isolation::token_revocation,
     authentication => crate::isolation::authentication,
+    console_sessions => crate::console::sessions,
+    console_csrf_and_viewers => crate::console::csrf_and_viewers,
     register_and_read => crate::agents::register_and_read,
     immutable_fields => crate::agents::immutable_fields,
     if_match_conflicts => crate::agents::if_match_conflicts,
