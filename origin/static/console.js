@@ -10,7 +10,12 @@
     if (live) { live.textContent = text; }
   }
 
-  function apply(agentId, status) {
+  function apply(agentId, status, version) {
+    if (typeof version === "number") {
+      document.querySelectorAll('[data-version-of="' + agentId + '"]').forEach(function (el) {
+        el.textContent = String(version);
+      });
+    }
     document.querySelectorAll('[data-status-of="' + agentId + '"]').forEach(function (el) {
       el.textContent = LABELS[status] || status;
       el.className = "status status-" + status;
@@ -27,7 +32,7 @@
       try { envelope = JSON.parse(event.data); } catch (_) { return; }
       var data = envelope.data || {};
       if (/^ap_[0-9a-f]{32}$/.test(data.agent_id || "") && LABELS[data.new_status]) {
-        apply(data.agent_id, data.new_status);
+        apply(data.agent_id, data.new_status, data.version);
       }
     });
   }

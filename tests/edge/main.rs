@@ -4,6 +4,7 @@
 
 mod audit;
 mod brake;
+mod console_browser;
 mod faults;
 mod journal;
 mod journal_growth;

@@ -211,12 +211,35 @@ pub fn events_table(events: &[AuditEvent]) -> Markup {
                             td { (views::time(Some(e.created_at))) }
                             td { (e.action) }
                             td { code { (e.actor) } }
-                            td { code.details { (e.data) } }
+                            td { (event_in_words(e)) }
                         }
                     }
                     @if events.is_empty() { tr { td colspan="5" { "No events yet." } } }
                 }
             }
+        }
+    }
+}
+
+/// What an event did, in a few words; its data as stored behind a disclosure.
+fn event_in_words(event: &AuditEvent) -> Markup {
+    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let summary = match (text(&data["previous_status"]), text(&data["new_status"])) {
+        (Some(before), Some(after)) => Some(match text(&data["reason"]) {
+            Some(reason) => format!("{before} → {after}: {reason}"),
+            None => format!("{before} → {after}"),
+        }),
+        _ => data["changes"].as_object().map(|changes| {
+            let fields: Vec<&str> = changes.keys().map(String::as_str).collect();
+            format!("changed {}", fields.join(", "))
+        }),
+    };
+    html! {
+        @if let Some(summary) = summary { (summary) " " }
+        details {
+            summary { "Data" span.visually-hidden { " of event " (event.seq) } }
+            code.details { (event.data) }
         }
     }
 }

@@ -139,10 +139,10 @@ pub fn status_actions(session: &Session, passport: &Passport, compact: bool) -> 
     let form = |status: &str, button: &str, class: &str| {
         let reason_id = format!("reason-{status}-{id}");
         html! {
-            form.inline class=(class) method="post" action=(action) hx-post=(action) hx-target="#change-result" hx-swap="innerHTML" {
+            form class=(format!("inline {class}")) method="post" action=(action) hx-post=(action) hx-target="#change-result" hx-swap="innerHTML" {
                 (csrf(session))
                 input type="hidden" name="status" value=(status);
-                label.visually-hidden[compact] for=(reason_id) { "Reason to " (button.to_lowercase()) " " (passport.name) }
+                label class=[compact.then_some("visually-hidden")] for=(reason_id) { "Reason to " (button.to_lowercase()) " " (passport.name) }
                 input id=(reason_id) type="text" name="reason" placeholder="Reason" maxlength="500";
                 button type="submit" { (button) span.visually-hidden { " " (passport.name) } }
             }
@@ -187,7 +187,7 @@ pub fn agents_table(session: &Session, agents: &[Passport]) -> Markup {
                                 @if i > 0 { ", " } code { (c.id.as_str()) }
                             } }
                             td { (words::regions_in_words(&agent.fields.regions)) }
-                            td { (agent.version) }
+                            td data-version-of=(agent.agent_id.as_str()) { (agent.version) }
                             @if session.can_write() { td { (status_actions(session, agent, true)) } }
                         }
                     }
