@@ -10,7 +10,7 @@ use maud::html;
 use serde::Deserialize;
 use vouch_core::OrgId;
 
-use super::agents::events_table;
+use super::agents::{deliveries_table, events_table};
 use super::forms::{CsrfForm, SignInForm, TokenForm, WebhookForm};
 use super::session::{self, Session};
 use super::views::{self, csrf, layout, Nav};
@@ -310,29 +310,7 @@ pub async fn webhook(
             dt { "Organization" } dd { code { (hook.org_id.as_str()) } }
         }
         h2 { "Deliveries, newest first" }
-        div.table-wrap { table {
-            caption.visually-hidden { "Deliveries" }
-            thead { tr { th scope="col" { "Event" } th scope="col" { "Status" } th scope="col" { "Attempts" } th scope="col" { "Last answer" } @if session.can_write() { th scope="col" { "Redeliver" } } } }
-            tbody {
-                @for d in &deliveries.data {
-                    tr {
-                        td { (d.event_type) br; code { (d.event_id) } }
-                        td { (d.status) @if let Some(next) = d.next_attempt_at { " (next " (views::time(Some(next))) ")" } }
-                        td { (d.attempt_count) }
-                        td { @if let Some(a) = d.attempts.last() {
-                            @if let Some(code) = a.status_code { "HTTP " (code) } @else if let Some(e) = &a.error { (e) }
-                        } @else { "—" } }
-                        @if session.can_write() { td {
-                            form method="post" action=(format!("/console/webhooks/{webhook_id}/deliveries/{}/redeliver", d.event_id)) {
-                                (csrf(&session))
-                                button type="submit" { "Redeliver" span.visually-hidden { " " (d.event_id) } }
-                            }
-                        } }
-                    }
-                }
-                @if deliveries.data.is_empty() { tr { td colspan="5" { "No deliveries yet." } } }
-            }
-        } }
+        (deliveries_table(&deliveries.data, Some(&session)))
     };
     Ok(page(
         StatusCode::OK,
@@ -357,9 +335,22 @@ pub async fn redeliver(
     Ok(Redirect::to(&format!("/console/webhooks/{webhook_id}")).into_response())
 }
 
-/// `GET /console/tokens`.
-pub async fn tokens(session: Session) -> Result<Response, ConsoleError> {
+/// `GET /console/tokens`: an org's tokens (for its owner, or the platform admin naming it).
+pub async fn tokens(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<OrgQuery>,
+) -> Result<Response, ConsoleError> {
     let may = matches!(session.caller.role, Role::Platform | Role::Owner);
+    let org = match (query.org()?, &session.caller.org_id) {
+        (Some(named), _) if session.caller.sees_org(&named) => Some(named),
+        (Some(_), _) => return Err(Error::org_not_found().into()),
+        (None, own) => own.clone(),
+    };
+    let listed = match &org {
+        Some(org) if may => Some(state.store.tokens_of(org).await?),
+        _ => None,
+    };
     let org_field = |id: &str| {
         html! {
             @if session.caller.is_platform() {
@@ -371,6 +362,30 @@ pub async fn tokens(session: Session) -> Result<Response, ConsoleError> {
     let body = html! {
         p { "Admin tokens of an organization: " strong { "owner" } " (everything, including tokens), "
             strong { "admin" } " (agents, webhooks), " strong { "viewer" } " (read only). A token is shown once, when it is created." }
+        @if session.caller.is_platform() {
+            form.filters method="get" action="/console/tokens" {
+                div { label for="list_org" { "Organization" } input #list_org type="text" name="org_id" value=(query.org_id) placeholder="org_…"; }
+                div { button type="submit" { "Show its tokens" } }
+            }
+        }
+        @if let Some(listed) = &listed {
+            div.table-wrap { table {
+                caption.visually-hidden { "Tokens" }
+                thead { tr { th scope="col" { "Token id" } th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Created" } th scope="col" { "State" } } }
+                tbody {
+                    @for (token, revoked) in listed {
+                        tr {
+                            td { code { (token.token_id.as_str()) } }
+                            td { (token.name) }
+                            td { (token.role.as_str()) }
+                            td { (views::time(Some(token.created_at))) }
+                            td { @if let Some(at) = revoked { "revoked " (views::time(Some(*at))) } @else { "live" } }
+                        }
+                    }
+                    @if listed.is_empty() { tr { td colspan="5" { "No tokens." } } }
+                }
+            } }
+        }
         @if may {
             h2 { "Create a token" }
             form.stack method="post" action="/console/tokens" {

@@ -165,6 +165,8 @@ pub async fn detail(
         }),
     )
     .await?;
+    let delegations = state.store.delegations_of(&passport.agent_id, 50).await?;
+    let deliveries = state.store.deliveries_about(&passport.agent_id, 50).await?;
     let public = state.edge_url.as_deref().map(|edge| {
         format!(
             "{}/agents/{}",
@@ -188,6 +190,10 @@ pub async fn detail(
         }
         h2 { "Passport" }
         (views::passport_fields(&passport))
+        h2 { "Delegations" }
+        (delegations_table(passport.agent_id.as_str(), &delegations))
+        h2 { "Webhook deliveries of its events" }
+        (deliveries_table(&deliveries, None))
         h2 { "Events" }
         (events_table(&events.data))
     };
@@ -218,6 +224,77 @@ pub fn events_table(events: &[AuditEvent]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The grants naming an agent, either way.
+fn delegations_table(agent_id: &str, grants: &[crate::store::DelegationRecord]) -> Markup {
+    let now = crate::clock::now();
+    let party = |id: &str| {
+        html! {
+            @if id == agent_id { "this agent" } @else { a href=(format!("/console/agents/{id}")) { code { (id) } } }
+        }
+    };
+    html! {
+        div.table-wrap { table {
+            caption.visually-hidden { "Delegations" }
+            thead { tr { th scope="col" { "Grant" } th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Scopes" } th scope="col" { "State" } } }
+            tbody {
+                @for d in grants {
+                    tr {
+                        td { code { (d.grant.delegation_id.as_str()) } }
+                        td { (party(d.grant.delegator.as_str())) }
+                        td { (party(d.grant.delegatee.as_str())) }
+                        td { (d.grant.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) " (depth ≤ " (d.grant.max_depth) ")" }
+                        td {
+                            @if d.grant.revoked || d.revoked_at.is_some() { "revoked " (views::time(d.revoked_at)) }
+                            @else if d.grant.expires_at <= now { "expired " (views::time(Some(d.grant.expires_at))) }
+                            @else { "live until " (views::time(Some(d.grant.expires_at))) }
+                        }
+                    }
+                }
+                @if grants.is_empty() { tr { td colspan="5" { "No delegations name this agent." } } }
+            }
+        } }
+    }
+}
+
+/// Webhook deliveries (of one agent's events, or of one subscription: then each can be
+/// redelivered by a session that may write).
+pub fn deliveries_table(
+    deliveries: &[crate::store::Delivery],
+    redeliver: Option<&Session>,
+) -> Markup {
+    let redeliver = redeliver.filter(|s| s.can_write());
+    html! {
+        div.table-wrap { table {
+            caption.visually-hidden { "Webhook deliveries" }
+            thead { tr {
+                th scope="col" { "Event" } th scope="col" { "Webhook" } th scope="col" { "Status" }
+                th scope="col" { "Attempts" } th scope="col" { "Last answer" }
+                @if redeliver.is_some() { th scope="col" { "Redeliver" } }
+            } }
+            tbody {
+                @for d in deliveries {
+                    tr {
+                        td { (d.event_type) br; code { (d.event_id) } }
+                        td { a href=(format!("/console/webhooks/{}", d.webhook_id)) { code { (d.webhook_id) } } }
+                        td { (d.status) @if let Some(next) = d.next_attempt_at { " (next " (views::time(Some(next))) ")" } }
+                        td { (d.attempt_count) }
+                        td { @if let Some(a) = d.attempts.last() {
+                            @if let Some(code) = a.status_code { "HTTP " (code) } @else if let Some(e) = &a.error { (e) }
+                        } @else { "—" } }
+                        @if let Some(session) = redeliver { td {
+                            form method="post" action=(format!("/console/webhooks/{}/deliveries/{}/redeliver", d.webhook_id, d.event_id)) {
+                                (csrf(session))
+                                button type="submit" { "Redeliver" span.visually-hidden { " " (d.event_id) } }
+                            }
+                        } }
+                    }
+                }
+                @if deliveries.is_empty() { tr { td colspan="6" { "No deliveries." } } }
+            }
+        } }
     }
 }
 
@@ -473,6 +550,28 @@ pub async fn set_status(
     headers: HeaderMap,
     Form(form): Form<StatusForm>,
 ) -> Result<Response, ConsoleError> {
+    let htmx = from_htmx(&headers);
+    match change_status(state, &session, agent_id, htmx, form).await {
+        // htmx swaps the answer into the page: a refusal is a fragment there, not a whole page.
+        Err(ConsoleError::Page {
+            status,
+            title,
+            message,
+        }) if htmx => Ok(page(
+            status,
+            html! { div.result role="alert" { p.error { strong { (title) ": " } (message) } } },
+        )),
+        other => other,
+    }
+}
+
+async fn change_status(
+    state: AppState,
+    session: &Session,
+    agent_id: String,
+    htmx: bool,
+    form: StatusForm,
+) -> Result<Response, ConsoleError> {
     session.check_csrf(&form.csrf)?;
     let status = Status::parse(&form.status)
         .ok_or_else(|| ConsoleError::bad(format!("`{}` is not a status.", form.status)))?;
@@ -498,9 +597,9 @@ pub async fn set_status(
     } else {
         None
     };
-    let name = passport(&state, &session, &agent_id).await?.name;
+    let name = passport(&state, session, &agent_id).await?.name;
     let result = change_result(&state, &name, &changed, kv_at);
-    if from_htmx(&headers) {
+    if htmx {
         return Ok(page(StatusCode::OK, result));
     }
     let body = html! {
@@ -509,7 +608,7 @@ pub async fn set_status(
     };
     Ok(page(
         StatusCode::OK,
-        layout(Some(&session), "Status changed", Nav::Agents, body),
+        layout(Some(session), "Status changed", Nav::Agents, body),
     ))
 }
 

@@ -7,8 +7,8 @@
 
 mod audit;
 mod audit_sql;
+mod console_sql;
 mod postgres;
-mod sessions_sql;
 mod sql;
 mod sqlite;
 mod webhooks_sql;
@@ -630,6 +630,20 @@ pub trait SessionStore {
     async fn delete_session(&self, session_hash: &str) -> Result<bool>;
 }
 
+/// What the console shows beside the API's lists: an agent's delegations and the webhook
+/// deliveries of its events, and an org's admin tokens (never their hashes). Callers check that
+/// the caller may see the agent or org first.
+#[async_trait]
+pub trait ConsoleStore {
+    /// The newest `limit` grants naming `agent_id` as delegator or delegatee.
+    async fn delegations_of(&self, agent_id: &AgentId, limit: u32)
+        -> Result<Vec<DelegationRecord>>;
+    /// The newest `limit` webhook deliveries of events about `agent_id`.
+    async fn deliveries_about(&self, agent_id: &AgentId, limit: u32) -> Result<Vec<Delivery>>;
+    /// The org's admin tokens, newest first, with when each was revoked.
+    async fn tokens_of(&self, org_id: &OrgId) -> Result<Vec<(AdminToken, Option<Timestamp>)>>;
+}
+
 #[async_trait]
 pub trait OutboxStore {
     /// Outbox rows after `after_id`, oldest first.
@@ -935,6 +949,7 @@ pub trait Store:
     + DelegationStore
     + WebhookStore
     + SessionStore
+    + ConsoleStore
     + Send
     + Sync
 {

@@ -440,3 +440,80 @@ pub async fn csrf_and_viewers(app: &TestApp) {
 fn forged_csrf() -> String {
     sha256("another session's csrf")
 }
+
+pub async fn pages(app: &TestApp) {
+    let org = app.org("console-pages").await;
+    let (a, _) = app.agent(&org, "Delegator Bot").await;
+    let (b, _) = app.agent(&org, "Delegatee Bot").await;
+    for agent in [&a, &b] {
+        app.set_status(agent, "active").await.assert_status(200);
+    }
+    let grant = app
+        .post(
+            "/v1/delegations",
+            ADMIN,
+            json!({ "delegator": a, "delegatee": b, "scopes": ["payments.refund"], "ttl_seconds": 3600, "max_depth": 2 }),
+        )
+        .await;
+    let grant = grant.assert_status(201)["delegation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owner = app.token(&org, "owner").await;
+    let mut console = Console::new(app);
+    console.sign_in(&owner).await;
+
+    // The passport page: every field, limits in words, its delegations and events.
+    let detail = console.get(&format!("/console/agents/{b}")).await;
+    detail.assert_page(200, &grant);
+    for words in [
+        "this agent",
+        "payments.refund (depth ≤ 2)",
+        "live until",
+        "at most 1,000.00 USD per day",
+        "draft → active",
+        "No deliveries.",
+    ] {
+        assert!(detail.body.contains(words), "{words} in {}", detail.body);
+    }
+    // Search and filters, and a filter the API refuses shown as a sentence.
+    let found = console
+        .get("/console/agents?q=delegatee&status=active")
+        .await;
+    found.assert_page(200, "Delegatee Bot");
+    assert!(!found.body.contains("Delegator Bot"));
+    let refused = console.get("/console/agents?capability=Not..Valid").await;
+    refused.assert_page(200, "is not a capability id");
+
+    // Tokens: an owner sees its org's (never their secrets), and makes one shown once.
+    let tokens = console.get("/console/tokens").await;
+    tokens.assert_page(200, "owner");
+    assert!(!tokens.body.contains(&owner));
+    let made = console
+        .post(
+            "/console/tokens",
+            &[("csrf", &tokens.csrf()), ("name", "ci"), ("role", "viewer")],
+        )
+        .await;
+    made.assert_page(201, "It is shown only now");
+    assert!(made.body.contains("vk_admin_"));
+    assert_eq!(
+        console
+            .get("/console/tokens")
+            .await
+            .body
+            .matches("<td>live</td>")
+            .count(),
+        2
+    );
+
+    // The audit log and its chain check.
+    console
+        .get("/console/audit")
+        .await
+        .assert_page(200, "Intact: ");
+    console
+        .get("/console/webhooks")
+        .await
+        .assert_page(200, "No webhooks yet.");
+}

@@ -61,6 +61,7 @@ on_both_databases! {
     authentication => crate::isolation::authentication,
     console_sessions => crate::console::sessions,
     console_csrf_and_viewers => crate::console::csrf_and_viewers,
+    console_pages => crate::console::pages,
     register_and_read => crate::agents::register_and_read,
     immutable_fields => crate::agents::immutable_fields,
     if_match_conflicts => crate::agents::if_match_conflicts,
