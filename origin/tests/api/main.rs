@@ -119,6 +119,7 @@ on_both_databases! {
     rate_limit_admin_per_address => crate::rate_limits::admin_api_per_address,
     rate_limit_token_per_credential => crate::rate_limits::token_endpoint_per_credential,
     rate_limit_token_per_address => crate::rate_limits::token_endpoint_per_address,
+    rate_limit_console_per_address => crate::rate_limits::console_per_address,
 }
 
 /// `/readyz` on a database that refuses connections: `503` with a fixed sentence, never the
