@@ -34,7 +34,7 @@ ensure_edge_toolchain
 echo "==> building the edge worker"
 build_edge_worker
 echo "==> building the origin and the CLI"
-cargo build --locked -p vouch-origin --bin vouch-origin --bin vouch
+cargo build --locked -p vouch-origin --bin vouch-origin -p vouch-cli --bin vouch
 
 PIDS=()
 cleanup() {

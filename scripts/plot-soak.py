@@ -4,7 +4,7 @@ propagation p99 of each 10 s window, against time.
 
     python3 scripts/plot-soak.py target/soak/soak.csv docs/soak.png
 
-Needs matplotlib (`pip install matplotlib`). A benchmark aid, not part of the product.
+Needs matplotlib (scripts/soak.sh installs the pinned one: `ensure_python_env plotting`). A benchmark aid, not part of the product.
 """
 import csv
 import sys
@@ -24,6 +24,10 @@ def main():
     fig, (mem, lag) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     mem.plot(t, [int(r["origin_rss_kib"]) / 1024 for r in rows], label="origin")
     mem.plot(t, [int(r["workerd_rss_kib"]) / 1024 for r in rows], label="workerd")
+    mem.plot(t, [int(r["workerd_anon_kib"]) / 1024 for r in rows], "--", color="tab:orange",
+             label="workerd, anonymous (heaps)")
+    mem.plot(t, [int(r["stored_kib"]) / 1024 for r in rows], ":", color="tab:gray",
+             label="KV + Durable Objects on disk")
     mem.plot(t, [int(r["wasm_memory_kib"]) / 1024 for r in rows], label="the worker's wasm memory")
     mem.set_ylabel("resident memory (MiB)")
     mem.set_ylim(bottom=0)

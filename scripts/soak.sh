@@ -8,12 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/edge-toolchain.sh
+source scripts/lib/python-env.sh
 ensure_edge_toolchain
+ensure_python_env plotting
 echo "==> building the worker and the origin (release)" >&2
 build_edge_worker
 cargo build --release --locked -p vouch-origin --bin vouch-origin
 out="${VOUCH_SOAK_OUT:-${CARGO_TARGET_DIR:-target}/soak}"
 status=0
 VOUCH_SOAK_OUT="$out" cargo bench --locked -p vouch-e2e --bench soak || status=$?
-python3 scripts/plot-soak.py "$out/soak.csv" docs/soak.png
+"$VOUCH_PYTHON" scripts/plot-soak.py "$out/soak.csv" docs/soak.png
 exit "$status"

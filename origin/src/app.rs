@@ -138,7 +138,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .split_for_parts();
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(crate::openapi::document(&openapi));
     let request_id = HeaderName::from_static("x-request-id");
     api.merge(crate::console::router())
         .route(

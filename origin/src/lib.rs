@@ -13,6 +13,7 @@ pub mod extract;
 pub mod journal;
 pub mod keys;
 pub mod kv;
+pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 pub mod secrets;

@@ -1,13 +1,14 @@
 # Sourced by scripts that run Python test tools (independent verifiers, schemathesis, SDK tests).
 # Creates, once, a virtualenv in the per-user cache keyed by the pinned requirements, so a fresh
 # clone reuses it and a change to the pins builds a new one beside the old.
-#   ensure_python_env   # exports VOUCH_PYTHON (the venv's python)
+#   ensure_python_env             # the test tools: exports VOUCH_PYTHON (the venv's python)
+#   ensure_python_env plotting    # the benchmarks' plots (scripts/python/plotting.txt)
 
 VOUCH_REPO="${VOUCH_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 VOUCH_CACHE="${VOUCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vouch}"
 
 ensure_python_env() {
-  local requirements="$VOUCH_REPO/scripts/python/requirements.txt"
+  local requirements="$VOUCH_REPO/scripts/python/${1:-requirements}.txt"
   local key
   key="$(sha256sum "$requirements" | cut -c1-16)"
   local venv="$VOUCH_CACHE/python-$key"

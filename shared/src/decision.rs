@@ -7,7 +7,7 @@
 //! agent of its chain, and this module checks the chain ([`delegation::check_chain`]) and the
 //! subject's passport, and merges both into one list of reasons ([`merge_token_checks`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::caps::IdempotencyKey;
@@ -316,7 +316,7 @@ pub fn merge_token_checks(
 }
 
 /// The decision of SPEC §11.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub decision_id: String,
     pub allow: bool,

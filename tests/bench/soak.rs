@@ -107,13 +107,28 @@ async fn agent(shared: &Shared, org: &str, name: &str) -> (String, String) {
     )
 }
 
-/// Resident memory of a process in KiB (`VmRSS`), if it runs.
-fn rss_kib(pid: u32) -> Option<u64> {
+/// A memory figure of a process in KiB from `/proc/{pid}/status` (`VmRSS`, `RssAnon`…), if it runs.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Bytes of the files under `dir`: what the local KV and Durable Objects keep on disk.
+fn stored_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => stored_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// The `workerd` processes started by the Node process `parent`.
@@ -478,7 +493,7 @@ async fn main() {
     let mut csv = std::fs::File::create(out_dir.join("soak.csv")).expect("csv");
     writeln!(
         csv,
-        "seconds,origin_rss_kib,workerd_rss_kib,wasm_memory_kib,verify,commits,registrations,flips,exchanges,errors,propagation_p99_ms"
+        "seconds,origin_rss_kib,workerd_rss_kib,workerd_anon_kib,wasm_memory_kib,stored_kib,verify,commits,registrations,flips,exchanges,errors,propagation_p99_ms"
     )
     .unwrap();
     let mut samples: Vec<(f64, u64, u64, u64)> = Vec::new();
@@ -487,8 +502,15 @@ async fn main() {
     while started.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let t = started.elapsed().as_secs_f64();
-        let origin_rss = rss_kib(origin_pid).unwrap_or(0);
-        let workerd_rss: u64 = workerd_pids(node_pid).into_iter().filter_map(rss_kib).sum();
+        let origin_rss = status_kib(origin_pid, "VmRSS").unwrap_or(0);
+        let workerd = workerd_pids(node_pid);
+        let workerd_rss: u64 = workerd.iter().filter_map(|p| status_kib(*p, "VmRSS")).sum();
+        // Of which anonymous (heaps): the rest is file pages mapped in (SQLite's storage files).
+        let workerd_anon: u64 = workerd
+            .iter()
+            .filter_map(|p| status_kib(*p, "RssAnon"))
+            .sum();
+        let stored_kib = stored_bytes(std::path::Path::new(&persist)) / 1024;
         // The worker's own part of it: its wasm linear memory (which never shrinks).
         let wasm_kib = match shared
             .client
@@ -518,7 +540,7 @@ async fn main() {
         sorted.sort_by(f64::total_cmp);
         writeln!(
             csv,
-            "{t:.0},{origin_rss},{workerd_rss},{wasm_kib},{},{},{},{},{},{},{:.0}",
+            "{t:.0},{origin_rss},{workerd_rss},{workerd_anon},{wasm_kib},{stored_kib},{},{},{},{},{},{},{:.0}",
             c.verify.load(Ordering::Relaxed),
             c.commits.load(Ordering::Relaxed),
             c.registrations.load(Ordering::Relaxed),
@@ -530,10 +552,12 @@ async fn main() {
         .unwrap();
         csv.flush().unwrap();
         eprintln!(
-            "{t:>4.0} s  origin {:>6} KiB  workerd {:>7} KiB (wasm {:>6} KiB)  errors {}",
+            "{t:>4.0} s  origin {:>6} KiB  workerd {:>7} KiB (anon {:>7}, wasm {:>6})  stored {:>7} KiB  errors {}",
             origin_rss,
             workerd_rss,
+            workerd_anon,
             wasm_kib,
+            stored_kib,
             c.errors.load(Ordering::Relaxed)
         );
         samples.push((t, origin_rss, workerd_rss, wasm_kib));

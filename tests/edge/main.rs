@@ -4,6 +4,7 @@
 
 mod audit;
 mod brake;
+mod client;
 mod console_browser;
 mod faults;
 mod journal;

@@ -12,7 +12,8 @@ use vouch_core::audit::AuditEvent;
 use vouch_core::patch::apply_merge_patch;
 use vouch_core::{etag, lifecycle};
 use vouch_core::{
-    AgentId, CapabilityId, EventType, Health, NewAgent, OrgId, Passport, Region, Status, Timestamp,
+    AgentId, CapabilityId, CoreError, EventType, Health, NewAgent, OrgId, Passport, Region, Status,
+    Timestamp,
 };
 
 use crate::app::AppState;
@@ -226,7 +227,8 @@ pub async fn get_agent(
            ("If-Match" = Option<String>, Header, description = "the ETag you read, e.g. \"7\"")),
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, body = Passport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 412, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn patch_agent(
     State(state): State<AppState>,
@@ -236,6 +238,12 @@ pub async fn patch_agent(
     MergePatchBody(patch): MergePatchBody,
 ) -> Result<Response> {
     let agent_id = parse_agent_id(&agent_id)?;
+    // A body that is no patch at all is refused before any precondition is checked.
+    if !patch.is_object() {
+        return Err(Error::Core(CoreError::invalid(
+            "a merge patch must be a JSON object",
+        )));
+    }
     caller.authorize_agent_write(&state, &agent_id).await?;
     let expected = if_match(&headers)?;
     let actor = caller.actor.clone();

@@ -128,6 +128,23 @@ pub async fn truncation_detected(app: &TestApp) {
 
 // ---- The Merkle log against its published checkpoint ------------------------------------------
 
+/// The `vouch` binary of the `vouch-cli` crate, beside this test (`cargo test --workspace`
+/// builds it; a package cannot name another package's binary).
+fn cli_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("vouch");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p vouch-cli` (or `cargo test --workspace`)",
+        binary.display()
+    );
+    binary
+}
+
 /// `vouch --url <app> --token <admin> <args…>`: (exit code, stdout, stderr).
 async fn vouch(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     let mut full = vec![
@@ -138,7 +155,7 @@ async fn vouch(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     ];
     full.extend(args.iter().map(|a| (*a).to_owned()));
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+        std::process::Command::new(cli_binary())
             .args(&full)
             .env_remove("VOUCH_EDGE_URL")
             .env_remove("VOUCH_AUDIT_KEY")

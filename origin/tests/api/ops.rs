@@ -59,7 +59,44 @@ pub async fn operations(app: &TestApp) {
     ] {
         assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
     }
-    assert!(doc["components"]["schemas"].get("Passport").is_some());
+    // A passport as served has exactly the properties its schema names (one object schema,
+    // not an allOf whose closed part would refuse the others); so does a registration body.
+    let passport_schema = &doc["components"]["schemas"]["Passport"];
+    assert!(passport_schema.get("allOf").is_none(), "{passport_schema}");
+    let org = app.org("openapi").await;
+    let (agent, _) = app.agent(&org, "Schema Bot").await;
+    app.set_status(&agent, "active").await.assert_status(200);
+    app.set_status(&agent, "suspended").await.assert_status(200);
+    let served = app.get("/v1/agents", ADMIN).await;
+    let served = served.assert_status(200);
+    assert!(!served["data"].as_array().unwrap().is_empty());
+    for passport in served["data"].as_array().unwrap() {
+        let mut fields: Vec<&String> = passport.as_object().unwrap().keys().collect();
+        fields.retain(|f| passport_schema["properties"].get(f.as_str()).is_none());
+        assert!(fields.is_empty(), "not in the schema: {fields:?}");
+    }
+    let registration = &doc["components"]["schemas"]["NewAgent"];
+    for field in ["name", "owner", "capabilities", "regions", "org_id"] {
+        assert!(
+            registration["properties"].get(field).is_some(),
+            "{field}: {registration}"
+        );
+    }
+    // The errors every operation can answer from the shared extractors are listed.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = &operation["responses"];
+            if path.contains('{') {
+                assert!(responses.get("400").is_some(), "{method} {path}: 400");
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(responses.get("415").is_some(), "{method} {path}: 415");
+            }
+            if path.starts_with("/v1/") {
+                assert!(responses.get("429").is_some(), "{method} {path}: 429");
+            }
+        }
+    }
 
     app.call(reqwest::Method::GET, "/v2/nothing", None, None)
         .await

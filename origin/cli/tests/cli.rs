@@ -4,14 +4,15 @@
 
 use std::io::Write;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use tempfile::TempDir;
 use vouch_core::{Passport, Status};
 
-#[path = "support/receiver.rs"]
+#[path = "../../tests/support/receiver.rs"]
 mod receiver;
 
 const ADMIN_TOKEN: &str = "vk_admin_cli_test_platform_token_0123456789";
@@ -44,7 +45,7 @@ impl Server {
             .open(dir.path().join("origin.log"))
             .unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_vouch-origin"))
+        let child = Command::new(origin_binary())
             .args(["serve", "--listen", &addr])
             .env("DATABASE_URL", format!("sqlite://{}", db.display()))
             .env("VOUCH_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -114,6 +115,47 @@ impl Server {
         full.extend(args);
         vouch(&full, None, &[])
     }
+}
+
+/// The `vouch-origin` binary beside this test (`cargo test --workspace` builds it; the CLI crate
+/// cannot name another package's binary), refused when a source file of the origin or the core
+/// is newer than it: the CLI would be tested against stale code.
+fn origin_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(Path::parent).unwrap();
+    let binary = profile.join("vouch-origin");
+    let rebuild =
+        "run `cargo build -p vouch-origin --bin vouch-origin` (or `cargo test --workspace`)";
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {rebuild}", binary.display()));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for dir in ["origin/src", "origin/migrations", "shared/src"] {
+        if let Some(newer) = newer_than(&repo.join(dir), built) {
+            panic!(
+                "{} is older than {}: {rebuild}",
+                binary.display(),
+                newer.display()
+            );
+        }
+    }
+    binary
+}
+
+/// A file under `dir` modified after `than`, if any.
+fn newer_than(dir: &Path, than: SystemTime) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
+        let path = entry.path();
+        let meta = entry.metadata().ok()?;
+        if meta.is_dir() {
+            if let Some(found) = newer_than(&path, than) {
+                return Some(found);
+            }
+        } else if meta.modified().ok()? > than {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// A port nobody listens on (right now).
@@ -647,26 +689,34 @@ fn usage_errors_exit_2() {
     );
 }
 
-/// Edits the audit event at `seq` of `chain` behind the origin's back.
+/// Edits the audit event at `seq` of `chain` behind the origin's back (with Python's `sqlite3`:
+/// the CLI crate links no database driver, and CPython is on every machine of this project).
 fn tamper(server: &Server, chain: &str, seq: i64) {
-    let url = format!("sqlite://{}", server.dir.path().join("vouch.db").display());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let done = sqlx::query(
-            "UPDATE audit_events SET data = '{\"tampered\":true}' WHERE chain_id = ? AND seq = ?",
-        )
-        .bind(chain)
-        .bind(seq)
-        .execute(&pool)
-        .await
-        .unwrap();
-        assert_eq!(done.rows_affected(), 1);
-        pool.close().await;
-    });
+    let db = server.dir.path().join("vouch.db");
+    let script = r#"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("UPDATE audit_events SET data = '{\"tampered\":true}' WHERE chain_id = ? AND seq = ?",
+               (sys.argv[2], int(sys.argv[3]))).rowcount
+db.commit()
+print(n)
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &db.display().to_string(),
+            chain,
+            &seq.to_string(),
+        ])
+        .output()
+        .expect("python3 edits the database");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
 }
 
 #[test]

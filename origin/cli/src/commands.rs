@@ -2,8 +2,8 @@
 
 use std::io::{self, Read, Write};
 
-use reqwest::Method;
 use serde_json::{json, Map, Value};
+use vouch_client::Method;
 use vouch_core::Status;
 
 use crate::args::{
@@ -358,7 +358,6 @@ fn tail(
     mut last: Option<String>,
     count: Option<u64>,
 ) -> Result<()> {
-    use std::io::BufRead;
     let mut printed = 0;
     let mut connected = false;
     // The wait before asking again while the credential holds too many streams (`429`).
@@ -391,34 +390,26 @@ fn tail(
         };
         connected = true;
         backoff = std::time::Duration::from_secs(1);
-        let (mut id, mut kind, mut data) = (None::<String>, String::new(), String::new());
-        // A read that times out (no keep-alive for 45 s) ends the loop: the stream reopens.
-        for line in io::BufReader::new(response).lines() {
-            let Ok(line) = line else { break };
-            if let Some(value) = line.strip_prefix("id:") {
-                id = Some(value.trim().to_owned());
-            } else if let Some(value) = line.strip_prefix("event:") {
-                kind = value.trim().to_owned();
-            } else if let Some(value) = line.strip_prefix("data:") {
-                data.push_str(value.trim_start());
-            } else if line.is_empty() && kind == "stream.opened" {
+        // A stream silent for 45 s (no keep-alive) ends the loop: it reopens.
+        for event in response {
+            if event.event == "stream.opened" {
                 // Where the stream starts: resume from there if it drops before any event.
-                last = id.take().or(last);
-                (kind, data) = (String::new(), String::new());
-            } else if line.is_empty() && !data.is_empty() {
-                kind.clear();
-                let envelope: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                if out.json {
-                    out.text(&envelope.to_string());
-                } else {
-                    out.text(&event_line(&envelope));
-                }
-                last = id.take().or(last);
-                data.clear();
-                printed += 1;
-                if count.is_some_and(|n| printed >= n) {
-                    return Ok(());
-                }
+                last = event.id.or(last);
+                continue;
+            }
+            if event.data.is_empty() {
+                continue;
+            }
+            let envelope: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+            if out.json {
+                out.text(&envelope.to_string());
+            } else {
+                out.text(&event_line(&envelope));
+            }
+            last = event.id.or(last);
+            printed += 1;
+            if count.is_some_and(|n| printed >= n) {
+                return Ok(());
             }
         }
         std::thread::sleep(std::time::Duration::from_secs(1));
