@@ -69,8 +69,9 @@ done
 cat <<BANNER
 
   Vouch is running.
+    console:      http://127.0.0.1:${ORIGIN_PORT}/console   (sign in with the admin token below)
     origin:       http://127.0.0.1:${ORIGIN_PORT}   (admin API; docs at /openapi.json)
-    edge:         http://127.0.0.1:${EDGE_PORT}   (GET/POST /verify, /verify/batch, /.well-known/jwks.json)
+    edge:         http://127.0.0.1:${EDGE_PORT}   (GET/POST /verify, /verify/batch, /.well-known/jwks.json; public pages at /agents/<id>)
     journal:      on (suspend with ?wait=propagated to see propagated_at)
     KV API:       ${KV_API_BASE}   (Cloudflare KV REST shape; the origin publishes here)
     database:     ${DATABASE_URL}

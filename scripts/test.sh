@@ -3,7 +3,8 @@
 # `wrangler deploy --dry-run`, unit tests, the origin's HTTP suite against SQLite (always) and
 # PostgreSQL (when VOUCH_TEST_POSTGRES_URL is set, e.g. postgres://postgres@127.0.0.1:5432/test;
 # each test gets a fresh database, dropped after), and the end-to-end tests of the origin with
-# the built worker in real workerd.
+# the built worker in real workerd and the admin console in a real browser (headless chromium),
+# then schemathesis against both servers' OpenAPI documents.
 # The first run installs the pinned edge tools into ~/.cache/vouch (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,9 @@ source scripts/lib/edge-toolchain.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "toolchain (wasm32 target, worker-build, wasm-bindgen, Node 22, workerd)"
+step "toolchain (wasm32 target, worker-build, wasm-bindgen, Node 22, workerd, chromium, Playwright)"
 ensure_edge_toolchain
+ensure_browser_toolchain
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -40,7 +42,12 @@ if [ -z "${VOUCH_TEST_POSTGRES_URL:-}" ]; then
   fi
   echo "note: VOUCH_TEST_POSTGRES_URL is not set, so the PostgreSQL half of the suite is skipped"
 fi
-VOUCH_REQUIRE_EDGE=1 cargo test --workspace --locked
+# The console's browser test (tests/edge/console_browser.rs) runs with the end-to-end tests;
+# its screenshots land in tests/browser-artifacts/ (git-ignored).
+VOUCH_REQUIRE_EDGE=1 VOUCH_REQUIRE_BROWSER=1 cargo test --workspace --locked
+
+step "OpenAPI: schemathesis against the origin and the edge (60 s each), generated types type-check"
+scripts/schemathesis.sh 60
 
 step "fuzz targets of the core (20 s each, from the committed corpus)"
 scripts/fuzz.sh 20

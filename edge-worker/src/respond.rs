@@ -174,7 +174,12 @@ pub fn json_response(status: u16, body: &str, extra: &[(&str, &str)]) -> Respons
 }
 
 /// A response of `content_type` with extra headers.
-fn response_as(status: u16, content_type: &str, body: &str, extra: &[(&str, &str)]) -> Response {
+pub fn response_as(
+    status: u16,
+    content_type: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> Response {
     let headers = Headers::new();
     let _ = headers.set("content-type", content_type);
     for (name, value) in extra {
@@ -208,20 +213,30 @@ pub fn cacheable_as(
     body: &str,
     etag: &str,
 ) -> Response {
+    cacheable_with(req, status, content_type, body, etag, &[])
+}
+
+/// [`cacheable_as`] with extra headers, sent on the `304` as well (`Vary`, a CSP).
+pub fn cacheable_with(
+    req: &Request,
+    status: u16,
+    content_type: &str,
+    body: &str,
+    etag: &str,
+    extra: &[(&str, &str)],
+) -> Response {
     let cache_control = format!("public, max-age={MAX_AGE_SECONDS}");
+    let mut headers: Vec<(&str, &str)> = vec![("etag", etag), ("cache-control", &cache_control)];
+    headers.extend_from_slice(extra);
     if not_modified(req, etag) {
-        let headers = Headers::new();
-        let _ = headers.set("etag", etag);
-        let _ = headers.set("cache-control", &cache_control);
+        let h = Headers::new();
+        for (name, value) in &headers {
+            let _ = h.set(name, value);
+        }
         return ResponseBuilder::new()
             .with_status(304)
-            .with_headers(headers)
+            .with_headers(h)
             .empty();
     }
-    response_as(
-        status,
-        content_type,
-        body,
-        &[("etag", etag), ("cache-control", &cache_control)],
-    )
+    response_as(status, content_type, body, &headers)
 }

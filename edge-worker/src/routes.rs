@@ -16,6 +16,9 @@ use crate::rate_limit;
 use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
 use crate::tokens;
 
+/// This API's OpenAPI document (docs/api.md, "OpenAPI documents"), served at `/openapi.json`.
+const OPENAPI: &str = include_str!("../openapi.json");
+
 /// The largest body `POST /verify` reads; a batch may be 100 times larger.
 const BODY_LIMIT: usize = 16 * 1024;
 
@@ -62,6 +65,14 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
         internal if internal.starts_with("/internal/") => {
             crate::internal::handle(req, env, internal).await
         }
+        "/openapi.json" => {
+            require_get(&method)?;
+            Ok(json_response(
+                200,
+                OPENAPI,
+                &[("cache-control", "public, max-age=300")],
+            ))
+        }
         "/.well-known/jwks.json" => {
             require_get(&method)?;
             document(&req, env, kv::JWKS_KEY, "jwks").await
@@ -81,20 +92,32 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
                 })?;
             checkpoint(&req, env, chain).await
         }
-        _ => match path
-            .strip_prefix("/agents/")
-            .and_then(|rest| rest.strip_suffix("/did.json"))
-        {
-            Some(id) => {
-                require_get(&method)?;
-                journal::ensure_fresh(env, ctx, &host).await?;
-                did_document(&req, &url, env, id).await
+        agent if agent.starts_with("/agents/") => {
+            let rest = agent.trim_start_matches("/agents/");
+            match rest.split_once('/') {
+                Some((id, "did.json")) => {
+                    require_get(&method)?;
+                    journal::ensure_fresh(env, ctx, &host).await?;
+                    did_document(&req, &url, env, id).await
+                }
+                Some((id, "badge.svg")) => {
+                    require_get(&method)?;
+                    Ok(crate::public_page::badge(&req, env, ctx, &host, id).await)
+                }
+                None => {
+                    require_get(&method)?;
+                    Ok(crate::public_page::page(&req, env, ctx, &host, rest).await)
+                }
+                Some(_) => Err(EdgeError::NotFound {
+                    code: "not_found",
+                    message: "no such endpoint".into(),
+                }),
             }
-            None => Err(EdgeError::NotFound {
-                code: "not_found",
-                message: "no such endpoint".into(),
-            }),
-        },
+        }
+        _ => Err(EdgeError::NotFound {
+            code: "not_found",
+            message: "no such endpoint".into(),
+        }),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct AppState {
     pub streams: Arc<crate::routes::events::StreamSlots>,
     /// Rate limits of the token endpoint and the admin API (off unless `serve` sets them).
     pub limits: Arc<crate::rate_limit::RateLimits>,
+    /// The public edge (`VOUCH_EDGE_URL`), for the console's links to public pages.
+    pub edge_url: Option<String>,
+    /// A KV publisher runs (the console waits for it after a status change).
+    pub kv: bool,
 }
 
 /// What the origin needs besides its database to start.
@@ -140,7 +144,8 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = Arc::new(crate::openapi::document(&openapi));
     let request_id = HeaderName::from_static("x-request-id");
-    api.route(
+    api.merge(crate::console::router())
+        .route(
         "/openapi.json",
         get(move || {
             let doc = openapi.clone();
@@ -250,6 +255,8 @@ pub async fn bootstrap(
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         streams: Arc::default(),
         limits: Arc::default(),
+        edge_url: None,
+        kv: false,
     };
     Ok((state, platform))
 }

@@ -97,24 +97,42 @@ impl Caller {
     pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
         let hash = secrets::hash(token);
         // The configured platform token may be any string of 32 or more characters.
-        if let Some(platform) = &state.platform_token_hash {
-            if secrets::hashes_equal(&hash, platform) {
-                return Ok(Caller {
-                    actor: "platform".into(),
-                    role: Role::Platform,
-                    org_id: None,
-                });
-            }
+        if let Some(platform) = Caller::platform(state, &hash) {
+            return Ok(platform);
         }
         if !token.starts_with(secrets::ADMIN_TOKEN_PREFIX) {
             return Err(Error::Unauthorized);
         }
-        match state.store.token_by_hash(&hash).await? {
+        Caller::stored(state, &hash).await
+    }
+
+    /// The admin whose token hashes to `hash` now (a console session keeps only the hash);
+    /// `401` if none.
+    pub async fn authenticate_hash(state: &AppState, hash: &str) -> Result<Caller> {
+        match Caller::platform(state, hash) {
+            Some(platform) => Ok(platform),
+            None => Caller::stored(state, hash).await,
+        }
+    }
+
+    /// The platform admin, if `hash` is the configured platform token's.
+    fn platform(state: &AppState, hash: &str) -> Option<Caller> {
+        let platform = state.platform_token_hash.as_deref()?;
+        secrets::hashes_equal(hash, platform).then(|| Caller {
+            actor: "platform".into(),
+            role: Role::Platform,
+            org_id: None,
+        })
+    }
+
+    /// The admin of the live stored token whose hash is `hash`.
+    async fn stored(state: &AppState, hash: &str) -> Result<Caller> {
+        match state.store.token_by_hash(hash).await? {
             // An org role without an org would see every org: refuse such a row outright.
             Some((token, _)) if token.role != Role::Platform && token.org_id.is_none() => {
                 Err(Error::Unauthorized)
             }
-            Some((token, stored)) if secrets::hashes_equal(&hash, &stored) => Ok(Caller {
+            Some((token, stored)) if secrets::hashes_equal(hash, &stored) => Ok(Caller {
                 actor: token.token_id.to_string(),
                 role: token.role,
                 org_id: token.org_id,
@@ -160,7 +178,16 @@ pub struct Reader {
     pub kind: ReaderKind,
     /// The credential as presented, so that a long-lived stream can check it again (a
     /// revoked token or a rotated key ends the stream). Never logged.
-    credential: String,
+    credential: Credential,
+}
+
+/// What a [`Reader`] presented.
+enum Credential {
+    /// A bearer token or agent key.
+    Bearer(String),
+    /// A console session: the hash of its secret (a signed-out or expired session, or a revoked
+    /// token behind it, ends the stream).
+    Session(String),
 }
 
 pub enum ReaderKind {
@@ -198,7 +225,15 @@ impl Reader {
     /// Whether the credential still authenticates the same caller with the same rights
     /// (`Err` only when the database cannot tell).
     pub async fn still_valid(&self, state: &AppState) -> Result<bool> {
-        let now = match Reader::authenticate(state, &self.credential).await {
+        let now = match &self.credential {
+            Credential::Bearer(credential) => Reader::authenticate(state, credential).await,
+            Credential::Session(session_hash) => {
+                crate::console::session::caller_of(state, session_hash)
+                    .await
+                    .map(ReaderKind::Admin)
+            }
+        };
+        let now = match now {
             Ok(kind) => kind,
             Err(Error::Unauthorized) => return Ok(false),
             Err(e) => return Err(e),
@@ -223,7 +258,18 @@ impl Reader {
 
     /// A key naming the credential (its hash), e.g. to count its open streams.
     pub fn credential_key(&self) -> String {
-        secrets::hash(&self.credential)
+        match &self.credential {
+            Credential::Bearer(credential) => secrets::hash(credential),
+            Credential::Session(session_hash) => format!("session:{session_hash}"),
+        }
+    }
+
+    /// The reader of a console session, authenticated as `caller`.
+    pub fn session(caller: Caller, session_hash: String) -> Reader {
+        Reader {
+            kind: ReaderKind::Admin(caller),
+            credential: Credential::Session(session_hash),
+        }
     }
 
     /// The org the credential belongs to (`None`: the platform admin).
@@ -241,6 +287,9 @@ impl FromRequestParts<AppState> for Reader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let credential = bearer(parts).ok_or(Error::Unauthorized)?.to_owned();
         let kind = Reader::authenticate(state, &credential).await?;
-        Ok(Reader { kind, credential })
+        Ok(Reader {
+            kind,
+            credential: Credential::Bearer(credential),
+        })
     }
 }

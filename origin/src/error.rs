@@ -72,7 +72,8 @@ impl Error {
         Error::Internal(err.into())
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The HTTP status and code this error maps to (the console shows them as pages).
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Error::Core(
                 e @ (CoreError::InvalidTransition { .. } | CoreError::AgentRevoked { .. }),

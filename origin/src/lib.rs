@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod journal;

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let (mut state, platform) = app::bootstrap(store, boot).await?;
             state.webhooks = args.webhooks.settings();
+            state.edge_url = args.edge_url.clone();
             state.streams = std::sync::Arc::new(vouch_origin::routes::events::StreamSlots::new(
                 args.streams_per_org,
             ));
@@ -88,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
                     tracing::info!(api = %target.api_base, namespace = %target.namespace_id, "KV publisher on");
                     let publisher = Publisher::new(state.store.clone(), KvClient::new(&target)?);
                     tokio::spawn(publisher.run());
+                    state.kv = true;
                 }
                 None => tracing::warn!(
                     "KV publisher off: set VOUCH_KV_ACCOUNT_ID, VOUCH_KV_NAMESPACE_ID and VOUCH_KV_API_TOKEN; changes wait in the outbox"

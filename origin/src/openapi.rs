@@ -13,6 +13,22 @@
 //!   limits. They are added where they can happen, in the operation's own error shape.
 
 use serde_json::{json, Map, Value};
+use vouch_core::ids::{AgentId, DelegationId, EventId, OrgId, TokenId, WebhookId};
+
+/// Each prefixed id: its schema, the parameter names that carry it, and its prefix. The
+/// document gives each the exact pattern the server parses.
+const IDS: [(&str, &[&str], &str); 6] = [
+    ("AgentId", &["agent_id"], AgentId::PREFIX),
+    ("OrgId", &["org_id"], OrgId::PREFIX),
+    ("EventId", &["event_id"], EventId::PREFIX),
+    ("TokenId", &["token_id"], TokenId::PREFIX),
+    ("DelegationId", &["delegation_id"], DelegationId::PREFIX),
+    ("WebhookId", &["webhook_id"], WebhookId::PREFIX),
+];
+
+fn id_pattern(prefix: &str) -> Value {
+    Value::String(format!("^{prefix}[0-9a-f]{{32}}$"))
+}
 
 /// The document to serve, from the one utoipa derived.
 pub fn document(derived: &utoipa::openapi::OpenApi) -> Value {
@@ -23,6 +39,16 @@ pub fn document(derived: &utoipa::openapi::OpenApi) -> Value {
         .cloned()
         .unwrap_or_default();
     merge_everywhere(&mut doc, &schemas);
+    open_free_form(&mut doc);
+    unique_operation_ids(&mut doc);
+    for (schema, _, prefix) in IDS {
+        if let Some(id) = doc
+            .pointer_mut(&format!("/components/schemas/{schema}"))
+            .and_then(Value::as_object_mut)
+        {
+            id.insert("pattern".into(), id_pattern(prefix));
+        }
+    }
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -36,6 +62,61 @@ pub fn document(derived: &utoipa::openapi::OpenApi) -> Value {
         }
     }
     doc
+}
+
+/// Says `additionalProperties: true` on every object schema that names no properties (a
+/// passport's `limits`, a capability's `params`): generators read a bare `type: object` as an
+/// object that must stay empty.
+fn open_free_form(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let free_form = map.get("type").is_some_and(|t| {
+                t == "object" || t.as_array().is_some_and(|ts| ts.contains(&json!("object")))
+            }) && !map.contains_key("properties")
+                && !map.contains_key("additionalProperties");
+            if free_form {
+                map.insert("additionalProperties".into(), Value::Bool(true));
+            }
+            map.values_mut().for_each(open_free_form);
+        }
+        Value::Array(items) => items.iter_mut().for_each(open_free_form),
+        _ => {}
+    }
+}
+
+/// OpenAPI wants every `operationId` unique, and utoipa takes the handler's name (`create` is
+/// both the delegations' and the webhooks'): a name used more than once gets its tag in front.
+fn unique_operation_ids(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for item in paths.values() {
+        for operation in item.as_object().into_iter().flat_map(|o| o.values()) {
+            if let Some(id) = operation.get("operationId").and_then(Value::as_str) {
+                *seen.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    for item in paths.values_mut() {
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            let Some(id) = operation.get("operationId").and_then(Value::as_str) else {
+                continue;
+            };
+            if seen.get(id).is_some_and(|n| *n > 1) {
+                let tag = operation
+                    .pointer("/tags/0")
+                    .and_then(Value::as_str)
+                    .unwrap_or("op");
+                let renamed = format!("{tag}_{id}");
+                operation["operationId"] = Value::String(renamed);
+            }
+        }
+    }
 }
 
 /// Merges every mergeable `allOf` in `value`, at any depth (a generic list inlines its items).
@@ -92,6 +173,25 @@ fn merge_all_of(schema: &Value, schemas: &Map<String, Value>) -> Option<Value> {
 
 /// Adds the error statuses the shared extractors and layers answer for this operation.
 fn complete_errors(path: &str, operation: &mut Map<String, Value>) {
+    for parameter in operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let name = parameter
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some((_, _, prefix)) = IDS.iter().find(|(_, names, _)| names.contains(&name)) else {
+            continue;
+        };
+        if let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut) {
+            if schema.get("type") == Some(&json!("string")) {
+                schema.insert("pattern".into(), id_pattern(prefix));
+            }
+        }
+    }
     let has_path_params = path.contains('{');
     let has_params = operation
         .get("parameters")
@@ -184,6 +284,25 @@ mod tests {
             merge_all_of(&json!({ "allOf": [ { "type": "string" } ] }), schemas),
             None
         );
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_free_form_objects_open() {
+        let mut doc = json!({ "paths": {
+            "/a": { "post": { "operationId": "create", "tags": ["delegations"] } },
+            "/b": { "post": { "operationId": "create", "tags": ["webhooks"] },
+                    "get": { "operationId": "list", "tags": ["webhooks"],
+                             "x": { "type": "object" } } }
+        }});
+        unique_operation_ids(&mut doc);
+        open_free_form(&mut doc);
+        assert_eq!(
+            doc["paths"]["/a"]["post"]["operationId"],
+            "delegations_create"
+        );
+        assert_eq!(doc["paths"]["/b"]["post"]["operationId"], "webhooks_create");
+        assert_eq!(doc["paths"]["/b"]["get"]["operationId"], "list");
+        assert_eq!(doc["paths"]["/b"]["get"]["x"]["additionalProperties"], true);
     }
 
     #[test]

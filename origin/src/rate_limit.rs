@@ -63,7 +63,7 @@ impl RateSettings {
 pub enum Endpoint {
     /// `POST /oauth/token`.
     Token,
-    /// Everything under `/v1/`.
+    /// Everything under `/v1/`, and the console's pages (`/console`, but for its static files).
     Admin,
 }
 
@@ -258,13 +258,16 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The address limits of both endpoints and the credential limit of the admin API, before any
-/// handler runs. (The token endpoint counts its credential itself, once it has read the form.)
+/// The address limits of both endpoints (the console's pages count as the admin API's) and the
+/// credential limit of the admin API, before any handler runs. (The token endpoint counts its credential itself, once it has read the form.)
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
+    // The console acts through the admin API's handlers: its pages count as admin requests
+    // (by address: they carry a session, not a bearer), and its sign-in cannot be hammered.
+    let console = path.starts_with("/console") && !path.starts_with("/console/static/");
     let endpoint = if path == "/oauth/token" {
         Endpoint::Token
-    } else if path.starts_with("/v1/") {
+    } else if path.starts_with("/v1/") || console {
         Endpoint::Admin
     } else {
         return next.run(request).await;
@@ -285,6 +288,10 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         (Ok(()), _) => next.run(request).await,
         (Err(limited), Endpoint::Token) => {
             crate::routes::oauth::rate_limited(limited).into_response()
+        }
+        (Err(limited), Endpoint::Admin) if console => {
+            crate::console::ConsoleError::from(crate::error::Error::RateLimited(limited))
+                .into_response()
         }
         (Err(limited), Endpoint::Admin) => {
             crate::error::Error::RateLimited(limited).into_response()

@@ -33,20 +33,27 @@ _ensure_cargo_tool() {
   printf '%s\n' "$root/bin/$bin"
 }
 
-ensure_node_modules() {
-  local edge="$VOUCH_REPO/scripts/edge"
+# ensure_npm_tree DIR: the packages DIR's package.json and package-lock.json pin, installed once
+# into the per-user cache (keyed by both files) and linked as DIR/node_modules.
+ensure_npm_tree() {
+  local tree="$1"
   local key
-  key="$(cat "$edge/package.json" "$edge/package-lock.json" | sha256sum | cut -c1-16)"
+  key="$(cat "$tree/package.json" "$tree/package-lock.json" | sha256sum | cut -c1-16)"
   local dir="$VOUCH_CACHE/npm-$key"
   if [ ! -d "$dir/node_modules" ]; then
-    echo "==> installing the local edge's npm packages into $dir (once)"
+    echo "==> installing the npm packages of ${tree#"$VOUCH_REPO"/} into $dir (once)"
     mkdir -p "$dir"
-    cp "$edge/package.json" "$edge/package-lock.json" "$dir/"
+    cp "$tree/package.json" "$tree/package-lock.json" "$dir/"
     # `npm ci` trips over the lock entries of other platforms' optional workerd binaries; `npm install`
     # with the lock present installs the same tree.
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error) || { rm -rf "$dir"; return 1; }
   fi
-  ln -sfn "$dir/node_modules" "$edge/node_modules"
+  ln -sfn "$dir/node_modules" "$tree/node_modules"
+}
+
+# ensure_node_modules [FOLDER]: the npm tree of scripts/FOLDER (default: edge).
+ensure_node_modules() {
+  ensure_npm_tree "$VOUCH_REPO/scripts/${1:-edge}"
 }
 
 # Exports WORKER_BUILD, WASM_BINDGEN_BIN, WASM_OPT_BIN, ESBUILD_BIN, VOUCH_NODE.
@@ -72,4 +79,24 @@ ensure_edge_toolchain() {
 # Builds edge-worker/build/{index.js,…} (release profile; wasm-opt on).
 build_edge_worker() {
   (cd "$VOUCH_REPO/edge-worker" && "$WORKER_BUILD" --release >/dev/null)
+}
+
+# The browser tests' tools: Playwright's core and axe from npm (pinned in scripts/browser), and
+# Debian's chromium (installed with apt when /usr/bin/chromium is missing; Playwright's own
+# browser download is never used). Exports VOUCH_BROWSER_MODULES and VOUCH_CHROMIUM.
+ensure_browser_toolchain() {
+  mkdir -p "$VOUCH_CACHE"
+  exec {_vouch_browser_lock}>"$VOUCH_CACHE/.install.lock"
+  flock "$_vouch_browser_lock"
+  ensure_node_modules browser || return 1
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "==> installing Debian's chromium (once)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null || return 1
+  fi
+  flock -u "$_vouch_browser_lock"
+  VOUCH_BROWSER_MODULES="$VOUCH_REPO/scripts/browser/node_modules"
+  VOUCH_CHROMIUM=/usr/bin/chromium
+  export VOUCH_BROWSER_MODULES VOUCH_CHROMIUM
 }

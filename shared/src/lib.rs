@@ -21,6 +21,7 @@ pub mod packs;
 pub mod passport;
 pub mod patch;
 pub mod policy;
+pub mod public_page;
 pub mod timestamp;
 pub mod token;
 pub mod validate;

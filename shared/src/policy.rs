@@ -53,6 +53,8 @@ use crate::passport::{AssuranceLevel, Capability, Status};
 use crate::validate;
 
 /// The reason codes a decision can carry: OAP 1.0's normative codes and our own `limit_unknown`.
+pub mod words;
+
 pub mod codes {
     /// Every check passed.
     pub const ALLOWED: &str = "oap.allowed";

@@ -148,6 +148,15 @@ async fn the_client_drives_the_admin_api_and_caches_verify() {
         batch.iter().map(|d| d["allow"].clone()).collect::<Vec<_>>(),
         [json!(true), json!(false)]
     );
+    // The edge's own OpenAPI document describes what was just used.
+    let doc: Value = edge
+        .client()
+        .json(&vouch_client::Request::get(&["openapi.json"]).anonymous())
+        .await
+        .unwrap();
+    for path in ["/verify", "/verify/batch", "/.well-known/jwks.json"] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
     let keys = edge.jwks().await.unwrap();
     assert!(serde_json::to_value(&keys).unwrap()["keys"]
         .as_array()

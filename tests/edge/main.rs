@@ -5,12 +5,14 @@
 mod audit;
 mod brake;
 mod client;
+mod console_browser;
 mod faults;
 mod journal;
 mod journal_growth;
 mod limits;
 mod oap;
 mod process;
+mod public_page;
 mod stack;
 
 use std::time::Duration;

@@ -199,6 +199,8 @@ impl Stack {
             .await
             .expect("bootstrap");
         state.journal = true;
+        state.kv = true;
+        state.edge_url = Some(edge.clone());
         let journal = JournalPublisher::new(
             store.clone(),
             JournalClient::new(&edge, EDGE_SECRET).expect("journal client"),

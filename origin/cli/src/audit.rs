@@ -6,79 +6,14 @@
 //! start with its creation, and the origin's consistency proof between the two checkpoints must
 //! hold (`vouch_core::audit` does the checking).
 
-use serde_json::{json, Value};
-use vouch_core::audit::checkpoint::{self, TreeHead};
-use vouch_core::audit::{tree, verify_log, AuditEvent, BreakKind, ChainReport};
+use serde_json::json;
+pub use vouch_client::Published;
+use vouch_core::audit::{BreakKind, ChainReport};
 
-use crate::client::{Call, Client};
+use crate::client::Client;
 use crate::commands::Output;
 use crate::error::{CliError, Result};
 use crate::render;
-
-/// Where the published checkpoint comes from.
-pub struct Published<'a> {
-    /// `--checkpoint`: a file or an http(s) URL.
-    pub checkpoint: Option<&'a str>,
-    /// `--edge`: its `/audit/{chain_id}/checkpoint`.
-    pub edge: Option<&'a str>,
-    /// `--key`: the pinned verifier key.
-    pub key: Option<&'a str>,
-}
-
-fn protocol(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::Protocol(format!(
-        "the origin's {what} is not what this CLI understands ({e})"
-    ))
-}
-
-fn string_at(value: &Value, key: &str) -> Option<String> {
-    value.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-/// Every sealed event of the chain, oldest first.
-fn all_events(client: &Client, org: Option<&String>) -> Result<Vec<AuditEvent>> {
-    let mut events = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = client.send(
-            Call::get(&["v1", "audit"])
-                .query("org_id", org)
-                .query("limit", Some(500))
-                .query("cursor", cursor.as_ref()),
-        )?;
-        let data = page.get("data").cloned().unwrap_or(Value::Null);
-        let batch: Vec<AuditEvent> =
-            serde_json::from_value(data).map_err(|e| protocol("audit log", e))?;
-        events.extend(batch);
-        cursor = string_at(&page, "next_cursor");
-        if cursor.is_none() {
-            break;
-        }
-    }
-    events.reverse();
-    Ok(events)
-}
-
-/// The published checkpoint's text and where it came from; `None` when none was asked for.
-fn published_note(
-    client: &Client,
-    chain: &str,
-    from: &Published<'_>,
-) -> Result<Option<(Option<String>, String)>> {
-    let source = match (from.checkpoint, from.edge) {
-        (Some(source), _) => source.to_owned(),
-        (None, Some(edge)) => format!("{}/audit/{chain}/checkpoint", edge.trim_end_matches('/')),
-        (None, None) => return Ok(None),
-    };
-    let text = if source.starts_with("http://") || source.starts_with("https://") {
-        client.fetch_public(&source)?
-    } else {
-        Some(std::fs::read_to_string(&source).map_err(|e| {
-            CliError::Usage(format!("cannot read the checkpoint file {source}: {e}"))
-        })?)
-    };
-    Ok(Some((text, source)))
-}
 
 pub fn verify(
     client: &Client,
@@ -86,112 +21,18 @@ pub fn verify(
     org: Option<&String>,
     from: &Published<'_>,
 ) -> Result<()> {
-    // The origin's own check first: it seals what is pending and names the chain and the key.
-    let own = client.send(Call::get(&["v1", "audit", "verify"]).query("org_id", org))?;
-    let chain =
-        string_at(&own, "chain_id").ok_or_else(|| protocol("audit report", "no chain_id"))?;
-    let (key, key_source) = match from.key {
-        Some(key) => (key.to_owned(), "pinned"),
-        None => (
-            string_at(&own, "verifier_key")
-                .ok_or_else(|| protocol("audit report", "no verifier_key"))?,
-            "named by the origin",
-        ),
-    };
-    let mut report = ChainReport {
-        ok: true,
-        events_checked: 0,
-        tree_size: 0,
-        root_hash: String::new(),
-        first_break: None,
-    };
-    let mut heads: Vec<TreeHead> = Vec::new();
-    let open = |note: &str, report: &mut ChainReport| match checkpoint::open(note, &key, &chain) {
-        Ok(head) => Some(head),
-        Err(_) => {
-            report.broken(0, None, BreakKind::BadCheckpoint);
-            None
-        }
-    };
-    // The published checkpoint: outside the origin's database.
-    let published = match published_note(client, &chain, from)? {
-        Some((Some(note), source)) => open(&note, &mut report).map(|head| (head, source)),
-        Some((None, source)) => {
-            return Err(CliError::Usage(format!(
-                "no checkpoint has been published at {source} (yet)"
-            )))
-        }
-        None => None,
-    };
-    // The origin's newest checkpoint (a wiped chain has none).
-    let newest = match client.send(Call::get(&["v1", "audit", "checkpoint"]).query("org_id", org)) {
-        Ok(view) => string_at(&view, "checkpoint").and_then(|note| open(&note, &mut report)),
-        Err(CliError::Api { code, .. }) if code == "checkpoint_not_found" => None,
-        Err(e) => return Err(e),
-    };
-    heads.extend(published.as_ref().map(|(head, _)| *head));
-    heads.extend(newest);
-    let events = all_events(client, org)?;
-    let found = verify_log(&chain, &events, &heads);
-    let early = report.first_break.take();
-    report = found;
-    if let Some(b) = early {
-        report.broken(b.seq, b.event_id, b.kind);
-    }
-    // The origin's proof that its newest tree extends the published one.
-    let mut consistency = "not checked (no published checkpoint)";
-    if let (Some((old, _)), Some(new)) = (&published, &newest) {
-        consistency = if old.size > new.size {
-            "refuted: the origin's newest checkpoint is smaller than the published one"
-        } else {
-            let answer = client.send(
-                Call::get(&["v1", "audit", "consistency"])
-                    .query("org_id", org)
-                    .query("from", Some(old.size))
-                    .query("to", Some(new.size)),
-            )?;
-            let proof: Vec<tree::Hash> = answer
-                .get("proof")
-                .and_then(Value::as_array)
-                .map(|hashes| {
-                    hashes
-                        .iter()
-                        .filter_map(|h| h.as_str().and_then(tree::parse_hash))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if tree::verify_consistency(&proof, new.size, new.root, old.size, old.root) {
-                "verified"
-            } else {
-                "refuted: the consistency proof does not hold"
-            }
-        };
-        if consistency != "verified" {
-            report.broken(
-                i64::try_from(old.size).unwrap_or(i64::MAX),
-                None,
-                BreakKind::Inconsistent,
-            );
-        }
-    } else if published.is_some() && newest.is_none() {
-        consistency = "refuted: the origin has no checkpoint for a chain that was published";
-        report.broken(1, None, BreakKind::Truncated);
-    }
-    let body = json!({
-        "chain_id": chain,
-        "ok": report.ok,
-        "events_checked": report.events_checked,
-        "tree_size": report.tree_size,
-        "root_hash": report.root_hash,
-        "first_break": report.first_break,
-        "published": published.as_ref().map(|(head, source)| json!({
-            "tree_size": head.size, "root_hash": head.root.to_string(), "source": source,
-        })),
-        "checkpoint": newest.map(|head| json!({ "tree_size": head.size, "root_hash": head.root.to_string() })),
-        "consistency": consistency,
-        "verifier_key": key,
-        "verifier_key_source": key_source,
-    });
+    let found = client.block_on(vouch_client::verify_audit_log(
+        client.inner(),
+        org.map(String::as_str),
+        from,
+    ))?;
+    let body = found.to_json();
+    let (chain, report, published, key_source) = (
+        &found.chain_id,
+        &found.report,
+        &found.published,
+        found.verifier_key_source,
+    );
     out.show(&body, |body| {
         let mut summary = if report.ok {
             format!(
@@ -241,7 +82,7 @@ pub fn verify(
     if report.ok {
         Ok(())
     } else {
-        Err(CliError::ChainBroken(broken_message(&chain, &report)))
+        Err(CliError::ChainBroken(broken_message(chain, report)))
     }
 }
 

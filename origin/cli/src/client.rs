@@ -37,6 +37,16 @@ impl Client {
         })
     }
 
+    /// The client under this one, for calls that take it whole.
+    pub fn inner(&self) -> &vouch_client::Client {
+        &self.inner
+    }
+
+    /// Drives `future` (a call of [`Client::inner`]) to completion.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
     fn require_token(&self) -> Result<()> {
         if self.has_token {
             return Ok(());
@@ -58,12 +68,6 @@ impl Client {
     pub fn token_request(&self, form: &[(&str, &str)]) -> Result<Value> {
         let call = Call::post(&["oauth", "token"]).form(form).anonymous();
         Ok(self.runtime.block_on(self.inner.json(&call))?)
-    }
-
-    /// GETs a published document at `url` as text, without credentials (a checkpoint at the
-    /// edge). `Ok(None)` when it is not there (`404`).
-    pub fn fetch_public(&self, url: &str) -> Result<Option<String>> {
-        Ok(self.runtime.block_on(self.inner.fetch_public(url))?)
     }
 
     /// Opens `call` as a Server-Sent Events stream (resuming after `last_event_id`).

@@ -22,6 +22,7 @@
 //! ```
 
 mod admin;
+mod audit;
 mod edge;
 mod error;
 mod events;
@@ -38,6 +39,7 @@ use serde_json::Value;
 use url::Url;
 
 pub use admin::*;
+pub use audit::{verify_audit_log, AuditVerification, Published};
 pub use edge::{DecisionRequest, Edge, Refusal, Verification, VerifiedAgent, VERIFY_CACHE_ENTRIES};
 pub use error::{Error, Result};
 pub use events::{EventStream, SseEvent, STREAM_READ_TIMEOUT};

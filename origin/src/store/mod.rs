@@ -7,6 +7,7 @@
 
 mod audit;
 mod audit_sql;
+mod console_sql;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -551,6 +552,8 @@ pub trait KvOutboxStore {
         next_attempt_at: Timestamp,
         error: &str,
     ) -> Result<()>;
+    /// When KV last took a write of `version` (or a newer one) of `key`, if it has.
+    async fn kv_written_at(&self, key: &str, version: i64) -> Result<Option<Timestamp>>;
     /// Keys behind KV, and when the oldest of their changes was committed.
     async fn kv_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
     /// Marks every agent's key for publishing again (`kv resync`); returns how many.
@@ -606,6 +609,39 @@ pub trait JournalOutboxStore {
     async fn adopt_journal_epoch(&self, epoch: i64, now: Timestamp) -> Result<u64>;
     /// When the journal stored `version` (or a newer one) of `key`, if it has.
     async fn journal_stored_at(&self, key: &str, version: i64) -> Result<Option<Timestamp>>;
+}
+
+/// The admin console's sessions (`console_sessions`): the hash of each session's secret and
+/// the hash of the admin token it was exchanged for.
+#[async_trait]
+pub trait SessionStore {
+    /// Stores a new session (and forgets the sessions that expired before `created_at`).
+    async fn create_session(
+        &self,
+        session_hash: &str,
+        token_hash: &str,
+        created_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    /// The token hash of the session whose secret hashes to `session_hash`, unless it has
+    /// expired by `now`.
+    async fn session_token(&self, session_hash: &str, now: Timestamp) -> Result<Option<String>>;
+    /// Ends a session; `false` when there was none.
+    async fn delete_session(&self, session_hash: &str) -> Result<bool>;
+}
+
+/// What the console shows beside the API's lists: an agent's delegations and the webhook
+/// deliveries of its events, and an org's admin tokens (never their hashes). Callers check that
+/// the caller may see the agent or org first.
+#[async_trait]
+pub trait ConsoleStore {
+    /// The newest `limit` grants naming `agent_id` as delegator or delegatee.
+    async fn delegations_of(&self, agent_id: &AgentId, limit: u32)
+        -> Result<Vec<DelegationRecord>>;
+    /// The newest `limit` webhook deliveries of events about `agent_id`.
+    async fn deliveries_about(&self, agent_id: &AgentId, limit: u32) -> Result<Vec<Delivery>>;
+    /// The org's admin tokens, newest first, with when each was revoked.
+    async fn tokens_of(&self, org_id: &OrgId) -> Result<Vec<(AdminToken, Option<Timestamp>)>>;
 }
 
 #[async_trait]
@@ -912,6 +948,8 @@ pub trait Store:
     + KeyStore
     + DelegationStore
     + WebhookStore
+    + SessionStore
+    + ConsoleStore
     + Send
     + Sync
 {

@@ -906,6 +906,7 @@ macro_rules! sql_store {
 
         crate::store::webhooks_sql::webhook_store!($store, $db, no_key_update = $nku, skip_locked = $skip, txid_stream = $txid);
         crate::store::audit_sql::audit_store!($store, $db, for_update = $lock, skip_locked = $skip);
+        crate::store::console_sql::console_store!($store);
 
         #[async_trait]
         impl crate::store::DelegationStore for $store {
@@ -1475,6 +1476,20 @@ macro_rules! sql_store {
         impl KvOutboxStore for $store {
             async fn claim_kv(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<KvWork>> {
                 self.claim_from("kv_outbox", owner, now, lease_ms, limit).await
+            }
+
+            async fn kv_written_at(&self, key: &str, version: i64) -> Result<Option<Timestamp>> {
+                let row = sqlx::query(
+                    "SELECT published_at FROM kv_outbox WHERE kv_key = $1 AND published_version >= $2",
+                )
+                .bind(key)
+                .bind(version)
+                .fetch_optional(&self.read)
+                .await?;
+                Ok(match row {
+                    Some(row) => row.try_get::<Option<i64>, _>("published_at")?.map(Timestamp::from_unix_millis),
+                    None => None,
+                })
             }
 
             async fn complete_kv(&self, owner: &str, key: &str, version: i64) -> Result<()> {

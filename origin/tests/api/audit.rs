@@ -128,49 +128,6 @@ pub async fn truncation_detected(app: &TestApp) {
 
 // ---- The Merkle log against its published checkpoint ------------------------------------------
 
-/// The `vouch` binary of the `vouch-cli` crate, beside this test (`cargo test --workspace`
-/// builds it; a package cannot name another package's binary).
-fn cli_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .unwrap()
-        .join("vouch");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build -p vouch-cli` (or `cargo test --workspace`)",
-        binary.display()
-    );
-    binary
-}
-
-/// `vouch --url <app> --token <admin> <args…>`: (exit code, stdout, stderr).
-async fn vouch(app: &TestApp, args: &[&str]) -> (i32, String, String) {
-    let mut full = vec![
-        "--url".to_owned(),
-        app.base.clone(),
-        "--token".into(),
-        ADMIN.into(),
-    ];
-    full.extend(args.iter().map(|a| (*a).to_owned()));
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(cli_binary())
-            .args(&full)
-            .env_remove("VOUCH_EDGE_URL")
-            .env_remove("VOUCH_AUDIT_KEY")
-            .output()
-            .expect("run vouch")
-    })
-    .await
-    .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// An org with a few changes, sealed, and its checkpoint "published": written to a file outside
 /// the database, as the edge would serve it. Returns (org, checkpoint file, verifier key).
 async fn published_org(
@@ -190,26 +147,20 @@ async fn published_org(
     (org, file.display().to_string(), key)
 }
 
-/// `vouch audit verify` of `org` against `file`, pinned to `key`: (exit code, JSON report).
-async fn cli_verify(app: &TestApp, org: &str, file: &str, key: &str) -> (i32, serde_json::Value) {
-    let (code, stdout, stderr) = vouch(
-        app,
-        &[
-            "audit",
-            "verify",
-            "--org",
-            org,
-            "--checkpoint",
-            file,
-            "--key",
-            key,
-            "--json",
-        ],
-    )
-    .await;
-    let report = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"));
-    (code, report)
+/// The chain of `org` checked against the checkpoint in `file`, pinned to `key`, by
+/// `vouch-client` (what `vouch audit verify` runs; a broken chain is its exit code 4): the
+/// JSON report.
+async fn client_verify(app: &TestApp, org: &str, file: &str, key: &str) -> serde_json::Value {
+    let client = vouch_client::Client::new(&app.base, Some(ADMIN.into())).unwrap();
+    let from = vouch_client::Published {
+        checkpoint: Some(file),
+        edge: None,
+        key: Some(key),
+    };
+    vouch_client::verify_audit_log(&client, Some(org), &from)
+        .await
+        .unwrap()
+        .to_json()
 }
 
 /// Every sealed event of `org`, oldest first, as the API serves them.
@@ -236,9 +187,8 @@ pub async fn tampering_is_caught_against_the_published_checkpoint(app: &TestApp)
     let dir = tempfile::tempdir().unwrap();
     // Untouched: verifies, and says what it checked.
     let (org, file, key) = published_org(app, "merkle-ok", dir.path()).await;
-    let (code, report) = cli_verify(app, &org, &file, &key).await;
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report["ok"], true);
+    let report = client_verify(app, &org, &file, &key).await;
+    assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["events_checked"], 5);
     assert_eq!(report["published"]["tree_size"], 5);
     assert_eq!(report["consistency"], "verified");
@@ -246,8 +196,12 @@ pub async fn tampering_is_caught_against_the_published_checkpoint(app: &TestApp)
     app.set_status(&events_of(app, &org).await[1].target_id, "active")
         .await
         .assert_status(200);
-    let (code, report) = cli_verify(app, &org, &file, &key).await;
-    assert_eq!((code, &report["tree_size"]), (0, &json!(6)), "{report}");
+    let report = client_verify(app, &org, &file, &key).await;
+    assert_eq!(
+        (&report["ok"], &report["tree_size"]),
+        (&json!(true), &json!(6)),
+        "{report}"
+    );
 
     // A wipe: every row of the chain gone, its tree and head too.
     let (org, file, key) = published_org(app, "merkle-wipe", dir.path()).await;
@@ -256,8 +210,8 @@ pub async fn tampering_is_caught_against_the_published_checkpoint(app: &TestApp)
          DELETE FROM audit_chains WHERE chain_id = '{org}';"
     ))
     .await;
-    let (code, report) = cli_verify(app, &org, &file, &key).await;
-    assert_eq!(code, 4, "{report}");
+    let report = client_verify(app, &org, &file, &key).await;
+    assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["first_break"]["kind"], "missing_genesis", "{report}");
 
     // One event rewritten, its stored leaf hash recomputed to match.
@@ -270,8 +224,8 @@ pub async fn tampering_is_caught_against_the_published_checkpoint(app: &TestApp)
         events[2].event_id
     ))
     .await;
-    let (code, report) = cli_verify(app, &org, &file, &key).await;
-    assert_eq!(code, 4, "{report}");
+    let report = client_verify(app, &org, &file, &key).await;
+    assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["first_break"]["kind"], "root_mismatch", "{report}");
 
     // A fork: another history of the same size, every leaf and tree hash recomputed, the head's
@@ -301,8 +255,8 @@ pub async fn tampering_is_caught_against_the_published_checkpoint(app: &TestApp)
         forged.root
     ));
     app.sql(&statements.join("\n")).await;
-    let (code, report) = cli_verify(app, &org, &file, &key).await;
-    assert_eq!(code, 4, "{report}");
+    let report = client_verify(app, &org, &file, &key).await;
+    assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["first_break"]["kind"], "root_mismatch", "{report}");
     assert_eq!(report["tree_size"], 5, "the same size: {report}");
     // The origin refuses to sign over the forged tree: a new change stays pending, and its own
@@ -322,8 +276,8 @@ pub async fn tampering_is_caught_against_the_published_checkpoint(app: &TestApp)
     );
     // Another chain's checkpoint does not pass for this one.
     let bystander = busy_org(app, "merkle-bystander").await;
-    let (code, report) = cli_verify(app, &bystander, &file, &key).await;
-    assert_eq!(code, 4, "{report}");
+    let report = client_verify(app, &bystander, &file, &key).await;
+    assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["first_break"]["kind"], "bad_checkpoint", "{report}");
 }
 

@@ -7,6 +7,7 @@
 mod agents;
 mod audit;
 mod brake;
+mod console;
 mod delegations;
 mod harness;
 mod input;
@@ -59,6 +60,9 @@ on_both_databases! {
     token_rules => crate::isolation::token_rules,
     token_revocation => crate::isolation::token_revocation,
     authentication => crate::isolation::authentication,
+    console_sessions => crate::console::sessions,
+    console_csrf_and_viewers => crate::console::csrf_and_viewers,
+    console_pages => crate::console::pages,
     register_and_read => crate::agents::register_and_read,
     immutable_fields => crate::agents::immutable_fields,
     if_match_conflicts => crate::agents::if_match_conflicts,
@@ -119,6 +123,7 @@ on_both_databases! {
     oap_import_and_export => crate::oap::import_and_export,
     oap_bad_imports => crate::oap::bad_imports,
     oap_round_trip => crate::oap::round_trip_decides_the_same,
+    rate_limit_console_per_address => crate::rate_limits::console_per_address,
 }
 
 /// `/readyz` on a database that refuses connections: `503` with a fixed sentence, never the

@@ -194,3 +194,48 @@ pub async fn token_endpoint_per_address(app: &TestApp) {
         StatusCode::OK
     );
 }
+
+/// The console's pages (sign-in included) count against the admin API's address limit, and a
+/// refusal is a page, not JSON; its static files do not count.
+pub async fn console_per_address(app: &TestApp) {
+    let served = limited(
+        app,
+        RateSettings {
+            admin_per_address: 1,
+            ..RateSettings::OFF
+        },
+    )
+    .await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let asset = client
+            .get(format!("{}/console/static/console.css", served.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asset.status(), StatusCode::OK);
+    }
+    for _ in 0..2 {
+        let page = client
+            .get(format!("{}/console/sign-in", served.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+    }
+    let refused = client
+        .post(format!("{}/console/sign-in", served.base))
+        .form(&[("csrf", "x"), ("token", ADMIN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(refused.text().await.unwrap().contains("Too many requests"));
+}
