@@ -24,7 +24,7 @@ pub fn capabilities_in_words(passport: &EdgePassport) -> Vec<CapabilityInWords> 
         .iter()
         .enumerate()
         .map(|(index, capability)| {
-            let limits = collect_limits(passport, index, capability);
+            let limits = collect_limits(passport, index, capability, &[]);
             let action = super::action_of(capability.id.as_str()).replace('_', " ");
             let mut words = Vec::new();
             for (_, ccy, minor) in &limits.per_tx {
