@@ -145,6 +145,7 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct DelegationQuery {
     /// `active`, `expired` or `revoked` (as each grant's `status` says now).
+    #[param(inline)]
     pub status: Option<DelegationState>,
     /// Grants naming this agent (`ap_…`) as delegator or delegatee.
     pub agent_id: Option<AgentId>,
