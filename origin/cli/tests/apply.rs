@@ -769,6 +769,21 @@ fn secrets_tokens_and_refusals(backend: Backend) {
     );
     assert_eq!(api.agent(&org, "Worker One")["version"], 1);
 
+    // A plan is not saved over a file others may read; that file is left as it was.
+    let shared = write(dir.path(), "shared-plan.json", "keep me");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::write(&file, &two).unwrap();
+    vouch(
+        &origin,
+        &owner,
+        &["apply", "-f", s(&file), "--plan", "--out", s(&shared)],
+    )
+    .code(2);
+    assert_eq!(std::fs::read_to_string(&shared).unwrap(), "keep me");
+
     // A bad file is a usage error naming the path; so is a missing one.
     let bad = write(
         dir.path(),

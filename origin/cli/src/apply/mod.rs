@@ -205,15 +205,16 @@ fn now() -> Timestamp {
     Timestamp::from_unix_millis(millis)
 }
 
-/// A file only its owner may read (0600), truncated, or appended to with `append` (then an
-/// existing file that others may read is refused).
+/// A file only its owner may read (0600): appended to with `append`, else emptied. An existing
+/// file that others may read is refused before it is touched.
 fn private_file(path: &str, append: bool) -> Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.create(true);
     if append {
         options.append(true);
     } else {
-        options.write(true).truncate(true);
+        // Emptied only once its mode is known to be right (below).
+        options.write(true);
     }
     #[cfg(unix)]
     {
@@ -232,14 +233,23 @@ fn private_file(path: &str, append: bool) -> Result<std::fs::File> {
                 mode & 0o777
             )));
         }
-        Ok(file)
+        emptied(file, path, append)
     }
     #[cfg(not(unix))]
     {
-        options
+        let file = options
             .open(path)
-            .map_err(|e| CliError::Usage(format!("cannot open {path}: {e}")))
+            .map_err(|e| CliError::Usage(format!("cannot open {path}: {e}")))?;
+        emptied(file, path, append)
     }
+}
+
+fn emptied(file: std::fs::File, path: &str, append: bool) -> Result<std::fs::File> {
+    if !append {
+        file.set_len(0)
+            .map_err(|e| CliError::Usage(format!("cannot write {path}: {e}")))?;
+    }
+    Ok(file)
 }
 
 /// Reads what the org holds and plans the difference.
