@@ -9,7 +9,8 @@ use vouch_core::Status;
 /// the platform token or an org token (`vk_admin_…`).
 ///
 /// Exit codes: 0 success, 1 the API refused the request, 2 usage error (bad flags, unreadable
-/// input file, no token), 3 the origin cannot be reached, 4 `audit verify` found a broken chain.
+/// input file, no token), 3 the origin cannot be reached, 4 `audit verify` found a broken chain,
+/// 5 `apply --detect-changes` found changes to make.
 #[derive(Debug, Parser)]
 #[command(name = "vouch", version, propagate_version = true)]
 pub struct Cli {
@@ -71,6 +72,55 @@ pub enum Command {
     Events(EventsCommand),
     /// Exchange an agent's API key for a short-lived access token (for scripts and demos).
     Token(TokenArgs),
+    /// Make the registry match a file of agents, delegations and webhooks (registry as code).
+    Apply(ApplyArgs),
+}
+
+/// `vouch apply`: the file's format, the plan and the exit codes are in
+/// docs/registry-as-code.md.
+///
+/// Plans the difference between the file and the org, prints it (`+` create, `~` change, `-`
+/// revoke or delete) and applies it: only the differences, each update under `If-Match` with
+/// the version the plan read. A second run finds nothing to do. Exit codes: 0 no change or
+/// applied, 1 the API refused a change (412: someone changed an agent since the plan), 2 a bad
+/// file, 5 changes found with `--detect-changes`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  vouch apply -f agents.yaml --plan               # print the plan, change nothing
+  vouch apply -f agents.yaml --secrets-out keys.jsonl
+  vouch apply -f agents.yaml --detect-changes     # CI drift check: exit 5 on changes
+  vouch apply -f agents.yaml --plan --out plan.json && vouch apply --from-plan plan.json")]
+pub struct ApplyArgs {
+    /// The registry file (YAML or JSON; `-` reads standard input).
+    #[arg(
+        short = 'f',
+        long,
+        value_name = "FILE",
+        required_unless_present = "from_plan",
+        conflicts_with = "from_plan"
+    )]
+    pub file: Option<String>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// With `--plan`: also save the plan to this file, for `--from-plan`.
+    #[arg(long, value_name = "PLAN_FILE", requires = "plan")]
+    pub out: Option<String>,
+    /// Apply a plan saved with `--plan --out` exactly as it is (each agent change still under
+    /// `If-Match`: a change made since is refused, not overwritten).
+    #[arg(long, value_name = "PLAN_FILE")]
+    pub from_plan: Option<String>,
+    /// Also revoke the agents and grants, and delete the webhooks, that the file no longer
+    /// names (without it they are left as they are, and the plan lists them).
+    #[arg(long, conflicts_with = "from_plan")]
+    pub prune: bool,
+    /// Plan only, and exit 5 when there is anything to change (drift detection in CI).
+    #[arg(long)]
+    pub detect_changes: bool,
+    /// Append the secrets of created agents and webhooks to this file (created 0600, one JSON
+    /// object per line) instead of printing them once.
+    #[arg(long, value_name = "FILE")]
+    pub secrets_out: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,7 +47,7 @@ impl Client {
         self.runtime.block_on(future)
     }
 
-    fn require_token(&self) -> Result<()> {
+    pub fn require_token(&self) -> Result<()> {
         if self.has_token {
             return Ok(());
         }

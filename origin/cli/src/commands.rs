@@ -24,6 +24,11 @@ impl Output {
         Output { json }
     }
 
+    /// Whether `--json` asked for the raw JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints `text` on standard output (a closed pipe is not an error worth reporting).
     pub fn text(&self, text: &str) {
         let mut stdout = io::stdout().lock();
@@ -108,6 +113,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
             });
             Ok(())
         }
+        Command::Apply(args) => crate::apply::run(&client, out, args),
         Command::Token(args) => {
             let mut form = vec![
                 ("grant_type", "client_credentials"),

@@ -12,6 +12,8 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_UNREACHABLE: u8 = 3;
 /// Exit code: `audit verify` found a broken chain.
 pub const EXIT_CHAIN_BROKEN: u8 = 4;
+/// Exit code: `apply --detect-changes` found changes to make.
+pub const EXIT_CHANGES: u8 = 5;
 
 #[derive(Debug)]
 pub enum CliError {
@@ -31,6 +33,8 @@ pub enum CliError {
     Unreachable { url: String, reason: String },
     /// `audit verify` reported `ok: false`.
     ChainBroken(String),
+    /// `apply --detect-changes`: the plan is not empty (not a failure; a signal for CI).
+    ChangesPending(String),
 }
 
 impl CliError {
@@ -40,6 +44,7 @@ impl CliError {
             CliError::Api { .. } | CliError::Protocol(_) => EXIT_API,
             CliError::Unreachable { .. } => EXIT_UNREACHABLE,
             CliError::ChainBroken(_) => EXIT_CHAIN_BROKEN,
+            CliError::ChangesPending(_) => EXIT_CHANGES,
         }
     }
 
@@ -73,7 +78,9 @@ impl fmt::Display for CliError {
                 "cannot reach the Vouch origin at {url}: {reason}. Is `vouch-origin serve` running \
                  there? Pass --url or set VOUCH_URL to point at it."
             ),
-            CliError::ChainBroken(message) => f.write_str(message),
+            CliError::ChainBroken(message) | CliError::ChangesPending(message) => {
+                f.write_str(message)
+            }
         }
     }
 }

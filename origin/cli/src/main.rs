@@ -13,6 +13,7 @@
 //! Human tables by default; `--json` prints the API's JSON body as is. Errors go to standard
 //! error as `error: <message> (<code>[, field <field>])`; exit codes are listed in `--help`.
 
+mod apply;
 mod args;
 mod audit;
 mod client;
@@ -36,7 +37,11 @@ fn main() -> ExitCode {
                     out.json(body);
                 }
             }
-            let _ = writeln!(std::io::stderr().lock(), "error: {err}");
+            let prefix = match err {
+                error::CliError::ChangesPending(_) => "changes",
+                _ => "error",
+            };
+            let _ = writeln!(std::io::stderr().lock(), "{prefix}: {err}");
             ExitCode::from(err.exit_code())
         }
     }

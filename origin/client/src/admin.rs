@@ -111,6 +111,63 @@ pub struct AgentFilter {
     pub cursor: Option<String>,
 }
 
+/// The caller's own token (`GET /v1/whoami`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub role: Role,
+    /// `None` for the platform admin.
+    #[serde(default)]
+    pub org_id: Option<OrgId>,
+    #[serde(default)]
+    pub token_id: Option<TokenId>,
+}
+
+/// A delegation grant as the API lists it (`GET /v1/delegations`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delegation {
+    pub delegation_id: String,
+    pub org_id: OrgId,
+    pub delegator: AgentId,
+    pub delegatee: AgentId,
+    pub scopes: Vec<String>,
+    pub max_depth: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    #[serde(default)]
+    pub revoked_at: Option<Timestamp>,
+    /// `active`, `expired` or `revoked`.
+    pub status: String,
+}
+
+/// The filters of `GET /v1/delegations`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DelegationFilter {
+    /// `active`, `expired` or `revoked`.
+    pub status: Option<String>,
+    /// Grants naming this agent as either party.
+    pub agent_id: Option<AgentId>,
+    pub org_id: Option<OrgId>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// A webhook subscription as the API shows it (never its secret).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub webhook_id: String,
+    pub org_id: OrgId,
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    pub events: Vec<String>,
+    /// `enabled` or `disabled`.
+    pub status: String,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
 /// The origin's own check of an audit chain (`GET /v1/audit/verify`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChainCheck {
@@ -156,6 +213,11 @@ impl Client {
     pub async fn create_org(&self, name: &str, slug: &str) -> Result<Org> {
         let call = Request::post(&["v1", "orgs"]).json(json!({ "name": name, "slug": slug }));
         self.call(&call).await
+    }
+
+    /// `GET /v1/whoami`: the caller's role and org.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.call(&Request::get(&["v1", "whoami"])).await
     }
 
     pub async fn get_org(&self, org: &OrgId) -> Result<Org> {
@@ -221,6 +283,25 @@ impl Client {
             value,
             etag: answer.etag,
         })
+    }
+
+    /// Every agent the filter selects (all pages), newest first; `limit` and `cursor` of
+    /// `filter` are ignored.
+    pub async fn all_agents(&self, filter: &AgentFilter) -> Result<Vec<Passport>> {
+        let mut filter = AgentFilter {
+            limit: Some(500),
+            cursor: None,
+            ..filter.clone()
+        };
+        let mut agents = Vec::new();
+        loop {
+            let page = self.list_agents(&filter).await?;
+            agents.extend(page.data);
+            match page.next_cursor {
+                Some(cursor) => filter.cursor = Some(cursor),
+                None => return Ok(agents),
+            }
+        }
     }
 
     pub async fn list_agents(&self, filter: &AgentFilter) -> Result<Page<Passport>> {
@@ -337,6 +418,35 @@ impl Client {
         self.call(&call).await
     }
 
+    /// `GET /v1/delegations`: one page of grants, newest first.
+    pub async fn list_delegations(&self, filter: &DelegationFilter) -> Result<Page<Delegation>> {
+        let call = Request::get(&["v1", "delegations"])
+            .query("status", filter.status.as_ref())
+            .query("agent_id", filter.agent_id.as_ref())
+            .query("org_id", filter.org_id.as_ref())
+            .query("limit", filter.limit)
+            .query("cursor", filter.cursor.as_ref());
+        self.call(&call).await
+    }
+
+    /// Every grant the filter selects (all pages), newest first.
+    pub async fn all_delegations(&self, filter: &DelegationFilter) -> Result<Vec<Delegation>> {
+        let mut filter = DelegationFilter {
+            limit: Some(500),
+            cursor: None,
+            ..filter.clone()
+        };
+        let mut grants = Vec::new();
+        loop {
+            let page = self.list_delegations(&filter).await?;
+            grants.extend(page.data);
+            match page.next_cursor {
+                Some(cursor) => filter.cursor = Some(cursor),
+                None => return Ok(grants),
+            }
+        }
+    }
+
     pub async fn get_delegation(&self, delegation_id: &str) -> Result<Grant> {
         self.call(&Request::get(&["v1", "delegations", delegation_id]))
             .await
@@ -370,6 +480,23 @@ impl Client {
     pub async fn list_webhooks(&self, cursor: Option<&str>) -> Result<Page<Value>> {
         self.call(&Request::get(&["v1", "webhooks"]).query("cursor", cursor))
             .await
+    }
+
+    /// Every subscription the caller sees (all pages), newest first.
+    pub async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
+        let mut hooks = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let call = Request::get(&["v1", "webhooks"])
+                .query("limit", Some(500))
+                .query("cursor", cursor.as_ref());
+            let page: Page<Webhook> = self.call(&call).await?;
+            hooks.extend(page.data);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return Ok(hooks);
+            }
+        }
     }
 
     pub async fn get_webhook(&self, webhook_id: &str) -> Result<Value> {

@@ -16,8 +16,8 @@ use crate::auth::Caller;
 use crate::clock::now;
 use crate::error::{Error, ErrorBody, Result};
 use crate::extract::{JsonBody, QueryParams};
-use crate::routes::{wait_propagated, WaitQuery};
-use crate::store::{ChangeEvent, DelegationRecord};
+use crate::routes::{wait_propagated, List, Pagination, WaitQuery};
+use crate::store::{ChangeEvent, DelegationFilter, DelegationRecord, DelegationState};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +137,49 @@ pub async fn create(
     );
     state.store.create_delegation(&record, &event).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+/// Filters of the grant list.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DelegationQuery {
+    /// `active`, `expired` or `revoked` (as each grant's `status` says now).
+    #[param(inline)]
+    pub status: Option<DelegationState>,
+    /// Grants naming this agent (`ap_…`) as delegator or delegatee.
+    pub agent_id: Option<AgentId>,
+    /// Platform admin only: one org's grants.
+    pub org_id: Option<OrgId>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// List grants, newest first.
+#[utoipa::path(get, path = "/v1/delegations", tag = "delegations", params(DelegationQuery),
+    responses((status = 200, body = List<DelegationView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<DelegationQuery>,
+) -> Result<Json<List<DelegationView>>> {
+    let page = Pagination {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .request()?;
+    let filter = DelegationFilter {
+        org_id: query.org_id,
+        agent_id: query.agent_id,
+        state: query.status,
+        now: now(),
+    };
+    let page = state
+        .store
+        .list_delegations(&caller.scope(), &filter, &page)
+        .await?;
+    Ok(Json(List::from(page).map(DelegationView::from)))
 }
 
 fn parse_id(raw: &str) -> Result<DelegationId> {

@@ -419,3 +419,27 @@ pub async fn unfreeze(
     let wait = wait.wants_propagation(&state)?;
     change_freeze(&state, &caller, &org_id, wait, None).await
 }
+
+/// Who the caller's admin token is: its role, its org, its id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// `platform`, `owner`, `admin` or `viewer`.
+    pub role: Role,
+    /// The token's org; `null` for the platform admin.
+    pub org_id: Option<OrgId>,
+    /// The token (`tok_…`); `null` for the configured platform token.
+    pub token_id: Option<TokenId>,
+}
+
+/// The caller's own token: a client learns whether it holds the platform token or an org's
+/// (a tool acting on "its" org needs to know which one that is).
+#[utoipa::path(get, path = "/v1/whoami", tag = "orgs",
+    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        role: caller.role,
+        token_id: TokenId::parse(&caller.actor).ok(),
+        org_id: caller.org_id,
+    })
+}

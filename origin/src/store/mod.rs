@@ -470,6 +470,34 @@ pub trait DelegationStore {
         now: Timestamp,
     ) -> Result<Option<DelegationRecord>>;
     async fn delegations_by_ids(&self, ids: &[String]) -> Result<Vec<DelegationRecord>>;
+    /// The grants `filter` selects among those `scope` sees, newest first.
+    async fn list_delegations(
+        &self,
+        scope: &Scope,
+        filter: &DelegationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<DelegationRecord>>;
+}
+
+/// Where a grant stands at an instant: live, past its expiry, or revoked (deleted, or killed by
+/// a party leaving `active`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DelegationState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// Filters of `GET /v1/delegations`.
+#[derive(Clone, Debug)]
+pub struct DelegationFilter {
+    pub org_id: Option<OrgId>,
+    /// Grants naming this agent as delegator or delegatee.
+    pub agent_id: Option<AgentId>,
+    /// Grants in this state at `now`.
+    pub state: Option<DelegationState>,
+    pub now: Timestamp,
 }
 
 /// Signing keys and the documents derived from them (`jwks`, `discovery`).

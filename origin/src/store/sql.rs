@@ -1021,6 +1021,51 @@ macro_rules! sql_store {
                 .await?;
                 rows.iter().map(delegation_from_row).collect()
             }
+
+            async fn list_delegations(
+                &self,
+                scope: &Scope,
+                filter: &crate::store::DelegationFilter,
+                page: &PageRequest,
+            ) -> Result<Page<crate::store::DelegationRecord>> {
+                use crate::store::DelegationState;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {DELEGATION_COLUMNS} FROM delegations WHERE 1 = 1"
+                ));
+                if let Scope::Org(org) = scope {
+                    qb.push(" AND org_id = ").push_bind(org.as_str().to_owned());
+                }
+                if let Some(org) = &filter.org_id {
+                    qb.push(" AND org_id = ").push_bind(org.as_str().to_owned());
+                }
+                if let Some(agent) = &filter.agent_id {
+                    qb.push(" AND (delegator = ")
+                        .push_bind(agent.as_str().to_owned())
+                        .push(" OR delegatee = ")
+                        .push_bind(agent.as_str().to_owned())
+                        .push(")");
+                }
+                // The same rule as the view's `status` (a grant is dead at `expires_at`).
+                match filter.state {
+                    Some(DelegationState::Active) => {
+                        qb.push(" AND revoked_at IS NULL AND expires_at > ").push_bind(filter.now.unix_millis());
+                    }
+                    Some(DelegationState::Expired) => {
+                        qb.push(" AND revoked_at IS NULL AND expires_at <= ").push_bind(filter.now.unix_millis());
+                    }
+                    Some(DelegationState::Revoked) => {
+                        qb.push(" AND revoked_at IS NOT NULL");
+                    }
+                    None => {}
+                }
+                if let Some(after) = &page.after {
+                    qb.push(" AND delegation_id < ").push_bind(after.clone());
+                }
+                qb.push(" ORDER BY delegation_id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+                let rows = qb.build().fetch_all(&self.read).await?;
+                let grants = rows.iter().map(delegation_from_row).collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(grants, page.limit, |g| g.grant.delegation_id.to_string()))
+            }
         }
 
         #[async_trait]

@@ -211,3 +211,156 @@ pub async fn grants(app: &TestApp) {
         1
     );
 }
+
+/// `GET /v1/delegations`: the caller's grants, newest first, filtered by status (as each
+/// grant's `status` says it now), party and org, paged; another org's grants are never listed.
+pub async fn listing(app: &TestApp) {
+    let org = app.org("listing-grants").await;
+    let a = active(app, &org, "lister a").await;
+    let b = active(app, &org, "lister b").await;
+    let c = active(app, &org, "lister c").await;
+    let mut ids = Vec::new();
+    for (from, to) in [(&a, &b), (&a, &c), (&b, &c), (&c, &a)] {
+        let made = app
+            .post(
+                "/v1/delegations",
+                ADMIN,
+                grant(from, to, json!(["data.export"])),
+            )
+            .await;
+        ids.push(
+            made.assert_status(201)["delegation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // One revoked, one expired (its expiry moved into the past, as time would).
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/v1/delegations/{}", ids[1]),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .assert_status(200);
+    app.sql(&format!(
+        "UPDATE delegations SET expires_at = created_at - 1 WHERE delegation_id = '{}'",
+        ids[2]
+    ))
+    .await;
+    let other = app.org("listing-outsiders").await;
+    let x = active(app, &other, "outsider x").await;
+    let y = active(app, &other, "outsider y").await;
+    app.post(
+        "/v1/delegations",
+        ADMIN,
+        grant(&x, &y, json!(["data.export"])),
+    )
+    .await
+    .assert_status(201);
+
+    let listed = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["delegation_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let owner = app.token(&org, "viewer").await;
+    let all = app.get("/v1/delegations", &owner).await;
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed(all.assert_status(200)), newest_first);
+    assert_eq!(all.body["next_cursor"], Value::Null);
+    let statuses: Vec<&str> = all.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["active", "expired", "revoked", "active"]);
+    for (status, expected) in [
+        ("active", vec![ids[3].clone(), ids[0].clone()]),
+        ("expired", vec![ids[2].clone()]),
+        ("revoked", vec![ids[1].clone()]),
+    ] {
+        let page = app
+            .get(&format!("/v1/delegations?status={status}"), &owner)
+            .await;
+        assert_eq!(listed(page.assert_status(200)), expected, "{status}");
+    }
+    let of_b = app
+        .get(&format!("/v1/delegations?agent_id={b}"), &owner)
+        .await;
+    assert_eq!(
+        listed(of_b.assert_status(200)),
+        [ids[2].clone(), ids[0].clone()]
+    );
+    // Pages of one, followed by their cursors, give the whole list once.
+    let mut paged = Vec::new();
+    let mut next = Some("/v1/delegations?limit=1".to_owned());
+    while let Some(path) = next {
+        let page = app.get(&path, &owner).await;
+        paged.extend(listed(page.assert_status(200)));
+        next = page.body["next_cursor"]
+            .as_str()
+            .map(|c| format!("/v1/delegations?limit=1&cursor={c}"));
+    }
+    assert_eq!(paged, newest_first);
+    // The platform admin sees every org, or one; an org token only its own, whatever it asks.
+    let platform = app
+        .get(&format!("/v1/delegations?org_id={org}"), ADMIN)
+        .await;
+    assert_eq!(listed(platform.assert_status(200)), newest_first);
+    let everything = app.get("/v1/delegations?limit=500", ADMIN).await;
+    assert!(listed(everything.assert_status(200)).len() > newest_first.len());
+    let foreign = app
+        .get(&format!("/v1/delegations?org_id={other}"), &owner)
+        .await;
+    assert_eq!(listed(foreign.assert_status(200)), Vec::<String>::new());
+    // Bad filters are refused, naming them.
+    for (query, field) in [
+        ("status=dead", "status"),
+        ("agent_id=nobody", "agent_id"),
+        ("limit=0", "limit"),
+        ("colour=red", ""),
+    ] {
+        let refused = app.get(&format!("/v1/delegations?{query}"), &owner).await;
+        refused.assert_error(400, "invalid_request");
+        if !field.is_empty() {
+            assert_eq!(refused.body["field"], field, "{}", refused.body);
+        }
+    }
+    app.get("/v1/delegations", "vk_admin_nobody")
+        .await
+        .assert_error(401, "unauthorized");
+}
+
+/// `GET /v1/whoami`: the caller's role and org, for tools that act on "their" org.
+pub async fn whoami(app: &TestApp) {
+    let me = app.get("/v1/whoami", ADMIN).await;
+    assert_eq!(
+        me.assert_status(200),
+        &json!({ "role": "platform", "org_id": null, "token_id": null })
+    );
+    let org = app.org("whoami").await;
+    let created = app
+        .post(
+            &format!("/v1/orgs/{org}/tokens"),
+            ADMIN,
+            json!({ "role": "viewer", "name": "ci" }),
+        )
+        .await;
+    let created = created.assert_status(201).clone();
+    let me = app
+        .get("/v1/whoami", created["token"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        me.assert_status(200),
+        &json!({ "role": "viewer", "org_id": org, "token_id": created["token_id"] })
+    );
+    app.get("/v1/whoami", "vk_admin_nobody")
+        .await
+        .assert_error(401, "unauthorized");
+}

@@ -89,6 +89,8 @@ on_both_databases! {
     operations => crate::ops::operations,
     client_credentials => crate::tokens::client_credentials,
     delegation_grants => crate::delegations::grants,
+    delegation_listing => crate::delegations::listing,
+    whoami => crate::delegations::whoami,
     signing_keys_rotate => crate::tokens::signing_keys_rotate,
     brake_tokens_revoked => crate::brake::tokens_revoked,
     brake_keys_withdrawn => crate::brake::keys_withdrawn,

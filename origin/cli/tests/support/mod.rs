@@ -1,0 +1,3 @@
+//! What the CLI's end-to-end tests share.
+
+pub mod origin;
