@@ -331,6 +331,10 @@ pub struct Decision {
     pub expires_in: u32,
     /// The passport version the decision read (`null` when the agent was not found).
     pub passport_version: Option<i64>,
+    /// `sha256:` + hex of the SHA-256 of the JCS form of the passport view decided on
+    /// ([`EdgePassport::digest`], SPEC §12); `null` when the agent was not found. Whoever holds
+    /// the view (the edge caches it with its digest) sets it: [`Decision::with_passport_digest`].
+    pub passport_digest: Option<String>,
     /// The agents the decision rests on, outermost actor first and the subject last
     /// ([`crate::token::chain`]); just the agent for an `agent_id` request; empty for a refused token.
     pub chain: Vec<AgentId>,
@@ -362,8 +366,15 @@ impl Decision {
             created_at: now,
             expires_in,
             passport_version: passport.map(|p| p.version),
+            passport_digest: None,
             chain,
         }
+    }
+
+    /// The decision with the digest of the passport view it was decided on.
+    pub fn with_passport_digest(mut self, digest: Option<String>) -> Decision {
+        self.passport_digest = digest;
+        self
     }
 }
 

@@ -83,6 +83,13 @@ pub struct VerifyAnswer {
 }
 
 impl EdgePassport {
+    /// `sha256:` + hex of the SHA-256 of this view's RFC 8785 form: what a signed decision names
+    /// as the passport it was decided on (SPEC §12).
+    pub fn digest(&self) -> String {
+        // A view is plain data (strings, integers, maps): canonicalizing it cannot fail.
+        crate::signing::digest(self).unwrap_or_default()
+    }
+
     /// The ETag of every body derived from this version of the passport.
     pub fn etag(&self) -> String {
         etag("passport", self.version)

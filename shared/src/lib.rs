@@ -22,6 +22,7 @@ pub mod passport;
 pub mod patch;
 pub mod policy;
 pub mod public_page;
+pub mod signing;
 pub mod timestamp;
 pub mod token;
 pub mod validate;

@@ -13,8 +13,8 @@ use crate::timestamp::Timestamp;
 /// What `POST /api/verify/policy/{pack_id}` answers: OAP's decision members and ours
 /// (`passport_id`, `registry_agent_id`, `capability`, `passport_version`).
 ///
-/// The signature members of SPEC §12 (`passport_digest`, `kid`, `signature`) are added by
-/// the signing of every decision, over this object as serialized.
+/// `kid` and `signature` (SPEC §12) are added by the signing of every decision
+/// ([`crate::signing`]), over this object as serialized.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OapDecision {
     pub decision_id: String,
@@ -37,6 +37,9 @@ pub struct OapDecision {
     pub expires_in: u32,
     /// The passport version decided on.
     pub passport_version: Option<i64>,
+    /// The digest of the passport view decided on ([`EdgePassport::digest`]); `null` when none
+    /// was found.
+    pub passport_digest: Option<String>,
 }
 
 impl OapDecision {
@@ -69,6 +72,7 @@ impl OapDecision {
             created_at: now,
             expires_in,
             passport_version: Some(passport.version),
+            passport_digest: None,
         }
     }
 
@@ -94,7 +98,16 @@ impl OapDecision {
             created_at: now,
             expires_in,
             passport_version: None,
+            passport_digest: None,
         }
+    }
+}
+
+impl OapDecision {
+    /// The decision with the digest of the passport view it was decided on.
+    pub fn with_passport_digest(mut self, digest: Option<String>) -> OapDecision {
+        self.passport_digest = digest;
+        self
     }
 }
 
