@@ -35,6 +35,10 @@ echo "==> building the edge worker"
 build_edge_worker
 echo "==> building the origin and the CLI"
 cargo build --locked -p vouch-origin --bin vouch-origin -p vouch-cli --bin vouch
+# The edge's decision key (SPEC §12), an Ed25519 private JWK kept across runs (git-ignored), so
+# receipts signed yesterday still verify today; deployed, it is the secret VOUCH_DECISION_KEY.
+[ -s .dev/decision-key.jwk ] || (umask 077; "${CARGO_TARGET_DIR:-target}/debug/vouch" decision-key > .dev/decision-key.jwk)
+export VOUCH_DECISION_KEY="${VOUCH_DECISION_KEY:-$(cat .dev/decision-key.jwk)}"
 
 PIDS=()
 cleanup() {

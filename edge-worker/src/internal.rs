@@ -1,7 +1,9 @@
 //! Routes only the origin calls, behind the shared secret `VOUCH_EDGE_SECRET` (a bearer token,
 //! compared in constant time): `POST /internal/journal` appends to the status journal, `GET
-//! /internal/journal?since=N` shows what isolates pull. Without the secret configured every
-//! internal request is `401`.
+//! /internal/journal?since=N` shows what isolates pull; `GET /internal/receipts?limit=N` hands
+//! the origin the oldest receipts not yet collected and `POST /internal/receipts/ack
+//! {"through": seq}` drops those it stored (SPEC §12, [`crate::objects::receipts`]). Without
+//! the secret configured every internal request is `401`.
 //!
 //! With the variable `VOUCH_TEST_CONTROLS = "1"` (set only by the local edge's tests, never in
 //! wrangler.toml) `POST /internal/test/journal-outage {"for_ms": N, "hang"?, "appends"?}` makes
@@ -30,6 +32,8 @@ const APPEND_BODY_LIMIT: usize = 1024 * 1024;
 enum Route {
     Pull,
     Append,
+    Receipts,
+    ReceiptsAck,
     Outage,
     Reset,
     Cold,
@@ -40,6 +44,8 @@ pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, Edg
     let route = match (req.method(), path) {
         (Method::Get, "/internal/journal") => Ok(Route::Pull),
         (Method::Post, "/internal/journal") => Ok(Route::Append),
+        (Method::Get, "/internal/receipts") => Ok(Route::Receipts),
+        (Method::Post, "/internal/receipts/ack") => Ok(Route::ReceiptsAck),
         (Method::Post, "/internal/test/journal-outage") if test_controls(env) => Ok(Route::Outage),
         (Method::Post, "/internal/test/journal-reset") if test_controls(env) => Ok(Route::Reset),
         (Method::Post, "/internal/test/isolate-cold") if test_controls(env) => Ok(Route::Cold),
@@ -83,6 +89,27 @@ pub async fn handle(req: Request, env: &Env, path: &str) -> Result<Response, Edg
                 ));
             }
             forward(env, "/append", &append).await
+        }
+        Route::Receipts => {
+            let limit = req
+                .url()?
+                .query_pairs()
+                .find(|(k, _)| k == "limit")
+                .and_then(|(_, v)| v.parse::<i64>().ok())
+                .unwrap_or(crate::objects::receipts::PULL_MAX);
+            let path = format!("/pull?limit={limit}");
+            receipts(env, Method::Get, &path, None).await
+        }
+        Route::ReceiptsAck => {
+            let body = json_body(req, 1024).await?;
+            let through = body
+                .get("through")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or_else(|| {
+                    EdgeError::bad("`through` (an integer) is required", Some("through"))
+                })?;
+            let text = format!("{{\"through\":{through}}}");
+            receipts(env, Method::Post, "/ack", Some(text)).await
         }
         Route::Outage => {
             let body = json_body(req, 1024).await?;
@@ -146,6 +173,28 @@ fn authorize(req: &Request, env: &Env) -> Result<(), EdgeError> {
     } else {
         Err(EdgeError::Unauthorized)
     }
+}
+
+/// Calls the receipts object and answers what it answered.
+async fn receipts(
+    env: &Env,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<Response, EdgeError> {
+    let mut response = crate::objects::receipts::forward(env, method, path, body).await?;
+    let status = response.status_code();
+    let answer = response.text().await?;
+    if status != 200 {
+        return Err(EdgeError::Internal(format!(
+            "the receipts object answered {status}: {answer}"
+        )));
+    }
+    Ok(json_response(
+        200,
+        &answer,
+        &[("cache-control", "no-store")],
+    ))
 }
 
 /// Sends `body` to the journal object and answers what it answered.

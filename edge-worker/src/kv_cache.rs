@@ -31,9 +31,11 @@ pub const KV_CACHE_TTL_SECONDS: u64 = 30;
 /// The binding name of the namespace the origin publishes to.
 pub const BINDING: &str = "VOUCH_KV";
 
-/// A passport read from KV, with its `/verify` answer rendered once per read.
+/// A passport read from KV, with its `/verify` answer and its digest (what signed decisions
+/// name it by, SPEC §12) computed once per read.
 pub struct PassportEntry {
     pub view: EdgePassport,
+    pub digest: String,
     pub etag: String,
     pub verify_status: u16,
     pub verify_body: String,
@@ -156,6 +158,7 @@ impl PassportEntry {
             etag,
             verify_status: answer.status,
             verify_body: answer.body.to_string(),
+            digest: view.digest(),
             view,
         }
     }

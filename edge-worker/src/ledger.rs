@@ -1,5 +1,6 @@
 //! Committing a decision to the agent's daily-caps ledger (SPEC §11): the `DailyCaps` Durable
-//! Object named by the agent id ([`crate::objects::daily_caps`]) applies the core's rule.
+//! Object named by the agent id ([`crate::objects::daily_caps`]) applies the core's rule, signs
+//! the decision it settles on (SPEC §12) and keeps it as a receipt for the origin.
 
 use serde_json::Value;
 use vouch_core::caps::IdempotencyKey;
@@ -13,8 +14,9 @@ const CAPS_BINDING: &str = "VOUCH_CAPS";
 /// A ledger that has not answered after this long is unavailable (503, retry with the same key).
 const LEDGER_TIMEOUT_MS: u64 = 3_000;
 
-/// Records a commit in the ledger of the decision's agent (SPEC §11) and returns the decision
-/// the ledger settled on: the same one, a cap denial, or the first decision for a replayed key.
+/// Records a commit in the ledger of the decision's agent (SPEC §11) and returns the signed
+/// decision the ledger settled on: the same one, a cap denial, or the first decision for a
+/// replayed key.
 pub async fn commit(
     env: &Env,
     request: &VerifyRequest,
@@ -27,7 +29,7 @@ pub async fn commit(
     let (Some(agent_id), Some(_)) = (decision.agent_id.clone(), decision.passport_version) else {
         let body =
             serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
-        return Ok((body, false));
+        return Ok((crate::decision_key::sign(env, body)?, false));
     };
     let request = vouch_core::caps::CommitRequest {
         agent_id: agent_id.clone(),
@@ -41,13 +43,15 @@ pub async fn commit(
     record(env, request).await
 }
 
-/// Sends a commit to its agent's ledger and returns the decision the ledger settled on and
-/// whether it replayed the key. A key used before for another request is `409`
+/// Sends a commit to its agent's ledger and returns the signed decision the ledger settled on
+/// and whether it replayed the key. A key used before for another request is `409`
 /// (`idempotency_key_reused`).
 pub async fn record(
     env: &Env,
     request: vouch_core::caps::CommitRequest,
 ) -> Result<(Value, bool), EdgeError> {
+    // The ledger signs with the same secret: without one, say so rather than "unavailable".
+    crate::decision_key::current(env)?;
     let agent_id = request.agent_id.clone();
     let key = request.idempotency_key.clone();
     let text = serde_json::to_string(&request).map_err(|e| EdgeError::Internal(e.to_string()))?;

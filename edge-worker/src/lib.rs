@@ -3,6 +3,7 @@
 //! ETags. Every decision comes from the core, the same code the origin runs; a token is
 //! verified with the core's ES256 verifier against the keys the origin published to KV.
 
+mod decision_key;
 mod internal;
 mod journal;
 mod kv_cache;
@@ -18,6 +19,7 @@ mod tokens;
 mod webcrypto;
 
 pub use objects::daily_caps::DailyCaps;
+pub use objects::receipts::Receipts;
 pub use objects::status_journal::StatusJournal;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -1,5 +1,6 @@
 //! The OAP 1.0 verifier interface (SPEC §13): `POST /api/verify/policy/{pack_id}`,
-//! `GET /api/policies/{pack_id}` and the `GET /.well-known/oap/` discovery document.
+//! `GET /api/policies/{pack_id}`, the `GET /.well-known/oap/` discovery document and the keys
+//! decisions are signed with, `GET /.well-known/oap/jwks.json` (SPEC §12).
 //! Parsing, the packs and the decision are the core's; this is the shell around them.
 
 use serde_json::Value;
@@ -54,7 +55,7 @@ pub async fn verify(
             now,
             MAX_AGE_SECONDS,
         );
-        return respond(&serde_json::to_value(&decision).map_err(internal)?, None);
+        return respond(&sign(env, &decision)?, None);
     };
     let mut evaluation = packs::evaluate(
         pack,
@@ -72,10 +73,11 @@ pub async fn verify(
         evaluation,
         now,
         MAX_AGE_SECONDS,
-    );
+    )
+    .with_passport_digest(Some(entry.digest.clone()));
     let capped = spend.as_ref().is_some_and(|s| !s.daily_caps.is_empty());
     let (Some(key), true) = (&request.commit, capped) else {
-        return respond(&serde_json::to_value(&decision).map_err(internal)?, None);
+        return respond(&sign(env, &decision)?, None);
     };
     let allow = decision.allow;
     let commit = CommitRequest {
@@ -93,10 +95,7 @@ pub async fn verify(
             let mut denied = decision;
             denied.allow = false;
             denied.reasons = vec![Reason::new(codes::IDEMPOTENCY_CONFLICT, message)];
-            respond(
-                &serde_json::to_value(&denied).map_err(internal)?,
-                Some(false),
-            )
+            respond(&sign(env, &denied)?, Some(false))
         }
         Err(other) => Err(other),
     }
@@ -104,6 +103,18 @@ pub async fn verify(
 
 fn internal(e: serde_json::Error) -> EdgeError {
     EdgeError::Internal(e.to_string())
+}
+
+/// The decision, signed (SPEC §12): the last step before it is answered.
+fn sign(env: &Env, decision: &OapDecision) -> Result<Value, EdgeError> {
+    crate::decision_key::sign(env, serde_json::to_value(decision).map_err(internal)?)
+}
+
+/// `GET /.well-known/oap/jwks.json`: the public keys every decision is signed with (the current
+/// one and, during a rotation, the previous one).
+pub fn jwks(req: &Request, env: &Env) -> Result<Response, EdgeError> {
+    let body = crate::decision_key::jwks(env)?.to_string();
+    Ok(cacheable(req, 200, &body, &packs::discovery_etag(&body)))
 }
 
 fn respond(decision: &Value, replayed: Option<bool>) -> Result<Response, EdgeError> {

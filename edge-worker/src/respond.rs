@@ -28,6 +28,8 @@ pub enum EdgeError {
     /// A commit's ledger could not be reached or did not answer in time: nothing is allowed, and a
     /// retry with the same key is safe.
     LedgerUnavailable(String),
+    /// The edge has no usable decision key (SPEC §12): it answers no unsigned decision.
+    SigningUnavailable(String),
     /// An internal route without the edge secret.
     Unauthorized,
     Conflict {
@@ -92,6 +94,16 @@ impl EdgeError {
                     json!({
                         "error": "ledger_unavailable",
                         "message": "the daily-caps ledger did not confirm this commit; retry with the same idempotency_key (a key is recorded at most once)",
+                    }),
+                )
+            }
+            EdgeError::SigningUnavailable(detail) => {
+                worker::console_error!("decision key: {detail}");
+                (
+                    503,
+                    json!({
+                        "error": "signing_unavailable",
+                        "message": "this edge cannot sign decisions right now (its decision key is missing or invalid), so it answers none; retry shortly",
                     }),
                 )
             }

@@ -9,6 +9,7 @@ use vouch_core::delegation::Grant;
 use vouch_core::{kv, token, AgentId, Timestamp};
 use worker::{Context, Date, Env, Method, Request, Response, Url};
 
+use crate::decision_key;
 use crate::journal;
 use crate::kv_cache::{self, PassportEntry};
 use crate::ledger;
@@ -47,6 +48,10 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
             Method::Post => verify_batch(req, env, ctx, &host).await,
             _ => Err(EdgeError::MethodNotAllowed),
         },
+        "/.well-known/oap/jwks.json" => {
+            require_get(&method)?;
+            crate::oap::jwks(&req, env)
+        }
         "/.well-known/oap/" | "/.well-known/oap" => {
             require_get(&method)?;
             crate::oap::discovery(&req, &url, env).await
@@ -267,23 +272,17 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_unix_millis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
 }
 
-/// An answer to one verify request: a decision, or for a commit the ledger's decision.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Answer {
-    Decision(Decision),
-    Committed(Value),
-}
-
-/// One answer: the decision, recorded against the agent's daily caps when it is a commit.
-/// The second value says whether a commit was a replay of its idempotency key.
-async fn answer(env: &Env, request: &VerifyRequest) -> Result<(Answer, bool), EdgeError> {
+/// One answer, signed (SPEC §12): the decision, or for a commit the decision the agent's
+/// daily-caps ledger settled on (signed there: the ledger has the last word on a commit). The
+/// second value says whether a commit was a replay of its idempotency key.
+async fn answer(env: &Env, request: &VerifyRequest) -> Result<(Value, bool), EdgeError> {
     let (decision, spend) = decide(env, request).await?;
     let Some(key) = &request.commit else {
-        return Ok((Answer::Decision(decision), false));
+        let decision =
+            serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
+        return Ok((decision_key::sign(env, decision)?, false));
     };
-    let (committed, replayed) = ledger::commit(env, request, key, decision, spend).await?;
-    Ok((Answer::Committed(committed), replayed))
+    ledger::commit(env, request, key, decision, spend).await
 }
 
 /// One decision (SPEC §11) from KV, the journal and the core, with the amount it would spend.
@@ -306,7 +305,8 @@ async fn decide(
                 evaluation,
                 now,
                 MAX_AGE_SECONDS,
-            );
+            )
+            .with_passport_digest(entry.as_ref().map(|e| e.digest.clone()));
             Ok((decision, spend))
         }
         Subject::Token(token) => decide_token(env, request, token, now).await,
@@ -349,32 +349,36 @@ async fn decide_token(
             .await
             .into_iter()
             .collect::<Result<_, _>>()?;
-    let passport_of = |agent: &AgentId| {
+    let entry_of = |agent: &AgentId| {
         chain
             .iter()
             .position(|a| a == agent)
             .and_then(|i| passports.get(i))
             .and_then(Option::as_deref)
-            .map(|entry| &entry.view)
     };
+    let passport_of = |agent: &AgentId| entry_of(agent).map(|entry| &entry.view);
     let mut evaluation = request.evaluate_token(Ok(&claims), &grants, &passport_of, now);
     let spend = evaluation.spend.take();
-    let subject = passport_of(&claims.sub);
+    let subject = entry_of(&claims.sub);
     let decision = Decision::new(
         decision_id(),
         request,
-        chain,
-        subject,
+        chain.clone(),
+        subject.map(|entry| &entry.view),
         evaluation,
         now,
         MAX_AGE_SECONDS,
-    );
+    )
+    .with_passport_digest(subject.map(|entry| entry.digest.clone()));
     Ok((decision, spend))
 }
 
-fn decision_response<T: serde::Serialize>(body: &T) -> Result<Response, EdgeError> {
-    let text = serde_json::to_string(body).map_err(|e| EdgeError::Internal(e.to_string()))?;
-    Ok(json_response(200, &text, &[("cache-control", "no-store")]))
+fn decision_response(body: &Value) -> Result<Response, EdgeError> {
+    Ok(json_response(
+        200,
+        &body.to_string(),
+        &[("cache-control", "no-store")],
+    ))
 }
 
 /// `POST /verify`: one decision.
@@ -439,7 +443,7 @@ async fn verify_batch(
         decisions.push(match answer(env, request).await {
             Ok((answer, _)) => answer,
             Err(error @ (EdgeError::Conflict { .. } | EdgeError::LedgerUnavailable(_))) => {
-                Answer::Committed(error.body())
+                error.body()
             }
             Err(error) => return Err(error),
         });

@@ -22,7 +22,7 @@ use crate::extract::BODY_LIMIT;
 use crate::keys::{Keys, MasterKey, TokenSettings};
 use crate::rate_limit;
 use crate::routes::{
-    agents, audit, delegations, events, oap, oauth, ops, orgs, webhooks, wellknown,
+    agents, audit, delegations, events, oap, oauth, ops, orgs, receipts, webhooks, wellknown,
 };
 use crate::secrets;
 use crate::store::{ChangeEvent, Role, Store};
@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::revoke_tokens))
         .routes(routes!(agents::agent_events))
         .routes(routes!(agents::heartbeat))
+        .routes(routes!(receipts::list))
         .routes(routes!(oap::import_oap))
         .routes(routes!(oap::export_oap))
         .routes(routes!(audit::list_audit))

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod kv;
 pub mod openapi;
 pub mod rate_limit;
+pub mod receipts;
 pub mod routes;
 pub mod secrets;
 pub mod store;

@@ -102,10 +102,13 @@ async fn main() -> anyhow::Result<()> {
                         JournalPublisher::new(state.store.clone(), JournalClient::new(edge, secret)?)
                             .with_settle(std::time::Duration::from_secs(args.journal_settle_seconds));
                     tokio::spawn(publisher.run());
+                    let collector =
+                        vouch_origin::receipts::ReceiptCollector::new(state.store.clone(), edge, secret)?;
+                    tokio::spawn(collector.run());
                     state.journal = true;
                 }
                 _ => tracing::warn!(
-                    "status journal publisher off: set VOUCH_EDGE_URL and VOUCH_EDGE_SECRET; edges learn of suspensions only through KV (60 s or more)"
+                    "status journal publisher and receipt collector off: set VOUCH_EDGE_URL and VOUCH_EDGE_SECRET; edges learn of suspensions only through KV (60 s or more), and no receipts are collected"
                 ),
             }
             if state.webhooks.allow_private {

@@ -11,7 +11,9 @@
 // it the origin cannot append to the status journal), VOUCH_JOURNAL_REFRESH_MS,
 // VOUCH_JOURNAL_BOUND_MS and VOUCH_JOURNAL_SHARE_SECONDS (the worker's variables of the same
 // names), VOUCH_EDGE_TEST_CONTROLS=1 (binds VOUCH_TEST_CONTROLS: POST
-// /internal/test/journal-outage, for tests only).
+// /internal/test/journal-outage, for tests only), VOUCH_DECISION_KEY and
+// VOUCH_DECISION_KEY_PREVIOUS (the Ed25519 private JWKs decisions are signed with, SPEC §12;
+// without the first, a key is made up for this run and its kid printed).
 // For tests, POST /__control/faults on the KV API port queues failures:
 //   {"status": 500 | 429, "count": 3, "retry_after": 1}  or  {"delay_ms": 200, "count": 5}
 // GET /__control/stats reports the writes it accepted, and GET /__control/kv/<key> reads a key
@@ -20,6 +22,7 @@
 // (requests per period, 0: unbound, i.e. off) and VOUCH_EDGE_RATE_PERIOD (10 or 60) override it.
 // For benchmarks, VOUCH_EDGE_CONSTANT=1 adds, in the same workerd, a worker that answers every
 // request with a constant JSON body; requests with `Host: constant.bench` reach it.
+import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -51,6 +54,12 @@ const [, rateBinding, deployedLimit, deployedPeriod] = deployed;
 const rateLimit = Number(env.VOUCH_EDGE_RATE_LIMIT ?? deployedLimit);
 const ratePeriod = Number(env.VOUCH_EDGE_RATE_PERIOD ?? deployedPeriod);
 
+// The decision key (a Worker secret when deployed): the caller's, or one for this run only.
+const decisionKey = env.VOUCH_DECISION_KEY || (() => {
+  const jwk = crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" });
+  console.error("no VOUCH_DECISION_KEY: decisions are signed with a key made up for this run");
+  return JSON.stringify(jwk);
+})();
 const vouchWorker = {
   name: "vouch-edge",
   modules: true,
@@ -70,6 +79,7 @@ const vouchWorker = {
   durableObjects: env.VOUCH_EDGE_OBJECTS === "0" ? {} : {
     VOUCH_JOURNAL: { className: "StatusJournal", useSQLite: true },
     VOUCH_CAPS: { className: "DailyCaps", useSQLite: true },
+    VOUCH_RECEIPTS: { className: "Receipts", useSQLite: true },
   },
   bindings: Object.fromEntries(
     [
@@ -80,6 +90,8 @@ const vouchWorker = {
       ["VOUCH_TEST_CONTROLS", env.VOUCH_EDGE_TEST_CONTROLS === "1" ? "1" : undefined],
       ["VOUCH_AUDIENCE", env.VOUCH_AUDIENCE],
       ["VOUCH_RATE_LIMIT_PERIOD_SECONDS", String(ratePeriod)],
+      ["VOUCH_DECISION_KEY", decisionKey],
+      ["VOUCH_DECISION_KEY_PREVIOUS", env.VOUCH_DECISION_KEY_PREVIOUS],
     ].filter(([, value]) => value !== undefined && value !== ""),
   ),
 };

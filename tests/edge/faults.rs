@@ -483,6 +483,12 @@ async fn fault_origin_killed_mid_webhook_delivery_redelivers_the_same_id() {
 
 /// A commit to the daily caps ledger and its replay: `(allow, replayed)`.
 async fn commit(system: &Faulty, token: &str, key: &str, amount: u32) -> (bool, bool) {
+    let (body, replayed) = commit_answer(system, token, key, amount).await;
+    (body["allow"] == true, replayed)
+}
+
+/// A commit's signed decision, and whether it was a replay.
+async fn commit_answer(system: &Faulty, token: &str, key: &str, amount: u32) -> (Value, bool) {
     let resp = system
         .client
         .post(format!("{}/verify", system.edge.edge))
@@ -501,33 +507,27 @@ async fn commit(system: &Faulty, token: &str, key: &str, amount: u32) -> (bool, 
         .and_then(|v| v.to_str().ok())
         == Some("true");
     let body: Value = resp.json().await.expect("decision");
-    (body["allow"] == true, replayed)
+    (body, replayed)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
-    let Some(mut system) = Faulty::start(false).await else {
-        return;
-    };
-    let org = system.org("edgerestart").await;
-    let payer = system.agent(&org, "payer").await;
-    let other = system.agent(&org, "suspended while the edge is down").await;
+/// An access token of `agent` (a fresh API key exchanged at the origin).
+async fn token_of(system: &Faulty, agent: &str) -> String {
     let key = system
         .admin_ok(
             reqwest::Method::POST,
-            &format!("/v1/agents/{payer}/keys"),
+            &format!("/v1/agents/{agent}/keys"),
             None,
         )
         .await["api_key"]
         .as_str()
         .expect("key")
         .to_owned();
-    let token = system
+    system
         .client
         .post(format!("{}/oauth/token", system.origin_url))
         .form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", payer.as_str()),
+            ("client_id", agent),
             ("client_secret", key.as_str()),
         ])
         .send()
@@ -538,7 +538,18 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
         .expect("json")["access_token"]
         .as_str()
         .expect("access token")
-        .to_owned();
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
+    let Some(mut system) = Faulty::start(false).await else {
+        return;
+    };
+    let org = system.org("edgerestart").await;
+    let payer = system.agent(&org, "payer").await;
+    let other = system.agent(&org, "suspended while the edge is down").await;
+    let token = token_of(&system, &payer).await;
     // The seed passport's daily cap is 1,000 USD, 100 per refund: ten commits fill it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -596,6 +607,69 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     system.assert_nothing_lost(&org, &[payer, other]).await;
+}
+
+/// Receipts wait at the edge (in its Durable Objects, on disk) until the origin has them:
+/// committed while no origin collects them, kept through an edge restart, all collected once
+/// an origin is back, each exactly as answered (SPEC §12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_receipts_wait_at_the_edge_through_a_restart() {
+    let Some(mut system) = Faulty::start(false).await else {
+        return;
+    };
+    let org = system.org("receipts").await;
+    let payer = system.agent(&org, "payer").await;
+    let token = token_of(&system, &payer).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut answered = vec![loop {
+        let (decision, _) = commit_answer(&system, &token, "receipt-0", 10).await;
+        if decision["allow"] == true {
+            break decision;
+        }
+        assert!(Instant::now() < deadline, "the payer was never allowed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }];
+    // No origin collects while these are committed; then the edge restarts.
+    system.kill_origin().await;
+    for i in 1..4 {
+        let (decision, replayed) =
+            commit_answer(&system, &token, &format!("receipt-{i}"), 10).await;
+        assert!(decision["allow"] == true && !replayed, "{decision}");
+        answered.push(decision);
+    }
+    system.restart_edge().await;
+    system.start_origin().await;
+
+    let deadline = Instant::now() + CONVERGE;
+    let page = loop {
+        let page = system
+            .admin_ok(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{payer}/receipts"),
+                None,
+            )
+            .await;
+        if page["data"]
+            .as_array()
+            .is_some_and(|d| d.len() >= answered.len())
+        {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the receipts never all reached the origin: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let by_id = |mut decisions: Vec<Value>| {
+        decisions.sort_by_key(|d| d["decision_id"].as_str().unwrap_or_default().to_owned());
+        decisions
+    };
+    assert_eq!(
+        by_id(page["data"].as_array().unwrap().clone()),
+        by_id(answered),
+        "every receipt, once, as answered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ mod limits;
 mod oap;
 mod process;
 mod public_page;
+mod receipts;
 mod stack;
 
 use std::time::{Duration, Instant};

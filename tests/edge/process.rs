@@ -21,12 +21,29 @@ pub fn free_port() -> u16 {
 /// The `vouch-origin` binary `cargo test --workspace` built beside this test, refused when a
 /// source file of the origin or the core is newer (it would be testing stale code).
 pub fn origin_binary() -> PathBuf {
+    workspace_binary(
+        "vouch-origin",
+        &["origin/src", "origin/migrations", "shared/src"],
+    )
+}
+
+/// The `vouch` CLI `cargo test --workspace` built beside this test, refused when stale.
+pub fn cli_binary() -> PathBuf {
+    workspace_binary(
+        "vouch",
+        &["origin/cli/src", "origin/client/src", "shared/src"],
+    )
+}
+
+/// The binary `name` of the workspace's target directory, refused when a file under one of
+/// `sources` is newer.
+fn workspace_binary(name: &str, sources: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary");
     let profile = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let binary = profile.join("vouch-origin");
+    let binary = profile.join(name);
     let built = std::fs::metadata(&binary)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| {
@@ -36,10 +53,10 @@ pub fn origin_binary() -> PathBuf {
             )
         });
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    for dir in ["origin/src", "origin/migrations", "shared/src"] {
+    for dir in sources {
         if let Some(newer) = newer_than(&repo.join(dir), built) {
             panic!(
-                "{} is older than {}: run `cargo build -p vouch-origin` (or scripts/test.sh)",
+                "{} is older than {}: run `cargo build --workspace` (or scripts/test.sh)",
                 binary.display(),
                 newer.display()
             );

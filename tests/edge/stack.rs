@@ -72,6 +72,8 @@ impl LocalEdge {
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("VOUCH_EDGE_SECRET", EDGE_SECRET)
             .env("VOUCH_EDGE_TEST_CONTROLS", "1")
+            // One decision key for every test edge, so a restarted edge signs as before.
+            .env("VOUCH_DECISION_KEY", test_decision_key())
             // Benchmarks measure with the deployed default (`VOUCH_JOURNAL_REFRESH_MS` set).
             .env(
                 "VOUCH_JOURNAL_REFRESH_MS",
@@ -147,7 +149,14 @@ impl Drop for LocalEdge {
     }
 }
 
-fn repo() -> PathBuf {
+/// The decision key of the test edges (SPEC §12): a fixed seed, as a private JWK.
+pub fn test_decision_key() -> String {
+    vouch_core::signing::DecisionKey::from_seed(&[0x5e; 32])
+        .private_jwk()
+        .to_string()
+}
+
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -207,6 +216,10 @@ impl Stack {
         )
         .with_settle(JOURNAL_SETTLE);
         let journaling = tokio::spawn(journal.run());
+        let collector =
+            vouch_origin::receipts::ReceiptCollector::new(store.clone(), &edge, EDGE_SECRET)
+                .expect("receipt collector");
+        let collecting = tokio::spawn(collector.run());
         let target = kv_target(&kv_api);
         let publisher = Publisher::new(store.clone(), KvClient::new(&target).expect("kv client"));
         let publishing = tokio::spawn(publisher.run());
@@ -227,7 +240,7 @@ impl Stack {
             client: reqwest::Client::new(),
             store,
             local_edge,
-            tasks: vec![publishing, journaling, sealing, serving],
+            tasks: vec![publishing, journaling, collecting, sealing, serving],
             _dir: dir,
         };
         // The edge answers 503 until the origin has seeded its journal: wait for that.

@@ -6,9 +6,15 @@
 //! concurrent commits are applied one after another and never pass a cap together. Rows of
 //! days before yesterday are dropped as it goes: caps reset at the UTC day boundary, and a key
 //! replays for the rest of its day and the next.
+//!
+//! The object has the last word on a commit, so it signs what it settles on (SPEC §12) before
+//! it stores or answers it: a replay answers the very bytes first answered. Each recorded
+//! decision is also a receipt (SPEC §12): written to `receipts_outbox` with the commit, then
+//! forwarded by the object's alarm to the edge's receipts object ([`super::receipts`]), where
+//! the origin collects them, until it lands.
 
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use vouch_core::caps::{self, CommitRequest, Outcome, StoredCommit};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
@@ -19,6 +25,18 @@ use super::{int, read_json, sql_error};
 #[durable_object]
 pub struct DailyCaps {
     state: State,
+    env: Env,
+}
+
+/// Receipts forwarded per alarm (one call to the receipts object).
+const RECEIPTS_PER_FORWARD: usize = 100;
+/// How long after a failed forward the alarm tries again.
+const FORWARD_RETRY_MS: i64 = 2_000;
+
+#[derive(Deserialize)]
+struct OutboxRow {
+    seq: i64,
+    decision: String,
 }
 
 #[derive(Deserialize)]
@@ -33,7 +51,7 @@ struct SpentRow {
 }
 
 impl DurableObject for DailyCaps {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         for ddl in [
             "CREATE TABLE IF NOT EXISTS spent (day TEXT NOT NULL, cap TEXT NOT NULL, \
@@ -42,12 +60,15 @@ impl DurableObject for DailyCaps {
              fingerprint TEXT NOT NULL, decision TEXT NOT NULL)",
             // Old days are dropped on every commit: by index, not by scanning every key.
             "CREATE INDEX IF NOT EXISTS commits_by_day ON commits (day)",
+            // Recorded decisions not yet handed to the receipts object, oldest first.
+            "CREATE TABLE IF NOT EXISTS receipts_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
+             decision TEXT NOT NULL)",
         ] {
             if let Err(error) = sql.exec(ddl, None) {
                 worker::console_error!("daily caps schema: {error}");
             }
         }
-        DailyCaps { state }
+        DailyCaps { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -55,15 +76,70 @@ impl DurableObject for DailyCaps {
         match (req.method(), url.path()) {
             (Method::Post, "/commit") => {
                 let request: CommitRequest = read_json(&mut req).await?;
-                self.commit(&request)
+                let (response, recorded) = self.commit(&request)?;
+                if recorded {
+                    self.schedule_forward(0).await?;
+                }
+                Ok(response)
             }
             _ => Response::error("no such ledger route", 404),
         }
     }
+
+    /// Hands pending receipts to the receipts object, a batch per alarm, until none is left.
+    async fn alarm(&self) -> Result<Response> {
+        let rows: Vec<OutboxRow> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT seq, decision FROM receipts_outbox ORDER BY seq LIMIT ?",
+                vec![int(RECEIPTS_PER_FORWARD as i64)?],
+            )?
+            .to_array()?;
+        let Some(last) = rows.last().map(|r| r.seq) else {
+            return Response::ok("nothing to forward");
+        };
+        match super::receipts::append(&self.env, rows.iter().map(|r| r.decision.as_str())).await {
+            Ok(()) => {
+                self.state.storage().sql().exec(
+                    "DELETE FROM receipts_outbox WHERE seq <= ?",
+                    vec![int(last)?],
+                )?;
+                if rows.len() == RECEIPTS_PER_FORWARD {
+                    self.schedule_forward(0).await?;
+                }
+            }
+            Err(error) => {
+                worker::console_warn!("receipts forward failed, retrying: {error}");
+                self.schedule_forward(FORWARD_RETRY_MS).await?;
+            }
+        }
+        Response::ok("forwarded")
+    }
 }
 
 impl DailyCaps {
-    fn commit(&self, request: &CommitRequest) -> Result<Response> {
+    /// Sets the alarm `after_ms` from now, unless one is already due sooner.
+    async fn schedule_forward(&self, after_ms: i64) -> Result<()> {
+        let at = super::now_ms() + after_ms;
+        let storage = self.state.storage();
+        if storage.get_alarm().await?.is_some_and(|due| due <= at) {
+            return Ok(());
+        }
+        // An `i64` is an offset from now to workers-rs, not an instant.
+        storage.set_alarm(after_ms).await
+    }
+
+    /// `decision` signed with the edge's decision key (the last change it gets).
+    fn sign(&self, decision: Value) -> Result<Value> {
+        crate::decision_key::sign(&self.env, decision)
+            .map_err(|e| worker::Error::RustError(format!("signing a decision: {e:?}")))
+    }
+
+    /// Applies one commit; the answer, and whether a decision was recorded (a receipt is due).
+    /// Reads, decision and writes run without an await in between (see the module docs).
+    fn commit(&self, request: &CommitRequest) -> Result<(Response, bool)> {
         let sql = self.state.storage().sql();
         let prior: Vec<CommitRow> = sql
             .exec(
@@ -94,15 +170,24 @@ impl DailyCaps {
         let spent_of = |cap: &str| spent.get(cap).copied().unwrap_or(0);
         match caps::commit(request, prior.as_ref(), &spent_of) {
             Outcome::Replay(decision) => {
-                Response::from_json(&json!({ "decision": decision, "replayed": true }))
+                // Recorded before decisions were signed: signed now, the same on every replay.
+                let decision = match decision.get(vouch_core::signing::SIGNATURE_MEMBER) {
+                    Some(_) => decision,
+                    None => self.sign(decision)?,
+                };
+                let answer = json!({ "decision": decision, "replayed": true });
+                Ok((Response::from_json(&answer)?, false))
             }
             Outcome::Refused(decision) => {
-                Response::from_json(&json!({ "decision": decision, "replayed": false }))
+                let answer = json!({ "decision": self.sign(decision)?, "replayed": false });
+                Ok((Response::from_json(&answer)?, false))
             }
-            Outcome::Conflict => {
-                Response::error("this idempotency_key was used for a different request", 409)
-            }
+            Outcome::Conflict => Ok((
+                Response::error("this idempotency_key was used for a different request", 409)?,
+                false,
+            )),
             Outcome::Record { decision, add } => {
+                let decision = self.sign(decision)?.to_string();
                 // Every value first, then the writes, so an error cannot leave half of them.
                 let mut writes: Vec<(&str, Vec<SqlStorageValue>)> = Vec::new();
                 if add > 0 {
@@ -121,14 +206,19 @@ impl DailyCaps {
                         request.idempotency_key.clone().into(),
                         request.day.clone().into(),
                         request.fingerprint.clone().into(),
-                        decision.to_string().into(),
+                        decision.clone().into(),
                     ],
+                ));
+                writes.push((
+                    "INSERT INTO receipts_outbox (decision) VALUES (?)",
+                    vec![decision.clone().into()],
                 ));
                 for (statement, values) in writes {
                     sql.exec(statement, values)?;
                 }
                 self.forget_before_yesterday(&request.day)?;
-                Response::from_json(&json!({ "decision": decision, "replayed": false }))
+                let answer = format!(r#"{{"decision":{decision},"replayed":false}}"#);
+                Ok((json_text(&answer)?, true))
             }
         }
     }
@@ -146,6 +236,15 @@ impl DailyCaps {
         sql.exec("DELETE FROM commits WHERE day < ?", vec![yesterday.into()])?;
         Ok(())
     }
+}
+
+/// A `200` JSON answer of `text` as is.
+fn json_text(text: &str) -> Result<Response> {
+    let mut response = Response::ok(text)?;
+    response
+        .headers_mut()
+        .set("content-type", "application/json")?;
+    Ok(response)
 }
 
 /// The UTC day before `day` (`2026-11-22` → `2026-11-21`).

@@ -3,6 +3,7 @@
 //! with another's.
 
 pub mod daily_caps;
+pub mod receipts;
 pub mod status_journal;
 
 use serde::de::DeserializeOwned;

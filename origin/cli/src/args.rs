@@ -74,6 +74,40 @@ pub enum Command {
     Token(TokenArgs),
     /// Make the registry match a file of agents, delegations and webhooks (registry as code).
     Apply(ApplyArgs),
+    /// Receipts: committed decisions, signed by the edge (SPEC §12).
+    #[command(subcommand)]
+    Receipts(ReceiptsCommand),
+    /// Print a new Ed25519 decision key (a private JWK) for the edge's `VOUCH_DECISION_KEY`
+    /// secret: `vouch decision-key | npx wrangler secret put VOUCH_DECISION_KEY`.
+    DecisionKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptsCommand {
+    /// An agent's receipts (its committed decisions, signed), newest first.
+    List {
+        /// `ap_…`
+        agent_id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Check signed decisions offline against the edge's published decision keys; exits 4 when
+    /// one does not verify. FILE holds one decision, an array of them, a `receipts list
+    /// --json` page or a batch answer (`-`: standard input).
+    #[command(after_help = "Examples:
+  vouch receipts verify receipt.json --edge https://edge.example.com
+  vouch receipts list ap_… --json | vouch receipts verify - --jwks jwks.json")]
+    Verify {
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// The decision keys: a JWK Set file, or an http(s) URL. Default: the edge's
+        /// `/.well-known/oap/jwks.json` (`--edge`).
+        #[arg(long, value_name = "FILE_OR_URL")]
+        jwks: Option<String>,
+        /// The edge whose published decision keys to use.
+        #[arg(long, env = "VOUCH_EDGE_URL", value_name = "URL")]
+        edge: Option<String>,
+    },
 }
 
 /// `vouch apply`: the file's format, the plan and the exit codes are in

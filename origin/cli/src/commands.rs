@@ -58,6 +58,8 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Tokens(cmd) => tokens(&client, out, cmd),
         Command::Agents(cmd) => agents(&client, out, cmd),
         Command::Audit(cmd) => audit(&client, out, cmd),
+        Command::Receipts(cmd) => crate::receipts::run(&client, out, cmd),
+        Command::DecisionKey => crate::receipts::new_key(out),
         Command::Delegations(cmd) => delegations(&client, out, cmd),
         Command::Webhooks(cmd) => webhooks(&client, out, cmd),
         Command::Events(EventsCommand::Tail {
@@ -757,13 +759,13 @@ fn audit(client: &Client, out: &Output, cmd: &AuditCommand) -> Result<()> {
     }
 }
 
-fn paged(call: Call, page: &PageArgs) -> Call {
+pub(crate) fn paged(call: Call, page: &PageArgs) -> Call {
     call.query("limit", page.limit)
         .query("cursor", page.cursor.as_ref())
 }
 
 /// A list page as a table (or `empty`), with a hint for the next page.
-fn list_text(
+pub(crate) fn list_text(
     list: &Value,
     empty: &str,
     table: fn(&[Value]) -> String,
@@ -851,7 +853,7 @@ fn read_json(path: &str) -> Result<Value> {
 }
 
 /// `value` as one shell word (quoted when it needs to be).
-fn shell_word(value: &str) -> String {
+pub(crate) fn shell_word(value: &str) -> String {
     let plain = !value.is_empty()
         && value
             .bytes()

@@ -10,7 +10,8 @@ pub const EXIT_API: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the origin cannot be reached.
 pub const EXIT_UNREACHABLE: u8 = 3;
-/// Exit code: `audit verify` found a broken chain.
+/// Exit code: a verification failed (`audit verify` found a broken chain, `receipts verify` a
+/// signature that does not check out).
 pub const EXIT_CHAIN_BROKEN: u8 = 4;
 /// Exit code: `apply --detect-changes` found changes to make.
 pub const EXIT_CHANGES: u8 = 5;
@@ -33,6 +34,8 @@ pub enum CliError {
     Unreachable { url: String, reason: String },
     /// `audit verify` reported `ok: false`.
     ChainBroken(String),
+    /// `receipts verify`: a decision's signature does not check out.
+    NotAuthentic(String),
     /// `apply --detect-changes`: the plan is not empty (not a failure; a signal for CI).
     ChangesPending(String),
 }
@@ -43,7 +46,7 @@ impl CliError {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Api { .. } | CliError::Protocol(_) => EXIT_API,
             CliError::Unreachable { .. } => EXIT_UNREACHABLE,
-            CliError::ChainBroken(_) => EXIT_CHAIN_BROKEN,
+            CliError::ChainBroken(_) | CliError::NotAuthentic(_) => EXIT_CHAIN_BROKEN,
             CliError::ChangesPending(_) => EXIT_CHANGES,
         }
     }
@@ -78,9 +81,9 @@ impl fmt::Display for CliError {
                 "cannot reach the Vouch origin at {url}: {reason}. Is `vouch-origin serve` running \
                  there? Pass --url or set VOUCH_URL to point at it."
             ),
-            CliError::ChainBroken(message) | CliError::ChangesPending(message) => {
-                f.write_str(message)
-            }
+            CliError::ChainBroken(message)
+            | CliError::NotAuthentic(message)
+            | CliError::ChangesPending(message) => f.write_str(message),
         }
     }
 }

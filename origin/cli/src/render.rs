@@ -265,6 +265,34 @@ pub fn events(items: &[Value]) -> String {
     t.to_string()
 }
 
+/// Receipts (signed committed decisions) as a table.
+pub fn receipts(items: &[Value]) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "TIME",
+        "ALLOW",
+        "CAPABILITY",
+        "PARTNER",
+        "KID",
+        "DECISION ID",
+    ]);
+    for item in items {
+        let capability = match item.get("policy_id") {
+            Some(Value::String(pack)) => pack.clone(),
+            _ => field(item, "capability"),
+        };
+        t.add_row(vec![
+            field(item, "created_at"),
+            field(item, "allow"),
+            capability,
+            field(item, "partner_id"),
+            field(item, "kid"),
+            field(item, "decision_id"),
+        ]);
+    }
+    t.to_string()
+}
+
 /// A secret shown once, set apart so that it is hard to miss.
 pub fn secret(label: &str, value: &str) -> String {
     format!("{label} (shown once: store it now, it cannot be retrieved again):\n\n    {value}\n")

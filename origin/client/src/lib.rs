@@ -26,6 +26,7 @@ mod audit;
 mod edge;
 mod error;
 mod events;
+mod receipts;
 mod request;
 mod retry;
 
@@ -43,6 +44,7 @@ pub use audit::{verify_audit_log, AuditVerification, Published};
 pub use edge::{DecisionRequest, Edge, Refusal, Verification, VerifiedAgent, VERIFY_CACHE_ENTRIES};
 pub use error::{Error, Result};
 pub use events::{EventStream, SseEvent, STREAM_READ_TIMEOUT};
+pub use receipts::{check_receipts, decision_keys, KeySource, ReceiptCheck};
 pub use request::{Request, FORM, JSON, MERGE_PATCH};
 pub use reqwest::Method;
 pub use retry::{parse_retry_after, retryable_status, RetryPolicy};

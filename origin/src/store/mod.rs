@@ -9,6 +9,7 @@ mod audit;
 mod audit_sql;
 mod console_sql;
 mod postgres;
+mod receipts_sql;
 mod sql;
 mod sqlite;
 mod webhooks_sql;
@@ -672,6 +673,48 @@ pub trait ConsoleStore {
     async fn tokens_of(&self, org_id: &OrgId) -> Result<Vec<(AdminToken, Option<Timestamp>)>>;
 }
 
+/// A committed decision as the edge signed it (SPEC §12), collected by the origin.
+#[derive(Clone, Debug)]
+pub struct ReceiptRow {
+    pub decision_id: String,
+    pub agent_id: AgentId,
+    pub org_id: OrgId,
+    pub partner_id: Option<String>,
+    /// The decision's own `created_at`.
+    pub created_at: Timestamp,
+    /// When the origin stored it.
+    pub received_at: Timestamp,
+    /// The signed decision, as JSON text.
+    pub body: String,
+}
+
+impl ReceiptRow {
+    /// Where a page of receipts (newest first) continues: `{created_at ms}.{decision_id}`.
+    pub fn cursor(&self) -> String {
+        format!("{}.{}", self.created_at.unix_millis(), self.decision_id)
+    }
+
+    pub fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
+        cursor
+            .split_once('.')
+            .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
+            .ok_or_else(|| crate::error::Error::field("cursor", "invalid cursor"))
+    }
+}
+
+/// The receipts of SPEC §12.
+#[async_trait]
+pub trait ReceiptStore {
+    /// Stores each receipt not stored yet (by decision id); how many were new.
+    async fn store_receipts(&self, receipts: &[ReceiptRow]) -> Result<u64>;
+    /// An agent's receipts, newest first. The caller checks that it may see the agent.
+    async fn list_receipts(
+        &self,
+        agent_id: &AgentId,
+        page: &PageRequest,
+    ) -> Result<Page<ReceiptRow>>;
+}
+
 #[async_trait]
 pub trait OutboxStore {
     /// Outbox rows after `after_id`, oldest first.
@@ -978,6 +1021,7 @@ pub trait Store:
     + WebhookStore
     + SessionStore
     + ConsoleStore
+    + ReceiptStore
     + Send
     + Sync
 {

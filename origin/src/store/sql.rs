@@ -907,6 +907,7 @@ macro_rules! sql_store {
         crate::store::webhooks_sql::webhook_store!($store, $db, no_key_update = $nku, skip_locked = $skip, txid_stream = $txid);
         crate::store::audit_sql::audit_store!($store, $db, for_update = $lock, skip_locked = $skip);
         crate::store::console_sql::console_store!($store);
+        crate::store::receipts_sql::receipt_store!($store, $db);
 
         #[async_trait]
         impl crate::store::DelegationStore for $store {

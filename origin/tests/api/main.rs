@@ -17,6 +17,7 @@ mod oap;
 mod ops;
 mod outbox;
 mod rate_limits;
+mod receipts;
 #[path = "../support/receiver.rs"]
 mod receiver;
 mod tokens;
@@ -64,6 +65,7 @@ on_both_databases! {
     console_csrf_and_viewers => crate::console::csrf_and_viewers,
     console_pages => crate::console::pages,
     register_and_read => crate::agents::register_and_read,
+    receipts_listed_newest_first_once_each => crate::receipts::listed_newest_first_once_each,
     immutable_fields => crate::agents::immutable_fields,
     if_match_conflicts => crate::agents::if_match_conflicts,
     list_filters => crate::agents::list_filters,

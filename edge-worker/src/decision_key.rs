@@ -1,0 +1,89 @@
+//! The edge's decision keys (SPEC §12): the Worker secret `VOUCH_DECISION_KEY` (an Ed25519
+//! private JWK) signs every decision; `VOUCH_DECISION_KEY_PREVIOUS`, while a rotation settles,
+//! is still published so decisions it signed keep verifying. Both are parsed once per isolate
+//! (again only when a secret's text changes).
+//!
+//! Without a decision key the edge answers no decision (`503 signing_unavailable`): a partner
+//! relying on signatures must never get an unsigned answer.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::Value;
+use vouch_core::signing::DecisionKey;
+use worker::Env;
+
+use crate::respond::EdgeError;
+
+pub const CURRENT: &str = "VOUCH_DECISION_KEY";
+pub const PREVIOUS: &str = "VOUCH_DECISION_KEY_PREVIOUS";
+
+struct Loaded {
+    text: String,
+    key: Rc<DecisionKey>,
+}
+
+thread_local! {
+    static KEYS: RefCell<[Option<Loaded>; 2]> = const { RefCell::new([None, None]) };
+}
+
+fn secret_text(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|text| !text.trim().is_empty())
+}
+
+/// The key under secret `name` (slot 0: current, 1: previous), if it is set.
+fn load(env: &Env, name: &str, slot: usize) -> Result<Option<Rc<DecisionKey>>, EdgeError> {
+    let Some(text) = secret_text(env, name) else {
+        return Ok(None);
+    };
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some(loaded) = keys[slot].as_ref().filter(|l| l.text == text) {
+            return Ok(Some(loaded.key.clone()));
+        }
+        let key = Rc::new(DecisionKey::from_jwk(&text).map_err(|e| {
+            EdgeError::SigningUnavailable(format!("the secret {name} is not a decision key: {e}"))
+        })?);
+        keys[slot] = Some(Loaded {
+            text,
+            key: key.clone(),
+        });
+        Ok(Some(key))
+    })
+}
+
+/// The key decisions are signed with now.
+pub fn current(env: &Env) -> Result<Rc<DecisionKey>, EdgeError> {
+    load(env, CURRENT, 0)?
+        .ok_or_else(|| EdgeError::SigningUnavailable(format!("the secret {CURRENT} is not set")))
+}
+
+/// `decision` (an object) signed with the current key: the last step before it is answered or
+/// recorded (sign last: nothing may change it after).
+pub fn sign(env: &Env, decision: Value) -> Result<Value, EdgeError> {
+    current(env)?
+        .signed(decision)
+        .map_err(|e| EdgeError::Internal(format!("signing a decision: {e}")))
+}
+
+/// Every key a verifier should trust now: the current one and, during a rotation, the
+/// previous one. A previous key that does not parse is left out (and logged).
+pub fn published(env: &Env) -> Result<Vec<Rc<DecisionKey>>, EdgeError> {
+    let mut keys = vec![current(env)?];
+    match load(env, PREVIOUS, 1) {
+        Ok(Some(previous)) if previous.kid() != keys[0].kid() => keys.push(previous),
+        Ok(_) => {}
+        Err(e) => worker::console_error!("{PREVIOUS}: {e:?}"),
+    }
+    Ok(keys)
+}
+
+/// `GET /.well-known/oap/jwks.json`: the public decision keys as a JWK Set.
+pub fn jwks(env: &Env) -> Result<Value, EdgeError> {
+    let keys = published(env)?;
+    Ok(serde_json::json!({ "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() }))
+}
