@@ -13,7 +13,10 @@
 # also shows what the changes since then cost — e.g. the status journal check),
 # VOUCH_BENCH_RATE_LIMITED=1 (a third workerd with the per-address rate limit on but far above
 # the load, 10^9 per 10 s: its warm GET /verify runs interleaved too, as verify_200_limited, so the
-# table shows what counting every request costs).
+# table shows what counting every request costs), VOUCH_BENCH_SIGNING=1 (two more workerd, alike
+# but for signing: one signs decisions as deployed, one has it off through the benchmark-only
+# test control VOUCH_DECISION_SIGNING=off; their POST /verify runs interleaved as decision_signed
+# and decision_unsigned, so the table shows what signing every decision costs, SPEC §12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/edge-toolchain.sh
@@ -47,6 +50,8 @@ cleanup() {
   [ -n "$edge_pid" ] && kill -TERM "$edge_pid" 2>/dev/null && wait "$edge_pid" 2>/dev/null
   [ -n "$base_pid" ] && kill -TERM "$base_pid" 2>/dev/null && wait "$base_pid" 2>/dev/null
   [ -n "$limited_pid" ] && kill -TERM "$limited_pid" 2>/dev/null && wait "$limited_pid" 2>/dev/null
+  [ -n "$signed_pid" ] && kill -TERM "$signed_pid" 2>/dev/null && wait "$signed_pid" 2>/dev/null
+  [ -n "$unsigned_pid" ] && kill -TERM "$unsigned_pid" 2>/dev/null && wait "$unsigned_pid" 2>/dev/null
   [ -n "$baseline" ] && git worktree remove --force "$work/baseline" 2>/dev/null
   rm -rf "$work"
 }
@@ -78,12 +83,20 @@ if [ "${VOUCH_BENCH_RATE_LIMITED:-}" = 1 ]; then
   start_edge limited VOUCH_EDGE_RATE_LIMIT=1000000000 VOUCH_EDGE_SECRET=bench-secret
   seed_journal "$limited_url"
 fi
+signed_pid=""
+unsigned_pid=""
+if [ "${VOUCH_BENCH_SIGNING:-}" = 1 ]; then
+  start_edge signed VOUCH_EDGE_TEST_CONTROLS=1 VOUCH_EDGE_SECRET=bench-secret
+  start_edge unsigned VOUCH_EDGE_TEST_CONTROLS=1 VOUCH_DECISION_SIGNING=off VOUCH_EDGE_SECRET=bench-secret
+  seed_journal "$signed_url"
+  seed_journal "$unsigned_url"
+fi
 if [ -n "$baseline" ]; then
   start_edge base VOUCH_EDGE_OBJECTS=0 VOUCH_EDGE_SCRIPT="$work/baseline/edge-worker/build/index.js"
 fi
 
 agent=ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70
-for target in "$kv" ${base_kv:+"$base_kv"} ${limited_kv:+"$limited_kv"}; do
+for target in "$kv" ${base_kv:+"$base_kv"} ${limited_kv:+"$limited_kv"} ${signed_kv:+"$signed_kv"} ${unsigned_kv:+"$unsigned_kv"}; do
 curl -fsS -X PUT -H "authorization: Bearer bench" "$target/accounts/local/storage/kv/namespaces/vouch-local/values/passport:$agent" \
   --data-binary @- >/dev/null <<JSON
 {"agent_id":"$agent","org_id":"org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71","status":"active","name":"Acme Support Bot",
@@ -121,6 +134,8 @@ for _ in $(seq 1 "$rounds"); do
   [ -n "$baseline" ] && run baseline_200 "$base_url/verify?agent_id=$agent"
   [ -n "$limited_pid" ] && run verify_200_limited "$limited_url/verify?agent_id=$agent"
   run verify_304 -H "If-None-Match: $etag" "$edge/verify?agent_id=$agent"
+  [ -n "$signed_pid" ] && run decision_signed -s "$work/post.lua" "$signed_url/verify"
+  [ -n "$unsigned_pid" ] && run decision_unsigned -s "$work/post.lua" "$unsigned_url/verify"
   run decision -s "$work/post.lua" "$edge/verify"
 done > "$work/results"
 
@@ -137,7 +152,7 @@ awk -v c="$connections" -v d="$duration" -v r="$rounds" '
     base = median(rps["constant"])
     printf "| run (wrk, 2 threads, %d connections, %d s × %d rounds, medians) | requests/s | p50 (ms) | p99 (ms) | non-2xx/3xx | ratio to constant |\n", c, d, r
     print  "|---|---|---|---|---|---|"
-    n = split("constant verify_200 baseline_200 verify_200_limited verify_304 decision", order, " ")
+    n = split("constant verify_200 baseline_200 verify_200_limited verify_304 decision decision_signed decision_unsigned", order, " ")
     for (i = 1; i <= n; i++) {
       k = order[i]
       if (!(k in rps)) continue
@@ -145,6 +160,8 @@ awk -v c="$connections" -v d="$duration" -v r="$rounds" '
     }
     if ("baseline_200" in rps)
       printf "\nverify_200 / baseline_200 (this build against the baseline build): %.3f\n", median(rps["verify_200"]) / median(rps["baseline_200"])
+    if ("decision_unsigned" in rps)
+      printf "\ndecision_signed / decision_unsigned (signing every decision, SPEC §12): %.3f\n", median(rps["decision_signed"]) / median(rps["decision_unsigned"])
     if ("verify_200_limited" in rps)
       printf "\nverify_200_limited / verify_200 (the rate limit counting every request): %.3f\n", median(rps["verify_200_limited"]) / median(rps["verify_200"])
   }' "$work/results"

@@ -5,6 +5,10 @@
 //!
 //! Without a decision key the edge answers no decision (`503 signing_unavailable`): a partner
 //! relying on signatures must never get an unsigned answer.
+//!
+//! For benchmarks only, with the test controls on (`VOUCH_TEST_CONTROLS = "1"`, never set in
+//! wrangler.toml), `VOUCH_DECISION_SIGNING = "off"` answers decisions unsigned, so
+//! scripts/bench-edge.sh can measure the same build with and without signing.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,6 +29,15 @@ struct Loaded {
 
 thread_local! {
     static KEYS: RefCell<[Option<Loaded>; 2]> = const { RefCell::new([None, None]) };
+    /// Whether signing is off for a benchmark, read once per isolate.
+    static SIGNING_OFF: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+}
+
+fn signing_off(env: &Env) -> bool {
+    let is = |name: &str, value: &str| env.var(name).is_ok_and(|v| v.to_string() == value);
+    SIGNING_OFF.with(|off| {
+        *off.get_or_init(|| is("VOUCH_TEST_CONTROLS", "1") && is("VOUCH_DECISION_SIGNING", "off"))
+    })
 }
 
 fn secret_text(env: &Env, name: &str) -> Option<String> {
@@ -65,6 +78,9 @@ pub fn current(env: &Env) -> Result<Rc<DecisionKey>, EdgeError> {
 /// `decision` (an object) signed with the current key: the last step before it is answered or
 /// recorded (sign last: nothing may change it after).
 pub fn sign(env: &Env, decision: Value) -> Result<Value, EdgeError> {
+    if signing_off(env) {
+        return Ok(decision);
+    }
     current(env)?
         .signed(decision)
         .map_err(|e| EdgeError::Internal(format!("signing a decision: {e}")))

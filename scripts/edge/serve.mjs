@@ -92,6 +92,8 @@ const vouchWorker = {
       ["VOUCH_RATE_LIMIT_PERIOD_SECONDS", String(ratePeriod)],
       ["VOUCH_DECISION_KEY", decisionKey],
       ["VOUCH_DECISION_KEY_PREVIOUS", env.VOUCH_DECISION_KEY_PREVIOUS],
+      // Benchmarks only (read with the test controls on): "off" answers decisions unsigned.
+      ["VOUCH_DECISION_SIGNING", env.VOUCH_DECISION_SIGNING],
     ].filter(([, value]) => value !== undefined && value !== ""),
   ),
 };

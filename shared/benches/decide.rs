@@ -1,6 +1,8 @@
 //! Times `policy::decide` on the seed passport of SPEC §3 (the one in
 //! `tests/vectors/policy-seed.json`): an allowed refund, a refund denied on two limits, an
-//! export, and the OAP 1.0 layout. Run: `cargo bench -p vouch-core --bench decide`.
+//! export, and the OAP 1.0 layout; and what signing a decision adds (SPEC §12): the passport
+//! digest (once per cached view at the edge) and the JCS + Ed25519 signature (once per decision).
+//! Run: `cargo bench -p vouch-core --bench decide`.
 
 use std::hint::black_box;
 
@@ -118,5 +120,34 @@ fn bench_decide(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_decide);
+fn bench_signing(c: &mut Criterion) {
+    let view = match seed() {
+        Ok(view) => view,
+        Err(e) => {
+            eprintln!("cannot build the benchmark inputs: {e}");
+            std::process::exit(1);
+        }
+    };
+    let key = vouch_core::signing::DecisionKey::from_seed(&[7; 32]);
+    let decision = json!({
+        "decision_id": "dec_0192f2a4c3b87d9e8f1a2b3c4d5e6f70", "allow": true, "reasons": [],
+        "agent_id": "ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70", "owner_id": "org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71",
+        "assurance_level": "L2", "capability": "payments.refund", "created_at": "2026-12-04T01:00:00.000Z",
+        "expires_in": 1, "passport_version": 3, "chain": ["ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70"],
+        "passport_digest": view.digest(),
+    });
+    c.bench_function("signing: passport digest of the seed view", |b| {
+        b.iter(|| black_box(&view).digest())
+    });
+    c.bench_function("signing: sign a seed decision (JCS + Ed25519)", |b| {
+        b.iter(|| key.signed(black_box(decision.clone())))
+    });
+    let keys = vouch_core::signing::PublicKeys::of([&key]);
+    let signed = key.signed(decision.clone()).unwrap_or_default();
+    c.bench_function("signing: verify a signed decision", |b| {
+        b.iter(|| keys.verify(black_box(&signed)))
+    });
+}
+
+criterion_group!(benches, bench_decide, bench_signing);
 criterion_main!(benches);
