@@ -76,14 +76,31 @@ pub fn current(env: &Env) -> Result<Rc<DecisionKey>, EdgeError> {
 }
 
 /// `decision` (an object) signed with the current key: the last step before it is answered or
-/// recorded (sign last: nothing may change it after).
-pub fn sign(env: &Env, decision: Value) -> Result<Value, EdgeError> {
+/// recorded (sign last: nothing may change it after). The core prepares the bytes and writes
+/// the signature member; the runtime's WebCrypto signs (the same signature the core's Ed25519
+/// would make: it is deterministic, and the tests check the two agree).
+pub async fn sign(env: &Env, mut decision: Value) -> Result<Value, EdgeError> {
     if signing_off(env) {
         return Ok(decision);
     }
-    current(env)?
-        .signed(decision)
-        .map_err(|e| EdgeError::Internal(format!("signing a decision: {e}")))
+    let key = current(env)?;
+    let members = decision
+        .as_object_mut()
+        .ok_or_else(|| EdgeError::Internal("signing a decision that is not an object".into()))?;
+    let input = key
+        .signing_input(members)
+        .map_err(|e| EdgeError::Internal(format!("signing a decision: {e}")))?;
+    let signature =
+        crate::webcrypto::sign_ed25519(key.kid(), &key.private_jwk_for_import(), &input).await?;
+    vouch_core::signing::attach_signature(members, &signature);
+    Ok(decision)
+}
+
+/// Whether a stored decision still needs its signature (recorded, then signed: see the ledger).
+pub fn is_signed(decision: &Value) -> bool {
+    decision
+        .get(vouch_core::signing::SIGNATURE_MEMBER)
+        .is_some()
 }
 
 /// Every key a verifier should trust now: the current one and, during a rotation, the

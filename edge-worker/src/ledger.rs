@@ -29,7 +29,7 @@ pub async fn commit(
     let (Some(agent_id), Some(_)) = (decision.agent_id.clone(), decision.passport_version) else {
         let body =
             serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
-        return Ok((crate::decision_key::sign(env, body)?, false));
+        return Ok((crate::decision_key::sign(env, body).await?, false));
     };
     let request = vouch_core::caps::CommitRequest {
         agent_id: agent_id.clone(),

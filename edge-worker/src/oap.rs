@@ -55,7 +55,7 @@ pub async fn verify(
             now,
             MAX_AGE_SECONDS,
         );
-        return respond(&sign(env, &decision)?, None);
+        return respond(&sign(env, &decision).await?, None);
     };
     let mut evaluation = packs::evaluate(
         pack,
@@ -77,7 +77,7 @@ pub async fn verify(
     .with_passport_digest(Some(entry.digest.clone()));
     let capped = spend.as_ref().is_some_and(|s| !s.daily_caps.is_empty());
     let (Some(key), true) = (&request.commit, capped) else {
-        return respond(&sign(env, &decision)?, None);
+        return respond(&sign(env, &decision).await?, None);
     };
     let allow = decision.allow;
     let commit = CommitRequest {
@@ -95,7 +95,7 @@ pub async fn verify(
             let mut denied = decision;
             denied.allow = false;
             denied.reasons = vec![Reason::new(codes::IDEMPOTENCY_CONFLICT, message)];
-            respond(&sign(env, &denied)?, Some(false))
+            respond(&sign(env, &denied).await?, Some(false))
         }
         Err(other) => Err(other),
     }
@@ -106,8 +106,8 @@ fn internal(e: serde_json::Error) -> EdgeError {
 }
 
 /// The decision, signed (SPEC §12): the last step before it is answered.
-fn sign(env: &Env, decision: &OapDecision) -> Result<Value, EdgeError> {
-    crate::decision_key::sign(env, serde_json::to_value(decision).map_err(internal)?)
+async fn sign(env: &Env, decision: &OapDecision) -> Result<Value, EdgeError> {
+    crate::decision_key::sign(env, serde_json::to_value(decision).map_err(internal)?).await
 }
 
 /// `GET /.well-known/oap/jwks.json`: the public keys every decision is signed with (the current

@@ -280,7 +280,7 @@ async fn answer(env: &Env, request: &VerifyRequest) -> Result<(Value, bool), Edg
     let Some(key) = &request.commit else {
         let decision =
             serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
-        return Ok((decision_key::sign(env, decision)?, false));
+        return Ok((decision_key::sign(env, decision).await?, false));
     };
     ledger::commit(env, request, key, decision, spend).await
 }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt as _;
-use vouch_core::signing::PublicKeys;
+use vouch_core::signing::{DecisionKey, PublicKeys};
 
 use crate::process::cli_binary;
-use crate::stack::{repo, Stack};
+use crate::stack::{repo, test_decision_key, Stack};
 use crate::PATIENCE;
 
 /// The edge's published decision keys.
@@ -92,6 +92,8 @@ async fn every_decision_is_signed_and_verifies_independently() {
     let jwks = decision_jwks(&stack).await;
     let keys = PublicKeys::from_jwks(&jwks).expect("a JWK Set of decision keys");
     let kid = jwks["keys"][0]["kid"].as_str().expect("kid").to_owned();
+    let test_key = DecisionKey::from_jwk(&test_decision_key()).unwrap();
+    assert_eq!(test_key.kid(), kid);
     assert!(kid.starts_with("oap:registry:"), "{kid}");
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
     assert!(jwks["keys"][0].get("d").is_none(), "never the private half");
@@ -159,6 +161,10 @@ async fn every_decision_is_signed_and_verifies_independently() {
     {
         assert_eq!(verdict["ok"], true, "{verdict} for {decision}");
         assert_eq!(keys.verify(decision), Ok(()), "{decision}");
+        // The edge signs with workerd's WebCrypto; the core's Ed25519 makes the same signature.
+        let mut unsigned = decision.clone();
+        unsigned.as_object_mut().unwrap().remove("signature");
+        assert_eq!(&test_key.signed(unsigned).unwrap(), decision);
         assert_eq!(decision["kid"], kid.as_str());
         assert!(decision["signature"]
             .as_str()

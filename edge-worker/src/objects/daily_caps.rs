@@ -8,13 +8,17 @@
 //! replays for the rest of its day and the next.
 //!
 //! The object has the last word on a commit, so it signs what it settles on (SPEC §12) before
-//! it stores or answers it: a replay answers the very bytes first answered. Each recorded
-//! decision is also a receipt (SPEC §12): written to `receipts_outbox` with the commit, then
-//! forwarded by the object's alarm to the edge's receipts object ([`super::receipts`]), where
-//! the origin collects them, until it lands.
+//! it answers it. Signing awaits the runtime's WebCrypto, and nothing may be awaited between
+//! the reads and the writes of a commit, so a recorded decision is written first and signed
+//! right after: the signed bytes replace the stored ones, and whoever finds a stored decision
+//! still unsigned (a replay or the alarm, in that moment or after a crash) signs it the same way
+//! — Ed25519 is deterministic, so it is the same signature, and a replay answers the very bytes
+//! first answered. Each recorded decision is also a receipt (SPEC §12): written to
+//! `receipts_outbox` with the commit, then forwarded by the object's alarm to the edge's
+//! receipts object ([`super::receipts`]), where the origin collects them, until it lands.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use vouch_core::caps::{self, CommitRequest, Outcome, StoredCommit};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
@@ -37,6 +41,29 @@ const FORWARD_RETRY_MS: i64 = 2_000;
 struct OutboxRow {
     seq: i64,
     decision: String,
+}
+
+#[derive(Deserialize)]
+struct SeqRow {
+    seq: i64,
+}
+
+/// What a commit settled on, before its decision is signed.
+enum Settled {
+    /// The decision to answer; `recorded` names its rows when it was written (to sign there).
+    Answer {
+        decision: Value,
+        replayed: bool,
+        recorded: Option<Recorded>,
+    },
+    /// The key was used for another request.
+    Conflict,
+}
+
+/// Where a stored decision waits for its signature: its commit key and its outbox row.
+struct Recorded {
+    key: String,
+    outbox_seq: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -76,11 +103,25 @@ impl DurableObject for DailyCaps {
         match (req.method(), url.path()) {
             (Method::Post, "/commit") => {
                 let request: CommitRequest = read_json(&mut req).await?;
-                let (response, recorded) = self.commit(&request)?;
-                if recorded {
+                let (decision, replayed, recorded) = match self.commit(&request)? {
+                    Settled::Conflict => {
+                        return Response::error(
+                            "this idempotency_key was used for a different request",
+                            409,
+                        )
+                    }
+                    Settled::Answer {
+                        decision,
+                        replayed,
+                        recorded,
+                    } => (decision, replayed, recorded),
+                };
+                let decision = self.signed(decision, recorded.as_ref()).await?;
+                if recorded.as_ref().is_some_and(|r| r.outbox_seq.is_some()) {
                     self.schedule_forward(0).await?;
                 }
-                Ok(response)
+                let answer = format!(r#"{{"decision":{decision},"replayed":{replayed}}}"#);
+                json_text(&answer)
             }
             _ => Response::error("no such ledger route", 404),
         }
@@ -100,7 +141,17 @@ impl DurableObject for DailyCaps {
         let Some(last) = rows.last().map(|r| r.seq) else {
             return Response::ok("nothing to forward");
         };
-        match super::receipts::append(&self.env, rows.iter().map(|r| r.decision.as_str())).await {
+        // A receipt is handed over signed: one still waiting for its signature gets it here.
+        let mut receipts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let decision: Value = serde_json::from_str(&row.decision).map_err(sql_error)?;
+            let recorded = Recorded {
+                key: String::new(),
+                outbox_seq: Some(row.seq),
+            };
+            receipts.push(self.signed(decision, Some(&recorded)).await?);
+        }
+        match super::receipts::append(&self.env, receipts.iter().map(String::as_str)).await {
             Ok(()) => {
                 self.state.storage().sql().exec(
                     "DELETE FROM receipts_outbox WHERE seq <= ?",
@@ -131,15 +182,37 @@ impl DailyCaps {
         storage.set_alarm(after_ms).await
     }
 
-    /// `decision` signed with the edge's decision key (the last change it gets).
-    fn sign(&self, decision: Value) -> Result<Value> {
-        crate::decision_key::sign(&self.env, decision)
-            .map_err(|e| worker::Error::RustError(format!("signing a decision: {e:?}")))
+    /// `decision` as signed JSON text: as it is when it is signed already, else signed with the
+    /// edge's decision key (the last change it gets) and, when it is stored, stored signed.
+    async fn signed(&self, decision: Value, stored: Option<&Recorded>) -> Result<String> {
+        if crate::decision_key::is_signed(&decision) {
+            return Ok(decision.to_string());
+        }
+        let text = crate::decision_key::sign(&self.env, decision)
+            .await
+            .map_err(|e| worker::Error::RustError(format!("signing a decision: {e:?}")))?
+            .to_string();
+        if let Some(stored) = stored {
+            let sql = self.state.storage().sql();
+            if !stored.key.is_empty() {
+                sql.exec(
+                    "UPDATE commits SET decision = ? WHERE key = ?",
+                    vec![text.clone().into(), stored.key.clone().into()],
+                )?;
+            }
+            if let Some(seq) = stored.outbox_seq {
+                sql.exec(
+                    "UPDATE receipts_outbox SET decision = ? WHERE seq = ?",
+                    vec![text.clone().into(), int(seq)?],
+                )?;
+            }
+        }
+        Ok(text)
     }
 
-    /// Applies one commit; the answer, and whether a decision was recorded (a receipt is due).
-    /// Reads, decision and writes run without an await in between (see the module docs).
-    fn commit(&self, request: &CommitRequest) -> Result<(Response, bool)> {
+    /// Applies one commit: what it settled on, and where it recorded it. Reads, decision and
+    /// writes run without an await in between (see the module docs).
+    fn commit(&self, request: &CommitRequest) -> Result<Settled> {
         let sql = self.state.storage().sql();
         let prior: Vec<CommitRow> = sql
             .exec(
@@ -168,26 +241,27 @@ impl DailyCaps {
             spent.insert(cap, amount);
         }
         let spent_of = |cap: &str| spent.get(cap).copied().unwrap_or(0);
+        let key = || {
+            Some(Recorded {
+                key: request.idempotency_key.clone(),
+                outbox_seq: None,
+            })
+        };
         match caps::commit(request, prior.as_ref(), &spent_of) {
-            Outcome::Replay(decision) => {
-                // Recorded before decisions were signed: signed now, the same on every replay.
-                let decision = match decision.get(vouch_core::signing::SIGNATURE_MEMBER) {
-                    Some(_) => decision,
-                    None => self.sign(decision)?,
-                };
-                let answer = json!({ "decision": decision, "replayed": true });
-                Ok((Response::from_json(&answer)?, false))
-            }
-            Outcome::Refused(decision) => {
-                let answer = json!({ "decision": self.sign(decision)?, "replayed": false });
-                Ok((Response::from_json(&answer)?, false))
-            }
-            Outcome::Conflict => Ok((
-                Response::error("this idempotency_key was used for a different request", 409)?,
-                false,
-            )),
+            // A stored decision still unsigned is signed (and stored signed) on its way out.
+            Outcome::Replay(decision) => Ok(Settled::Answer {
+                decision,
+                replayed: true,
+                recorded: key(),
+            }),
+            Outcome::Refused(decision) => Ok(Settled::Answer {
+                decision,
+                replayed: false,
+                recorded: None,
+            }),
+            Outcome::Conflict => Ok(Settled::Conflict),
             Outcome::Record { decision, add } => {
-                let decision = self.sign(decision)?.to_string();
+                let text = decision.to_string();
                 // Every value first, then the writes, so an error cannot leave half of them.
                 let mut writes: Vec<(&str, Vec<SqlStorageValue>)> = Vec::new();
                 if add > 0 {
@@ -206,19 +280,27 @@ impl DailyCaps {
                         request.idempotency_key.clone().into(),
                         request.day.clone().into(),
                         request.fingerprint.clone().into(),
-                        decision.clone().into(),
+                        text.clone().into(),
                     ],
-                ));
-                writes.push((
-                    "INSERT INTO receipts_outbox (decision) VALUES (?)",
-                    vec![decision.clone().into()],
                 ));
                 for (statement, values) in writes {
                     sql.exec(statement, values)?;
                 }
+                let outbox: Vec<SeqRow> = sql
+                    .exec(
+                        "INSERT INTO receipts_outbox (decision) VALUES (?) RETURNING seq",
+                        vec![text.into()],
+                    )?
+                    .to_array()?;
                 self.forget_before_yesterday(&request.day)?;
-                let answer = format!(r#"{{"decision":{decision},"replayed":false}}"#);
-                Ok((json_text(&answer)?, true))
+                Ok(Settled::Answer {
+                    decision,
+                    replayed: false,
+                    recorded: Some(Recorded {
+                        key: request.idempotency_key.clone(),
+                        outbox_seq: outbox.first().map(|r| r.seq),
+                    }),
+                })
             }
         }
     }

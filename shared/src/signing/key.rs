@@ -146,17 +146,31 @@ impl DecisionKey {
     /// Signs `decision` in place: `kid` set to this key's, `signature` over the JCS form of
     /// everything else. A `signature` it had is replaced.
     pub fn sign(&self, decision: &mut Map<String, Value>) -> Result<(), SignatureError> {
+        let input = self.signing_input(decision)?;
+        attach_signature(decision, &self.key.sign(&input).to_bytes());
+        Ok(())
+    }
+
+    /// Prepares `decision` for signing with this key elsewhere (the edge signs with the runtime's
+    /// own Ed25519, the same signature: Ed25519 is deterministic): `kid` set, any `signature`
+    /// removed; the answer is the JCS bytes to sign. [`attach_signature`] finishes it.
+    pub fn signing_input(
+        &self,
+        decision: &mut Map<String, Value>,
+    ) -> Result<Vec<u8>, SignatureError> {
         decision.remove(SIGNATURE_MEMBER);
         decision.insert(KID_MEMBER.into(), Value::String(self.kid.clone()));
-        let signature = self.key.sign(&canonical(decision)?);
-        decision.insert(
-            SIGNATURE_MEMBER.into(),
-            Value::String(format!(
-                "{SIGNATURE_PREFIX}{}",
-                STANDARD.encode(signature.to_bytes())
-            )),
-        );
-        Ok(())
+        canonical(decision)
+    }
+
+    /// The private key as a WebCrypto can import it: a JWK with only `kty`, `crv`, `x`, `d`.
+    pub fn private_jwk_for_import(&self) -> Value {
+        serde_json::json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": URL_SAFE_NO_PAD.encode(self.key.verifying_key().as_bytes()),
+            "d": URL_SAFE_NO_PAD.encode(self.key.to_bytes()),
+        })
     }
 
     /// `value` (an object) signed; anything else is refused.
@@ -165,6 +179,15 @@ impl DecisionKey {
         self.sign(members)?;
         Ok(value)
     }
+}
+
+/// Adds `signature: "ed25519:" + base64(signature)` to a decision prepared by
+/// [`DecisionKey::signing_input`].
+pub fn attach_signature(decision: &mut Map<String, Value>, signature: &[u8; 64]) {
+    decision.insert(
+        SIGNATURE_MEMBER.into(),
+        Value::String(format!("{SIGNATURE_PREFIX}{}", STANDARD.encode(signature))),
+    );
 }
 
 /// The public decision keys a verifier trusts, by kid.

@@ -17,7 +17,7 @@ mod key;
 #[cfg(test)]
 mod tests;
 
-pub use key::{DecisionKey, KeyError, PublicKeys};
+pub use key::{attach_signature, DecisionKey, KeyError, PublicKeys};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};

@@ -275,3 +275,24 @@ fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
         ]
     })
 }
+
+#[test]
+fn signing_elsewhere_gives_the_same_decision() {
+    let key = golden_key();
+    let mut prepared = golden_decision().as_object().unwrap().clone();
+    let input = key.signing_input(&mut prepared).unwrap();
+    assert_eq!(String::from_utf8(input).unwrap(), GOLDEN_JCS);
+    let signature = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        GOLDEN_SIGNATURE.trim_start_matches("ed25519:"),
+    )
+    .unwrap();
+    attach_signature(&mut prepared, &signature.try_into().unwrap());
+    assert_eq!(
+        Value::Object(prepared),
+        key.signed(golden_decision()).unwrap()
+    );
+    let import = key.private_jwk_for_import();
+    assert_eq!(import["d"], key.private_jwk()["d"]);
+    assert!(import.get("kid").is_none() && import.get("alg").is_none());
+}
