@@ -167,6 +167,16 @@ pub async fn detail(
     .await?;
     let delegations = state.store.delegations_of(&passport.agent_id, 50).await?;
     let deliveries = state.store.deliveries_about(&passport.agent_id, 50).await?;
+    let receipts = state
+        .store
+        .list_receipts(
+            &passport.agent_id,
+            &crate::store::PageRequest {
+                limit: 20,
+                after: None,
+            },
+        )
+        .await?;
     let public = state.edge_url.as_deref().map(|edge| {
         format!(
             "{}/agents/{}",
@@ -194,6 +204,10 @@ pub async fn detail(
         (delegations_table(passport.agent_id.as_str(), &delegations))
         h2 { "Webhook deliveries of its events" }
         (deliveries_table(&deliveries, None))
+        h2 { "Receipts" }
+        p { "Its committed decisions, each signed by the edge (newest first; check one with "
+            code { "vouch receipts verify" } ")." }
+        (receipts_table(&receipts.data))
         h2 { "Events" }
         (events_table(&events.data))
     };
@@ -201,6 +215,37 @@ pub async fn detail(
         StatusCode::OK,
         layout(Some(&session), &passport.name, Nav::Agents, body),
     ))
+}
+
+/// An agent's receipts (SPEC §12): signed committed decisions, in words.
+fn receipts_table(receipts: &[crate::store::ReceiptRow]) -> Markup {
+    let member = |body: &serde_json::Value, name: &str| {
+        body.get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("-")
+            .to_owned()
+    };
+    html! {
+        div.table-wrap {
+            table {
+                caption.visually-hidden { "Receipts" }
+                thead { tr { th scope="col" { "When" } th scope="col" { "Decision" } th scope="col" { "For" } th scope="col" { "Partner" } th scope="col" { "Decision id" } } }
+                tbody {
+                    @for r in receipts {
+                        @let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                        tr {
+                            td { (views::time(Some(r.created_at))) }
+                            td { @if body.get("allow") == Some(&serde_json::Value::Bool(true)) { "allowed" } @else { "denied" } }
+                            td { (body.get("policy_id").or_else(|| body.get("capability")).and_then(serde_json::Value::as_str).unwrap_or("-")) }
+                            td { (r.partner_id.as_deref().unwrap_or("-")) }
+                            td { code { (member(&body, "decision_id")) } }
+                        }
+                    }
+                    @if receipts.is_empty() { tr { td colspan="5" { "No receipts yet." } } }
+                }
+            }
+        }
+    }
 }
 
 /// The audit events of one agent (or of an org, on the audit page).
