@@ -60,6 +60,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Audit(cmd) => audit(&client, out, cmd),
         Command::Delegations(cmd) => delegations(&client, out, cmd),
         Command::Webhooks(cmd) => webhooks(&client, out, cmd),
+        Command::Partners(cmd) => crate::partners::run(&client, out, cmd),
         Command::Events(EventsCommand::Tail {
             types,
             last_event_id,
@@ -757,13 +758,13 @@ fn audit(client: &Client, out: &Output, cmd: &AuditCommand) -> Result<()> {
     }
 }
 
-fn paged(call: Call, page: &PageArgs) -> Call {
+pub(crate) fn paged(call: Call, page: &PageArgs) -> Call {
     call.query("limit", page.limit)
         .query("cursor", page.cursor.as_ref())
 }
 
 /// A list page as a table (or `empty`), with a hint for the next page.
-fn list_text(
+pub(crate) fn list_text(
     list: &Value,
     empty: &str,
     table: fn(&[Value]) -> String,
@@ -794,7 +795,7 @@ fn list_text(
 }
 
 /// A copy of `object` without its secret `key`, and that secret.
-fn split_secret(object: &Value, key: &str) -> (Value, String) {
+pub(crate) fn split_secret(object: &Value, key: &str) -> (Value, String) {
     let mut public = object.clone();
     let secret = public
         .as_object_mut()
@@ -805,7 +806,7 @@ fn split_secret(object: &Value, key: &str) -> (Value, String) {
 }
 
 /// A field of an object as display text.
-fn str_field(object: &Value, key: &str) -> String {
+pub(crate) fn str_field(object: &Value, key: &str) -> String {
     object
         .get(key)
         .map(render::cell)

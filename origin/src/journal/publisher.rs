@@ -286,6 +286,14 @@ impl JournalPublisher {
                 changes.push((change.key(), change.version(), change));
             }
         }
+        for key in self
+            .store
+            .partner_keys_by_hashes(&of_type(crate::store::PARTNER_KEY_AGGREGATE))
+            .await?
+        {
+            let change = key.journal_change();
+            changes.push((change.key(), key.version, change));
+        }
         let withdrawn = of_type("signing_key");
         if !withdrawn.is_empty() {
             for key in self.store.list_keys().await? {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::request::{passport_id_of, AgentRef};
 use super::PackEvaluation;
 use crate::edge_view::EdgePassport;
-use crate::ids::{AgentId, OrgId};
+use crate::ids::{AgentId, OrgId, PartnerId};
 use crate::passport::AssuranceLevel;
 use crate::policy::{codes, Reason};
 use crate::timestamp::Timestamp;
@@ -37,6 +37,10 @@ pub struct OapDecision {
     pub expires_in: u32,
     /// The passport version decided on.
     pub passport_version: Option<i64>,
+    /// The partner the decision was made for (SPEC §14), when the caller presented a partner
+    /// key. Set by the edge once the decision is made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<PartnerId>,
 }
 
 impl OapDecision {
@@ -69,6 +73,7 @@ impl OapDecision {
             created_at: now,
             expires_in,
             passport_version: Some(passport.version),
+            partner_id: None,
         }
     }
 
@@ -94,6 +99,7 @@ impl OapDecision {
             created_at: now,
             expires_in,
             passport_version: None,
+            partner_id: None,
         }
     }
 }
