@@ -481,11 +481,19 @@ async fn fault_origin_killed_mid_webhook_delivery_redelivers_the_same_id() {
     }
 }
 
-/// A commit to the daily caps ledger and its replay: `(allow, replayed)`.
-async fn commit(system: &Faulty, token: &str, key: &str, amount: u32) -> (bool, bool) {
+/// A commit to the daily caps ledger by the partner whose key is `partner` and its replay:
+/// `(allow, replayed)`.
+async fn commit(
+    system: &Faulty,
+    partner: &str,
+    token: &str,
+    key: &str,
+    amount: u32,
+) -> (bool, bool) {
     let resp = system
         .client
         .post(format!("{}/verify", system.edge.edge))
+        .bearer_auth(partner)
         .json(
             &json!({ "token": token, "capability": "payments.refund", "commit": true,
                        "idempotency_key": key,
@@ -494,6 +502,10 @@ async fn commit(system: &Faulty, token: &str, key: &str, amount: u32) -> (bool, 
         .send()
         .await
         .expect("commit");
+    // Until the partner's key reaches the edge it is unknown there (warm-up loops wait it out).
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        return (false, false);
+    }
     assert_eq!(resp.status(), StatusCode::OK);
     let replayed = resp
         .headers()
@@ -522,6 +534,19 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
         .as_str()
         .expect("key")
         .to_owned();
+    // The partner that commits, and a token of the payer for it.
+    let partner = system
+        .admin_ok(
+            reqwest::Method::POST,
+            "/v1/partners",
+            Some(json!({ "name": "Restart Shop", "contact": "ops@shop.example" })),
+        )
+        .await;
+    let partner_id = partner["partner_id"]
+        .as_str()
+        .expect("partner id")
+        .to_owned();
+    let partner = partner["key"].as_str().expect("partner key").to_owned();
     let token = system
         .client
         .post(format!("{}/oauth/token", system.origin_url))
@@ -529,6 +554,7 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
             ("grant_type", "client_credentials"),
             ("client_id", payer.as_str()),
             ("client_secret", key.as_str()),
+            ("audience", partner_id.as_str()),
         ])
         .send()
         .await
@@ -542,7 +568,7 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
     // The seed passport's daily cap is 1,000 USD, 100 per refund: ten commits fill it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (allow, _) = commit(&system, &token, "refund-0", 100).await;
+        let (allow, _) = commit(&system, &partner, &token, "refund-0", 100).await;
         if allow {
             break;
         }
@@ -551,7 +577,7 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
     }
     for i in 1..6 {
         assert_eq!(
-            commit(&system, &token, &format!("refund-{i}"), 100).await,
+            commit(&system, &partner, &token, &format!("refund-{i}"), 100).await,
             (true, false)
         );
     }
@@ -564,18 +590,18 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
     // The ledger survived: the same keys replay, and only the remainder can be spent.
     for i in 0..6 {
         assert_eq!(
-            commit(&system, &token, &format!("refund-{i}"), 100).await,
+            commit(&system, &partner, &token, &format!("refund-{i}"), 100).await,
             (true, true),
             "refund-{i} replays"
         );
     }
     for i in 6..10 {
         assert_eq!(
-            commit(&system, &token, &format!("refund-{i}"), 100).await,
+            commit(&system, &partner, &token, &format!("refund-{i}"), 100).await,
             (true, false)
         );
     }
-    let (allow, replayed) = commit(&system, &token, "refund-10", 100).await;
+    let (allow, replayed) = commit(&system, &partner, &token, "refund-10", 100).await;
     assert!(!allow && !replayed, "the cap holds exactly ten");
     // The suspension made while the edge was down reaches it.
     let deadline = Instant::now() + CONVERGE;
