@@ -283,9 +283,73 @@ pub async fn token_audience(app: &TestApp) {
             .is_none()
     );
 
+    // A token exchange's `audience` sets the delegated token's `aud` (RFC 8693), checked alike.
+    let mut p = passport(&org, "aud delegatee");
+    p["status"] = json!("active");
+    let delegatee = app.post("/v1/agents", ADMIN, p).await;
+    let delegatee = delegatee.assert_status(201).clone();
+    let delegatee_id = delegatee["agent"]["agent_id"].as_str().unwrap();
+    app.post(
+        "/v1/delegations",
+        ADMIN,
+        json!({ "delegator": agent, "delegatee": delegatee_id, "scopes": ["payments.refund"],
+                "ttl_seconds": 3600, "max_depth": 2 }),
+    )
+    .await
+    .assert_status(201);
+    let subject = none.body["access_token"].as_str().unwrap().to_owned();
+    let actor = token(
+        app,
+        delegatee_id,
+        delegatee["api_key"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    let actor = actor.assert_status(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let exchange = |audience: Option<&str>| {
+        let jwt = "urn:ietf:params:oauth:token-type:jwt";
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject.as_str()),
+            ("subject_token_type", jwt),
+            ("actor_token", actor.as_str()),
+            ("actor_token_type", jwt),
+        ];
+        if let Some(audience) = audience {
+            form.push(("audience", audience));
+        }
+        app.send(
+            app.client
+                .post(format!("{}/oauth/token", app.base))
+                .form(&form),
+        )
+    };
+    let delegated = exchange(Some(&partner)).await;
+    let delegated = claims(
+        delegated.assert_status(200)["access_token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(delegated["aud"], partner);
+    assert!(delegated["act"].is_object(), "{delegated}");
+    let carried = exchange(None).await;
+    assert!(
+        claims(carried.assert_status(200)["access_token"].as_str().unwrap())
+            .get("aud")
+            .is_none()
+    );
+
     delete(app, &format!("/v1/partners/{partner}"), ADMIN)
         .await
         .assert_status(200);
+    let refused = exchange(Some(&partner)).await;
+    assert_eq!(refused.body["error"], "invalid_target", "{}", refused.body);
     for audience in [
         partner.as_str(),
         "pt_0192f2a4c3b87d9e8f1a2b3c4d5e6f00",
