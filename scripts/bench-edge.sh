@@ -4,7 +4,9 @@
 # same workerd in the same run:
 #   - GET /verify warm (KV hit, per-isolate cache) vs the constant worker: requests/s, p50, p99
 #   - the 304 path (If-None-Match) likewise
-#   - POST /verify (a policy decision) likewise
+#   - POST /verify (a policy decision) likewise: a refund under a daily cap, which reads the
+#     agent's daily-caps ledger (SPEC §11), and the same refund for an agent without a daily cap
+#     (decision_uncapped), so the difference is what the ledger read adds
 # The runs are interleaved over VOUCH_BENCH_ROUNDS rounds (default 3) and each figure is the
 # median over rounds, so a noisy moment on a shared machine moves every column alike.
 # Environment: VOUCH_BENCH_DURATION (seconds per run, default 5), VOUCH_BENCH_CONNECTIONS (16),
@@ -96,16 +98,21 @@ if [ -n "$baseline" ]; then
 fi
 
 agent=ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70
+# The same passport without its daily cap: its refund decisions have no ledger to read.
+uncapped=ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f7f
 for target in "$kv" ${base_kv:+"$base_kv"} ${limited_kv:+"$limited_kv"} ${signed_kv:+"$signed_kv"} ${unsigned_kv:+"$unsigned_kv"}; do
-curl -fsS -X PUT -H "authorization: Bearer bench" "$target/accounts/local/storage/kv/namespaces/vouch-local/values/passport:$agent" \
+for id in "$agent" "$uncapped"; do
+  if [ "$id" = "$agent" ]; then cap='"refund_usd_daily_cap":1000,'; else cap=''; fi
+curl -fsS -X PUT -H "authorization: Bearer bench" "$target/accounts/local/storage/kv/namespaces/vouch-local/values/passport:$id" \
   --data-binary @- >/dev/null <<JSON
-{"agent_id":"$agent","org_id":"org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71","status":"active","name":"Acme Support Bot",
+{"agent_id":"$id","org_id":"org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71","status":"active","name":"Acme Support Bot",
  "owner_display":"Acme Support Team","contact":"security@acme.com","role":"Tier-2 Support",
  "capabilities":[{"id":"payments.refund","params":{"max_amount":100,"currency":"USD"}},{"id":"data.export","params":{"max_rows":1000}}],
- "limits":{"refund_usd_max_per_tx":100,"refund_usd_daily_cap":1000,"max_export_rows":1000,"allow_pii":false},
+ "limits":{"refund_usd_max_per_tx":100,$cap"max_export_rows":1000,"allow_pii":false},
  "regions":["US-NY","US-CA"],"assurance_level":"L2","tier":"standard","require_act_as":false,"public_jwk":null,
  "status_reason":null,"suspended_at":null,"revoked_at":null,"version":7,"updated_at":"2026-11-22T00:00:00.000Z"}
 JSON
+done
 done
 etag="$(curl -fsS -o /dev/null -D - "$edge/verify?agent_id=$agent" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')"
 
@@ -114,6 +121,7 @@ wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 wrk.body = '{"agent_id":"$agent","capability":"payments.refund","context":{"amount":50,"currency":"USD","region":"US-CA"}}'
 LUA
+sed "s/$agent/$uncapped/" "$work/post.lua" > "$work/post_uncapped.lua"
 
 # run LABEL wrk-args… → "LABEL req/s p50 p99"
 run() {
@@ -137,6 +145,7 @@ for _ in $(seq 1 "$rounds"); do
   [ -n "$signed_pid" ] && run decision_signed -s "$work/post.lua" "$signed_url/verify"
   [ -n "$unsigned_pid" ] && run decision_unsigned -s "$work/post.lua" "$unsigned_url/verify"
   run decision -s "$work/post.lua" "$edge/verify"
+  run decision_uncapped -s "$work/post_uncapped.lua" "$edge/verify"
 done > "$work/results"
 
 # Median per label of requests/s, p50 and p99 (wrk prints latencies with units: normalise to ms).
@@ -152,7 +161,7 @@ awk -v c="$connections" -v d="$duration" -v r="$rounds" '
     base = median(rps["constant"])
     printf "| run (wrk, 2 threads, %d connections, %d s × %d rounds, medians) | requests/s | p50 (ms) | p99 (ms) | non-2xx/3xx | ratio to constant |\n", c, d, r
     print  "|---|---|---|---|---|---|"
-    n = split("constant verify_200 baseline_200 verify_200_limited verify_304 decision decision_signed decision_unsigned", order, " ")
+    n = split("constant verify_200 baseline_200 verify_200_limited verify_304 decision decision_uncapped decision_signed decision_unsigned", order, " ")
     for (i = 1; i <= n; i++) {
       k = order[i]
       if (!(k in rps)) continue
@@ -162,6 +171,8 @@ awk -v c="$connections" -v d="$duration" -v r="$rounds" '
       printf "\nverify_200 / baseline_200 (this build against the baseline build): %.3f\n", median(rps["verify_200"]) / median(rps["baseline_200"])
     if ("decision_unsigned" in rps)
       printf "\ndecision_signed / decision_unsigned (signing every decision, SPEC §12): %.3f\n", median(rps["decision_signed"]) / median(rps["decision_unsigned"])
+    if ("decision_uncapped" in rps)
+      printf "\nthe daily-caps ledger read of an ask under a cap (decision - decision_uncapped): p50 +%.2f ms, p99 +%.2f ms, requests/s %.3f×\n", median(p50["decision"]) - median(p50["decision_uncapped"]), median(p99["decision"]) - median(p99["decision_uncapped"]), median(rps["decision"]) / median(rps["decision_uncapped"])
     if ("verify_200_limited" in rps)
       printf "\nverify_200_limited / verify_200 (the rate limit counting every request): %.3f\n", median(rps["verify_200_limited"]) / median(rps["verify_200"])
   }' "$work/results"

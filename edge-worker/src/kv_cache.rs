@@ -65,6 +65,7 @@ enum Cached {
     Checkpoint(Rc<CheckpointEntry>),
     Grant(Rc<Grant>),
     Alias(vouch_core::AgentId),
+    PartnerKey(Rc<vouch_core::partner::PartnerKey>),
     Missing,
 }
 
@@ -285,4 +286,26 @@ pub async fn oap_alias(
         .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not an alias: {e}")))?;
     store(&key, Cached::Alias(alias.agent_id.clone()));
     Ok(Some(alias.agent_id))
+}
+
+/// The partner key record KV holds under `key` (`partner:{sha256}`), if any, as published: the
+/// caller lays the status journal over it ([`vouch_core::partner::overlay`]).
+pub async fn partner_key(
+    env: &Env,
+    key: &str,
+) -> Result<Option<Rc<vouch_core::partner::PartnerKey>>, EdgeError> {
+    match lookup(key) {
+        Some(Cached::PartnerKey(record)) => return Ok(Some(record)),
+        Some(Cached::Missing) => return Ok(None),
+        _ => {}
+    }
+    let Some(text) = read_kv(env, key).await? else {
+        store(key, Cached::Missing);
+        return Ok(None);
+    };
+    let record: vouch_core::partner::PartnerKey = serde_json::from_str(&text)
+        .map_err(|e| EdgeError::Internal(format!("KV value of {key} is not a partner key: {e}")))?;
+    let record = Rc::new(record);
+    store(key, Cached::PartnerKey(record.clone()));
+    Ok(Some(record))
 }

@@ -5,6 +5,8 @@
 use serde_json::Value;
 use vouch_core::caps::IdempotencyKey;
 use vouch_core::decision::{Decision, VerifyRequest};
+use vouch_core::policy::SpentToday;
+use vouch_core::AgentId;
 use worker::{Env, Method};
 
 use crate::respond::EdgeError;
@@ -13,6 +15,54 @@ use crate::respond::EdgeError;
 const CAPS_BINDING: &str = "VOUCH_CAPS";
 /// A ledger that has not answered after this long is unavailable (503, retry with the same key).
 const LEDGER_TIMEOUT_MS: u64 = 3_000;
+
+/// What `agent_id` spent on `day` (`2026-11-22`) against each of `caps` (passport paths),
+/// read from its ledger without changing it: the [`SpentToday`] a decision that only asks
+/// counts against its daily caps (SPEC §11). A ledger that cannot be read is
+/// `503 ledger_unavailable`.
+pub async fn spent(
+    env: &Env,
+    agent_id: &AgentId,
+    day: &str,
+    caps: &[String],
+) -> Result<SpentToday, EdgeError> {
+    let mut url = worker::Url::parse("https://object/spent")
+        .map_err(|e| EdgeError::Internal(e.to_string()))?;
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("day", day);
+        for cap in caps {
+            query.append_pair("cap", cap);
+        }
+    }
+    let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+    let unavailable = |e: worker::Error| EdgeError::LedgerUnavailable(e.to_string());
+    let stub = env
+        .durable_object(CAPS_BINDING)
+        .and_then(|ns| ns.get_by_name(agent_id.as_str()))
+        .map_err(unavailable)?;
+    let call = async {
+        let mut response = crate::objects::call(&stub, Method::Get, &path, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status_code() != 200 {
+            return Err(format!("the ledger answered {}", response.status_code()));
+        }
+        response
+            .json::<SpentAnswer>()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let answer = crate::objects::within(LEDGER_TIMEOUT_MS, call)
+        .await
+        .map_err(EdgeError::LedgerUnavailable)?;
+    Ok(answer.spent)
+}
+
+#[derive(serde::Deserialize)]
+struct SpentAnswer {
+    spent: SpentToday,
+}
 
 /// Records a commit in the ledger of the decision's agent (SPEC §11) and returns the signed
 /// decision the ledger settled on: the same one, a cap denial, or the first decision for a
@@ -71,6 +121,8 @@ pub async fn record(
     match response.status_code() {
         200 => {}
         409 => {
+            // The partner's own key, not the ledger's partner-scoped one.
+            let key = vouch_core::partner::unscoped_idempotency_key(&key);
             return Err(EdgeError::Conflict {
                 code: "idempotency_key_reused",
                 message: format!(

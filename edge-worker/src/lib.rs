@@ -10,6 +10,7 @@ mod kv_cache;
 mod ledger;
 mod oap;
 mod objects;
+mod partners;
 mod public_page;
 mod random;
 mod rate_limit;

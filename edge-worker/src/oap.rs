@@ -5,16 +5,20 @@
 
 use serde_json::Value;
 use vouch_core::caps::CommitRequest;
-use vouch_core::packs::{self, AgentRef, OapDecision, OapRequest};
-use vouch_core::policy::{codes, Reason, SpentToday};
+use vouch_core::decision::merge_token_checks;
+use vouch_core::packs::{self, AgentRef, OapDecision, OapRequest, PackEvaluation};
+use vouch_core::policy::{codes, Evaluation, Reason, SpentToday};
+use vouch_core::token::codes as token_codes;
 use vouch_core::{kv, AgentId};
 use worker::{Context, Env, Request, Response, Url};
 
 use crate::journal;
 use crate::kv_cache;
 use crate::ledger;
+use crate::partners;
 use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
 use crate::routes::{decision_id, json_body, now};
+use crate::tokens;
 
 /// The largest body the OAP route reads.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -26,8 +30,17 @@ fn pack_not_found(id: &str) -> EdgeError {
     }
 }
 
+/// The header an OAP commit carries the agent's token in (`Authorization` holds the partner's
+/// key, and the OAP body has no member for it).
+pub const AGENT_TOKEN_HEADER: &str = "vouch-agent-token";
+
 /// `POST /api/verify/policy/{pack_id}`: one OAP decision; with an `Idempotency-Key` header and
 /// a daily cap in play, committed against the agent's ledger like `POST /verify`'s commits.
+///
+/// A commit (an `Idempotency-Key`) needs a partner key and the agent's token in
+/// `Vouch-Agent-Token`, issued for that partner (SPEC §14); it is recorded under the partner's
+/// own key. A decision that only asks reads what the agent spent today where a daily cap
+/// applies (SPEC §11).
 pub async fn verify(
     req: Request,
     env: &Env,
@@ -36,11 +49,30 @@ pub async fn verify(
     pack_id: &str,
 ) -> Result<Response, EdgeError> {
     let header_key = req.headers().get("idempotency-key").ok().flatten();
+    let agent_token = req.headers().get(AGENT_TOKEN_HEADER).ok().flatten();
+    let authorization = partners::authorization(&req);
     // The body first, always (see `json_body`).
     let body = json_body(req, BODY_LIMIT).await?;
     let pack = packs::builtin(pack_id).ok_or_else(|| pack_not_found(pack_id))?;
     let request = OapRequest::from_json(body, &pack.id, header_key.as_deref())?;
     journal::ensure_fresh(env, ctx, host).await?;
+    let partner = partners::identify(env, authorization.as_deref()).await?;
+    let commit = match (&request.commit, &partner) {
+        (None, _) => None,
+        (Some(_), None) => return Err(EdgeError::commit_needs_partner()),
+        (Some(key), Some(partner)) => {
+            let token = agent_token
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    EdgeError::bad(
+                        "a commit (`Idempotency-Key`) needs the agent's token, issued for this \
+                     partner, in the `Vouch-Agent-Token` header",
+                        Some("Vouch-Agent-Token"),
+                    )
+                })?;
+            Some((key.scoped_to(partner), partner, token))
+        }
+    };
     let now = now();
     let agent = resolve(env, &request.agent).await?;
     let entry = match &agent {
@@ -48,24 +80,55 @@ pub async fn verify(
         None => None,
     };
     let Some(entry) = entry else {
-        let decision = OapDecision::not_found(
+        let mut decision = OapDecision::not_found(
             decision_id(),
             &pack.id,
             &request.agent,
             now,
             MAX_AGE_SECONDS,
         );
+        decision.partner_id = partner;
         return respond(&sign(env, &decision).await?, None);
     };
-    let mut evaluation = packs::evaluate(
-        pack,
-        &entry.view,
-        &request.context,
-        &SpentToday::new(),
-        request.idempotency_key.as_deref(),
-    );
+    let evaluate = |spent: &SpentToday| {
+        packs::evaluate(
+            pack,
+            &entry.view,
+            &request.context,
+            spent,
+            request.idempotency_key.as_deref(),
+        )
+    };
+    let mut evaluation = evaluate(&SpentToday::new());
+    if commit.is_none() {
+        let spent = crate::routes::read_spent(
+            env,
+            &entry.view.agent_id,
+            evaluation.spend.as_ref(),
+            evaluation.allow,
+            now,
+        )
+        .await?;
+        if let Some(spent) = spent {
+            evaluation = evaluate(&spent);
+        }
+    }
+    // A commit whose token does not hold is a denial that is answered and not recorded (the
+    // partner retries with a good token and the same key).
+    let mut token_holds = true;
+    if let Some((_, partner, token)) = &commit {
+        token_holds = token_checks(
+            env,
+            token,
+            partner,
+            &entry.view.agent_id,
+            &mut evaluation,
+            now,
+        )
+        .await?;
+    }
     let spend = evaluation.spend.take();
-    let decision = OapDecision::new(
+    let mut decision = OapDecision::new(
         decision_id(),
         &pack.id,
         &request.agent,
@@ -75,8 +138,9 @@ pub async fn verify(
         MAX_AGE_SECONDS,
     )
     .with_passport_digest(Some(entry.digest.clone()));
+    decision.partner_id = partner.clone();
     let capped = spend.as_ref().is_some_and(|s| !s.daily_caps.is_empty());
-    let (Some(key), true) = (&request.commit, capped) else {
+    let (Some((key, _, _)), true) = (&commit, capped && token_holds) else {
         return respond(&sign(env, &decision).await?, None);
     };
     let allow = decision.allow;
@@ -99,6 +163,58 @@ pub async fn verify(
         }
         Err(other) => Err(other),
     }
+}
+
+/// Checks the agent token of a commit and lays what it says into `evaluation`: a token that
+/// does not verify, is not about `agent`, or whose chain does not hold turns the decision into a
+/// denial with those reasons (`false`: answered, never recorded); a verified token not issued
+/// for `partner` is `403 token_audience_mismatch`.
+async fn token_checks(
+    env: &Env,
+    token: &str,
+    partner: &vouch_core::PartnerId,
+    agent: &AgentId,
+    evaluation: &mut PackEvaluation,
+    now: vouch_core::Timestamp,
+) -> Result<bool, EdgeError> {
+    let (chain, subject_status) = match tokens::verify(env, token, now).await? {
+        Err(reason) => (vec![reason], None),
+        Ok(claims) if claims.sub != *agent => {
+            let mut reason = Reason::new(
+                token_codes::TOKEN_INVALID,
+                format!("the agent token is about {}, not this agent", claims.sub),
+            );
+            reason.field = Some(AGENT_TOKEN_HEADER.to_owned());
+            (vec![reason], None)
+        }
+        Ok(claims) => {
+            vouch_core::partner::check_commit_audience(partner, &claims.aud)
+                .map_err(EdgeError::CommitForbidden)?;
+            let facts = crate::routes::ChainFacts::read(env, &claims).await?;
+            vouch_core::decision::token_checks(
+                &claims,
+                &facts.grants,
+                &|a| facts.passport(a),
+                &evaluation.capability,
+                now,
+            )
+        }
+    };
+    if chain.is_empty() {
+        return Ok(true);
+    }
+    let merged = merge_token_checks(
+        chain,
+        Evaluation {
+            allow: evaluation.allow,
+            reasons: std::mem::take(&mut evaluation.reasons),
+            spend: None,
+        },
+        subject_status.as_ref(),
+    );
+    evaluation.allow = merged.allow;
+    evaluation.reasons = merged.reasons;
+    Ok(false)
 }
 
 fn internal(e: serde_json::Error) -> EdgeError {

@@ -32,11 +32,16 @@ pub enum EdgeError {
     SigningUnavailable(String),
     /// An internal route without the edge secret.
     Unauthorized,
+    /// A `/verify` route with an `Authorization` header that is not a live partner key, or a
+    /// commit without a partner key (SPEC §14): the message says which.
+    PartnerUnauthorized(String),
+    /// A partner's commit with an agent token that was not issued for it (its `aud`).
+    CommitForbidden(String),
     Conflict {
         code: &'static str,
         message: String,
     },
-    /// Past a rate limit (SPEC §14); `by` says which (`client address`).
+    /// Past a rate limit (SPEC §14); `by` says which (`client address`, `partner`).
     RateLimited {
         by: &'static str,
         retry_after_seconds: u32,
@@ -111,6 +116,13 @@ impl EdgeError {
                 401,
                 json!({ "error": "unauthorized", "message": "this route needs the edge secret as a bearer token" }),
             ),
+            EdgeError::PartnerUnauthorized(message) => {
+                (401, json!({ "error": "unauthorized", "message": message }))
+            }
+            EdgeError::CommitForbidden(message) => (
+                403,
+                json!({ "error": "token_audience_mismatch", "message": message }),
+            ),
             EdgeError::Conflict { code, message } => {
                 (409, json!({ "error": code, "message": message }))
             }
@@ -161,7 +173,26 @@ impl EdgeError {
                 &[("retry-after", &seconds), ("cache-control", "no-store")],
             );
         }
+        if let EdgeError::PartnerUnauthorized(_) = self {
+            return json_response(
+                status,
+                &body,
+                &[
+                    ("www-authenticate", "Bearer realm=\"vouch\""),
+                    ("cache-control", "no-store"),
+                ],
+            );
+        }
         json_response(status, &body, &[])
+    }
+
+    /// A commit asked for without a partner key.
+    pub fn commit_needs_partner() -> EdgeError {
+        EdgeError::PartnerUnauthorized(
+            "a commit needs a partner key (Authorization: Bearer vk_partner_…) and an agent token \
+             issued for that partner; anonymous callers may ask but never commit"
+                .to_owned(),
+        )
     }
 }
 

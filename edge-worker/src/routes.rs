@@ -6,13 +6,17 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use vouch_core::decision::{BatchReads, Decision, Subject, VerifyRequest};
 use vouch_core::delegation::Grant;
-use vouch_core::{kv, token, AgentId, Timestamp};
+use vouch_core::edge_view::EdgePassport;
+use vouch_core::policy::{Spend, SpentToday};
+use vouch_core::token::Claims;
+use vouch_core::{kv, token, AgentId, PartnerId, Timestamp};
 use worker::{Context, Date, Env, Method, Request, Response, Url};
 
 use crate::decision_key;
 use crate::journal;
 use crate::kv_cache::{self, PassportEntry};
 use crate::ledger;
+use crate::partners;
 use crate::rate_limit;
 use crate::respond::{cacheable, json_response, EdgeError, MAX_AGE_SECONDS};
 use crate::tokens;
@@ -39,6 +43,7 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
         "/verify" => match method {
             Method::Get | Method::Head => {
                 journal::ensure_fresh(env, ctx, &host).await?;
+                partners::identify(env, partners::authorization(&req).as_deref()).await?;
                 verify_get(&req, &url, env).await
             }
             Method::Post => verify_post(req, env, ctx, &host).await,
@@ -272,30 +277,60 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_unix_millis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
 }
 
-/// One answer, signed (SPEC §12): the decision, or for a commit the decision the agent's
-/// daily-caps ledger settled on (signed there: the ledger has the last word on a commit). The
-/// second value says whether a commit was a replay of its idempotency key.
-async fn answer(env: &Env, request: &VerifyRequest) -> Result<(Value, bool), EdgeError> {
-    let (decision, spend) = decide(env, request).await?;
-    let Some(key) = &request.commit else {
+/// One answer for `partner` (`None`: an anonymous caller), signed (SPEC §12): the decision, or
+/// for a commit the decision the agent's daily-caps ledger settled on (signed there: the ledger
+/// has the last word on a commit). The second value says, for a commit, whether it was a replay
+/// of its idempotency key.
+///
+/// A commit needs a partner and, once the token is verified, a token whose `aud` names that
+/// partner (`403 token_audience_mismatch` otherwise, before the ledger is asked); it is
+/// recorded under the partner's own idempotency key (SPEC §14).
+async fn answer(
+    env: &Env,
+    request: &VerifyRequest,
+    partner: Option<&PartnerId>,
+) -> Result<(Value, Option<bool>), EdgeError> {
+    if request.commit.is_some() && partner.is_none() {
+        return Err(EdgeError::commit_needs_partner());
+    }
+    let Decided {
+        mut decision,
+        spend,
+        audience,
+    } = decide(env, request).await?;
+    decision.partner_id = partner.cloned();
+    let (Some(key), Some(partner)) = (&request.commit, partner) else {
         let decision =
             serde_json::to_value(&decision).map_err(|e| EdgeError::Internal(e.to_string()))?;
-        return Ok((decision_key::sign(env, decision).await?, false));
+        return Ok((decision_key::sign(env, decision).await?, None));
     };
-    ledger::commit(env, request, key, decision, spend).await
+    if let Some(audience) = &audience {
+        vouch_core::partner::check_commit_audience(partner, audience)
+            .map_err(EdgeError::CommitForbidden)?;
+    }
+    let key = key.scoped_to(partner);
+    let (committed, replayed) = ledger::commit(env, request, &key, decision, spend).await?;
+    Ok((committed, Some(replayed)))
+}
+
+/// A decision, with the amount a commit would spend and, when a token was verified, its `aud`.
+struct Decided {
+    decision: Decision,
+    spend: Option<Spend>,
+    audience: Option<Vec<String>>,
 }
 
 /// One decision (SPEC §11) from KV, the journal and the core, with the amount it would spend.
-async fn decide(
-    env: &Env,
-    request: &VerifyRequest,
-) -> Result<(Decision, Option<vouch_core::policy::Spend>), EdgeError> {
+async fn decide(env: &Env, request: &VerifyRequest) -> Result<Decided, EdgeError> {
     let now = now();
     match &request.subject {
         Subject::Agent(agent_id) => {
             let entry = kv_cache::passport(env, &kv::passport_key(agent_id)).await?;
             let view = entry.as_ref().map(|e| &e.view);
             let mut evaluation = request.evaluate(view);
+            if let Some(spent) = spent_today(env, request, agent_id, &evaluation, now).await? {
+                evaluation = request.evaluate_with_spent(view, &spent);
+            }
             let spend = evaluation.spend.take();
             let decision = Decision::new(
                 decision_id(),
@@ -307,9 +342,99 @@ async fn decide(
                 MAX_AGE_SECONDS,
             )
             .with_passport_digest(entry.as_ref().map(|e| e.digest.clone()));
-            Ok((decision, spend))
+            Ok(Decided {
+                decision,
+                spend,
+                audience: None,
+            })
         }
         Subject::Token(token) => decide_token(env, request, token, now).await,
+    }
+}
+
+/// What `agent`'s ledger holds today for the daily caps `evaluation` counts against, when a
+/// decision that only asks must read it (SPEC §11: never `allow` an amount a commit would
+/// refuse); `None` when there is nothing to read or nothing was spent. A commit does not read
+/// it here: its ledger checks the caps itself, atomically. A ledger that cannot be read fails
+/// an allow closed (`503`); a denial stands without it.
+async fn spent_today(
+    env: &Env,
+    request: &VerifyRequest,
+    agent: &AgentId,
+    evaluation: &vouch_core::policy::Evaluation,
+    now: Timestamp,
+) -> Result<Option<SpentToday>, EdgeError> {
+    if request.commit.is_some() {
+        return Ok(None);
+    }
+    read_spent(env, agent, evaluation.spend.as_ref(), evaluation.allow, now).await
+}
+
+/// [`spent_today`] for any decision: what `agent` spent today against the caps of `spend`.
+pub(crate) async fn read_spent(
+    env: &Env,
+    agent: &AgentId,
+    spend: Option<&Spend>,
+    allow: bool,
+    now: Timestamp,
+) -> Result<Option<SpentToday>, EdgeError> {
+    let Some(spend) = spend.filter(|s| !s.daily_caps.is_empty()) else {
+        return Ok(None);
+    };
+    let caps: Vec<String> = spend.daily_caps.iter().map(|c| c.limit.clone()).collect();
+    match ledger::spent(env, agent, &now.utc_day(), &caps).await {
+        Ok(spent) if spent.values().all(|amount| *amount == 0) => Ok(None),
+        Ok(spent) => Ok(Some(spent)),
+        Err(error) if !allow => {
+            worker::console_warn!("daily caps not read for a denial: {error:?}");
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// What a verified token's chain rests on, as this edge sees it now: the grants of its `dlg`
+/// and the passports of every agent of [`token::chain`].
+pub(crate) struct ChainFacts {
+    pub chain: Vec<AgentId>,
+    pub grants: Vec<Option<Grant>>,
+    passports: Vec<Option<Rc<PassportEntry>>>,
+}
+
+impl ChainFacts {
+    pub(crate) async fn read(env: &Env, claims: &Claims) -> Result<ChainFacts, EdgeError> {
+        let chain = token::chain(claims);
+        let grants: Vec<Option<Grant>> =
+            join_all(claims.dlg.iter().map(|id| kv_cache::grant(env, id)))
+                .await
+                .into_iter()
+                .map(|found| found.map(|grant| grant.map(|g| Grant::clone(&g))))
+                .collect::<Result<_, _>>()?;
+        let keys: Vec<String> = chain.iter().map(kv::passport_key).collect();
+        let passports: Vec<Option<Rc<PassportEntry>>> =
+            join_all(keys.iter().map(|key| kv_cache::passport(env, key)))
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+        Ok(ChainFacts {
+            chain,
+            grants,
+            passports,
+        })
+    }
+
+    /// The passport of an agent of the chain, if found.
+    pub(crate) fn passport(&self, agent: &AgentId) -> Option<&EdgePassport> {
+        self.entry(agent).map(|entry| &entry.view)
+    }
+
+    /// The passport of an agent of the chain as the edge cached it (with its digest), if found.
+    pub(crate) fn entry(&self, agent: &AgentId) -> Option<&PassportEntry> {
+        self.chain
+            .iter()
+            .position(|a| a == agent)
+            .and_then(|i| self.passports.get(i))
+            .and_then(Option::as_deref)
     }
 }
 
@@ -320,7 +445,7 @@ async fn decide_token(
     request: &VerifyRequest,
     token: &str,
     now: Timestamp,
-) -> Result<(Decision, Option<vouch_core::policy::Spend>), EdgeError> {
+) -> Result<Decided, EdgeError> {
     let claims = match tokens::verify(env, token, now).await? {
         Ok(claims) => claims,
         Err(reason) => {
@@ -334,43 +459,42 @@ async fn decide_token(
                 now,
                 MAX_AGE_SECONDS,
             );
-            return Ok((decision, None));
+            return Ok(Decided {
+                decision,
+                spend: None,
+                audience: None,
+            });
         }
     };
-    let chain = token::chain(&claims);
-    let grants: Vec<Option<Grant>> = join_all(claims.dlg.iter().map(|id| kv_cache::grant(env, id)))
-        .await
-        .into_iter()
-        .map(|found| found.map(|grant| grant.map(|g| Grant::clone(&g))))
-        .collect::<Result<_, _>>()?;
-    let keys: Vec<String> = chain.iter().map(kv::passport_key).collect();
-    let passports: Vec<Option<Rc<PassportEntry>>> =
-        join_all(keys.iter().map(|key| kv_cache::passport(env, key)))
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-    let entry_of = |agent: &AgentId| {
-        chain
-            .iter()
-            .position(|a| a == agent)
-            .and_then(|i| passports.get(i))
-            .and_then(Option::as_deref)
-    };
-    let passport_of = |agent: &AgentId| entry_of(agent).map(|entry| &entry.view);
-    let mut evaluation = request.evaluate_token(Ok(&claims), &grants, &passport_of, now);
+    let facts = ChainFacts::read(env, &claims).await?;
+    let passport_of = |agent: &AgentId| facts.passport(agent);
+    let mut evaluation = request.evaluate_token(Ok(&claims), &facts.grants, &passport_of, now);
+    if let Some(spent) = spent_today(env, request, &claims.sub, &evaluation, now).await? {
+        evaluation = request.evaluate_token_with_spent(
+            Ok(&claims),
+            &facts.grants,
+            &passport_of,
+            now,
+            &spent,
+        );
+    }
     let spend = evaluation.spend.take();
-    let subject = entry_of(&claims.sub);
+    let subject = passport_of(&claims.sub);
     let decision = Decision::new(
         decision_id(),
         request,
-        chain.clone(),
-        subject.map(|entry| &entry.view),
+        facts.chain.clone(),
+        subject,
         evaluation,
         now,
         MAX_AGE_SECONDS,
     )
-    .with_passport_digest(subject.map(|entry| entry.digest.clone()));
-    Ok((decision, spend))
+    .with_passport_digest(facts.entry(&claims.sub).map(|e| e.digest.clone()));
+    Ok(Decided {
+        decision,
+        spend,
+        audience: Some(claims.aud.clone()),
+    })
 }
 
 fn decision_response(body: &Value) -> Result<Response, EdgeError> {
@@ -388,14 +512,16 @@ async fn verify_post(
     ctx: &Context,
     host: &str,
 ) -> Result<Response, EdgeError> {
+    let authorization = partners::authorization(&req);
     // The body first, always (an answer before it is read would reset the connection); a bad
     // request is a 400 whatever the journal's state.
     let body = json_body(req, BODY_LIMIT).await?;
     let request = VerifyRequest::from_json(body, "")?;
     journal::ensure_fresh(env, ctx, host).await?;
-    let (answer, replayed) = answer(env, &request).await?;
+    let partner = partners::identify(env, authorization.as_deref()).await?;
+    let (answer, replayed) = answer(env, &request, partner.as_ref()).await?;
     let mut response = decision_response(&answer)?;
-    if request.commit.is_some() {
+    if let Some(replayed) = replayed {
         let _ = response.headers_mut().set(
             "idempotent-replayed",
             if replayed { "true" } else { "false" },
@@ -424,29 +550,44 @@ async fn batch_reads(env: &Env, requests: &[VerifyRequest]) -> Result<BatchReads
     Ok(reads)
 }
 
-/// `POST /verify/batch`: up to 100 decisions, in order.
+/// `POST /verify/batch`: up to 100 decisions, in order. Beside them, `replayed` says for each
+/// item whether its commit replayed its idempotency key (`null` for an item that did not commit):
+/// outside the decisions, which are signed and must stay exactly as first answered.
 async fn verify_batch(
     req: Request,
     env: &Env,
     ctx: &Context,
     host: &str,
 ) -> Result<Response, EdgeError> {
+    let authorization = partners::authorization(&req);
     let body = json_body(req, BODY_LIMIT * vouch_core::decision::BATCH_MAX).await?;
     let requests = VerifyRequest::batch_from_json(body)?;
+    journal::ensure_fresh(env, ctx, host).await?;
+    let partner = partners::identify(env, authorization.as_deref()).await?;
+    // An anonymous batch that commits is refused whole, before anything is recorded.
+    if partner.is_none() && requests.iter().any(|r| r.commit.is_some()) {
+        return Err(EdgeError::commit_needs_partner());
+    }
     batch_reads(env, &requests).await?.check()?;
     let mut decisions = Vec::with_capacity(requests.len());
+    let mut replays = Vec::with_capacity(requests.len());
     for request in &requests {
         // Per item: a long batch never answers a late item from a copy past the bound.
         journal::ensure_fresh(env, ctx, host).await?;
-        // A commit's own failure (key reused, ledger unreachable) is that item's answer; the
-        // items before it stay recorded, and a retry of the batch replays them.
-        decisions.push(match answer(env, request).await {
-            Ok((answer, _)) => answer,
-            Err(error @ (EdgeError::Conflict { .. } | EdgeError::LedgerUnavailable(_))) => {
-                error.body()
-            }
+        // A commit's own failure (a token for another partner, key reused, ledger
+        // unreachable) is that item's answer; the items before it stay recorded, and a retry of
+        // the batch replays them. Each committed item says whether it was a replay.
+        let (item, replayed) = match answer(env, request, partner.as_ref()).await {
+            Ok((decision, replayed)) => (decision, replayed.map(Value::Bool)),
+            Err(
+                error @ (EdgeError::Conflict { .. }
+                | EdgeError::LedgerUnavailable(_)
+                | EdgeError::CommitForbidden(_)),
+            ) => (error.body(), None),
             Err(error) => return Err(error),
-        });
+        };
+        decisions.push(item);
+        replays.push(replayed.unwrap_or(Value::Null));
     }
-    decision_response(&serde_json::json!({ "decisions": decisions }))
+    decision_response(&serde_json::json!({ "decisions": decisions, "replayed": replays }))
 }

@@ -22,7 +22,8 @@ use crate::extract::BODY_LIMIT;
 use crate::keys::{Keys, MasterKey, TokenSettings};
 use crate::rate_limit;
 use crate::routes::{
-    agents, audit, delegations, events, oap, oauth, ops, orgs, receipts, webhooks, wellknown,
+    agents, audit, delegations, events, oap, oauth, ops, orgs, partners, receipts, webhooks,
+    wellknown,
 };
 use crate::secrets;
 use crate::store::{ChangeEvent, Role, Store};
@@ -74,6 +75,7 @@ pub struct Boot {
         (name = "tokens", description = "Token endpoint, signing keys, discovery"),
         (name = "delegations", description = "Agent-to-agent delegation grants"),
         (name = "webhooks", description = "Webhook subscriptions, deliveries and the live event stream"),
+        (name = "partners", description = "Partners: the verifiers calling the edge, and their keys (platform admin)"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -133,6 +135,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::redeliver))
+        .routes(routes!(partners::create, partners::list))
+        .routes(routes!(partners::get, partners::revoke))
+        .routes(routes!(partners::rotate_key))
         .routes(routes!(events::stream))
         .routes(routes!(oauth::token))
         .routes(routes!(wellknown::jwks))

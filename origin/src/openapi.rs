@@ -13,17 +13,18 @@
 //!   limits. They are added where they can happen, in the operation's own error shape.
 
 use serde_json::{json, Map, Value};
-use vouch_core::ids::{AgentId, DelegationId, EventId, OrgId, TokenId, WebhookId};
+use vouch_core::ids::{AgentId, DelegationId, EventId, OrgId, PartnerId, TokenId, WebhookId};
 
 /// Each prefixed id: its schema, the parameter names that carry it, and its prefix. The
 /// document gives each the exact pattern the server parses.
-const IDS: [(&str, &[&str], &str); 6] = [
+const IDS: [(&str, &[&str], &str); 7] = [
     ("AgentId", &["agent_id"], AgentId::PREFIX),
     ("OrgId", &["org_id"], OrgId::PREFIX),
     ("EventId", &["event_id"], EventId::PREFIX),
     ("TokenId", &["token_id"], TokenId::PREFIX),
     ("DelegationId", &["delegation_id"], DelegationId::PREFIX),
     ("WebhookId", &["webhook_id"], WebhookId::PREFIX),
+    ("PartnerId", &["partner_id"], PartnerId::PREFIX),
 ];
 
 fn id_pattern(prefix: &str) -> Value {

@@ -1,4 +1,5 @@
-//! Secrets shown once: admin tokens (`vk_admin_…`) and agent API keys (`vk_agent_…`).
+//! Secrets shown once: admin tokens (`vk_admin_…`), agent API keys (`vk_agent_…`) and partner
+//! keys (`vk_partner_…`).
 //! 256 random bits each, stored only as SHA-256 (a slow hash adds nothing for keys this
 //! random), compared in constant time.
 
@@ -10,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 pub const ADMIN_TOKEN_PREFIX: &str = "vk_admin_";
 pub const AGENT_KEY_PREFIX: &str = "vk_agent_";
+pub const PARTNER_KEY_PREFIX: &str = vouch_core::partner::KEY_PREFIX;
 
 /// A fresh secret: `prefix` followed by 43 base64url characters (32 random bytes).
 pub fn generate(prefix: &str) -> String {
@@ -43,5 +45,8 @@ mod tests {
         assert!(hashes_equal(&hash(&a), &hash(&a)));
         assert!(!hashes_equal(&hash(&a), &hash(&b)));
         assert!(!hashes_equal("ab", "abc"));
+        // The edge hashes partner keys with the core's function: the same hash.
+        let p = generate(PARTNER_KEY_PREFIX);
+        assert_eq!(hash(&p), vouch_core::partner::key_hash(&p));
     }
 }

@@ -18,8 +18,11 @@
 //   {"status": 500 | 429, "count": 3, "retry_after": 1}  or  {"delay_ms": 200, "count": 5}
 // GET /__control/stats reports the writes it accepted, and GET /__control/kv/<key> reads a key
 // whatever faults are queued.
-// The per-address rate limit is wrangler.toml's [[ratelimits]] block; VOUCH_EDGE_RATE_LIMIT
-// (requests per period, 0: unbound, i.e. off) and VOUCH_EDGE_RATE_PERIOD (10 or 60) override it.
+// The rate limits are wrangler.toml's [[ratelimits]] blocks, every one of them: per address
+// (VOUCH_RATE_LIMIT_ADDRESS), overridden by VOUCH_EDGE_RATE_LIMIT (requests per period, 0:
+// unbound, i.e. off) and VOUCH_EDGE_RATE_PERIOD (10 or 60); per partner
+// (VOUCH_RATE_LIMIT_PARTNER), overridden by VOUCH_EDGE_PARTNER_RATE_LIMIT and
+// VOUCH_EDGE_PARTNER_RATE_PERIOD (any other block: VOUCH_EDGE_<suffix>_RATE_LIMIT/_PERIOD).
 // For benchmarks, VOUCH_EDGE_CONSTANT=1 adds, in the same workerd, a worker that answers every
 // request with a constant JSON body; requests with `Host: constant.bench` reach it.
 import crypto from "node:crypto";
@@ -43,16 +46,35 @@ if (!token) {
   process.exit(2);
 }
 
-// The deployed per-address limit (wrangler.toml), unless overridden.
-const deployed = fs.readFileSync(path.join(repo, "wrangler.toml"), "utf8")
-  .match(/\[\[ratelimits\]\][^[]*?name = "(\w+)"[^[]*?simple = \{ limit = (\d+), period = (\d+) \}/);
-if (!deployed) {
-  console.error("wrangler.toml has no [[ratelimits]] block this script can read");
+// The deployed limits (every [[ratelimits]] block of wrangler.toml), unless overridden. Each
+// block is read on its own (up to the next `[`), so a second block never hides the first.
+const toml = fs.readFileSync(path.join(repo, "wrangler.toml"), "utf8");
+const blocks = toml.split(/^(?=\[)/m).filter((b) => b.startsWith("[[ratelimits]]"));
+const rateLimits = blocks.map((block) => {
+  const name = block.match(/^name = "(\w+)"/m)?.[1];
+  const namespace = block.match(/^namespace_id = "(\d+)"/m)?.[1];
+  const simple = block.match(/^simple = \{ limit = (\d+), period = (\d+) \}/m);
+  if (!name || !namespace || !simple) {
+    console.error(`wrangler.toml has a [[ratelimits]] block this script cannot read:\n${block}`);
+    process.exit(2);
+  }
+  // VOUCH_RATE_LIMIT_ADDRESS → VOUCH_EDGE_RATE_LIMIT; VOUCH_RATE_LIMIT_PARTNER → VOUCH_EDGE_PARTNER_RATE_LIMIT.
+  const suffix = name.replace(/^VOUCH_RATE_LIMIT_/, "");
+  const override = suffix === "ADDRESS" ? "VOUCH_EDGE_RATE" : `VOUCH_EDGE_${suffix}_RATE`;
+  // The worker's variable for the block's period (its `retry-after`).
+  const periodVar = suffix === "ADDRESS" ? "VOUCH_RATE_LIMIT_PERIOD_SECONDS" : `${name}_PERIOD_SECONDS`;
+  return {
+    name,
+    namespace,
+    limit: Number(env[`${override}_LIMIT`] ?? simple[1]),
+    period: Number(env[`${override}_PERIOD`] ?? simple[2]),
+    periodVar,
+  };
+});
+if (!rateLimits.some((r) => r.name === "VOUCH_RATE_LIMIT_ADDRESS")) {
+  console.error("wrangler.toml has no [[ratelimits]] block for VOUCH_RATE_LIMIT_ADDRESS");
   process.exit(2);
 }
-const [, rateBinding, deployedLimit, deployedPeriod] = deployed;
-const rateLimit = Number(env.VOUCH_EDGE_RATE_LIMIT ?? deployedLimit);
-const ratePeriod = Number(env.VOUCH_EDGE_RATE_PERIOD ?? deployedPeriod);
 
 // The decision key (a Worker secret when deployed): the caller's, or one for this run only.
 const decisionKey = env.VOUCH_DECISION_KEY || (() => {
@@ -71,9 +93,11 @@ const vouchWorker = {
   ],
   compatibilityDate: "2026-05-01",
   kvNamespaces: { VOUCH_KV: namespace },
-  ratelimits: rateLimit > 0
-    ? { [rateBinding]: { namespace_id: "1001", simple: { limit: rateLimit, period: ratePeriod } } }
-    : {},
+  ratelimits: Object.fromEntries(
+    rateLimits
+      .filter((r) => r.limit > 0)
+      .map((r) => [r.name, { namespace_id: r.namespace, simple: { limit: r.limit, period: r.period } }]),
+  ),
   // The same Durable Objects as wrangler.toml, SQLite-backed, in the same workerd
   // (VOUCH_EDGE_OBJECTS=0 leaves them out, to serve an older build in benchmarks).
   durableObjects: env.VOUCH_EDGE_OBJECTS === "0" ? {} : {
@@ -89,7 +113,7 @@ const vouchWorker = {
       ["VOUCH_JOURNAL_SHARE_SECONDS", env.VOUCH_JOURNAL_SHARE_SECONDS],
       ["VOUCH_TEST_CONTROLS", env.VOUCH_EDGE_TEST_CONTROLS === "1" ? "1" : undefined],
       ["VOUCH_AUDIENCE", env.VOUCH_AUDIENCE],
-      ["VOUCH_RATE_LIMIT_PERIOD_SECONDS", String(ratePeriod)],
+      ...rateLimits.map((r) => [r.periodVar, String(r.period)]),
       ["VOUCH_DECISION_KEY", decisionKey],
       ["VOUCH_DECISION_KEY_PREVIOUS", env.VOUCH_DECISION_KEY_PREVIOUS],
       // Benchmarks only (read with the test controls on): "off" answers decisions unsigned.

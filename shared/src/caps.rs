@@ -126,6 +126,14 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key as `partner`'s own (SPEC §14): `{partner_id}/{key}`
+    /// ([`crate::partner::scoped_idempotency_key`]), what its commits are recorded under, so
+    /// two partners using the same key never meet. (It may be longer than a key a caller may
+    /// send: the prefix is the registry's.)
+    pub fn scoped_to(&self, partner: &crate::ids::PartnerId) -> IdempotencyKey {
+        IdempotencyKey(crate::partner::scoped_idempotency_key(partner, &self.0))
+    }
 }
 
 impl std::fmt::Display for IdempotencyKey {

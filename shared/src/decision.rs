@@ -14,9 +14,9 @@ use crate::caps::IdempotencyKey;
 use crate::delegation::{self, Grant};
 use crate::edge_view::EdgePassport;
 use crate::error::CoreError;
-use crate::ids::{AgentId, OrgId};
+use crate::ids::{AgentId, OrgId, PartnerId};
 use crate::passport::{deserialize_field, AssuranceLevel};
-use crate::policy::{self, codes, Context, DecisionRequest, Evaluation, Reason};
+use crate::policy::{self, codes, Context, DecisionRequest, Evaluation, Reason, SpentToday};
 use crate::timestamp::Timestamp;
 use crate::token::{self, codes as token_codes, Claims};
 
@@ -189,8 +189,20 @@ impl VerifyRequest {
         hex::encode(Sha256::digest(canonical.to_string()))
     }
 
-    /// Evaluates the request against the agent's passport (`None`: no such agent).
+    /// Evaluates the request against the agent's passport (`None`: no such agent), with
+    /// nothing spent today.
     pub fn evaluate(&self, passport: Option<&EdgePassport>) -> Evaluation {
+        self.evaluate_with_spent(passport, &SpentToday::new())
+    }
+
+    /// [`VerifyRequest::evaluate`] counting `spent` against the daily caps: what the agent's
+    /// ledger holds for today, by cap path (see [`SpentToday`]). A decision that only asks reads
+    /// it, so that it never allows an amount a commit would refuse (SPEC §11).
+    pub fn evaluate_with_spent(
+        &self,
+        passport: Option<&EdgePassport>,
+        spent: &SpentToday,
+    ) -> Evaluation {
         let Some(passport) = passport else {
             return Evaluation {
                 allow: false,
@@ -199,13 +211,14 @@ impl VerifyRequest {
             };
         };
         match &self.context {
-            Ok(context) => policy::decide(
+            Ok(context) => policy::decide_with_spent(
                 passport,
                 &DecisionRequest {
                     capability: self.capability.clone(),
                     context: context.clone(),
                     min_assurance: self.min_assurance,
                 },
+                spent,
             ),
             Err(reason) => {
                 policy::decide_unreadable_context(passport, &self.capability, reason.clone())
@@ -234,6 +247,19 @@ impl VerifyRequest {
         passport: &dyn Fn(&AgentId) -> Option<&'p EdgePassport>,
         now: Timestamp,
     ) -> Evaluation {
+        self.evaluate_token_with_spent(verified, grants, passport, now, &SpentToday::new())
+    }
+
+    /// [`VerifyRequest::evaluate_token`] counting `spent` (the subject's ledger today, see
+    /// [`VerifyRequest::evaluate_with_spent`]) against the daily caps.
+    pub fn evaluate_token_with_spent<'p>(
+        &self,
+        verified: Result<&Claims, Reason>,
+        grants: &[Option<Grant>],
+        passport: &dyn Fn(&AgentId) -> Option<&'p EdgePassport>,
+        now: Timestamp,
+        spent: &SpentToday,
+    ) -> Evaluation {
         let claims = match verified {
             Ok(claims) => claims,
             Err(reason) => {
@@ -244,17 +270,36 @@ impl VerifyRequest {
                 }
             }
         };
-        let status = |agent: &AgentId| passport(agent).map(|p| p.status);
-        let mut chain = delegation::check_chain(claims, grants, &status, &self.capability, now);
-        let cut_off = |agent: &AgentId| passport(agent).and_then(|p| p.tokens_not_before);
-        if let Some(revoked) = token::revoked(claims, &cut_off) {
-            chain.insert(0, revoked);
-        }
-        let subject = passport(&claims.sub);
-        let subject_status =
-            delegation::agent_status_reason(&claims.sub, subject.map(|p| p.status));
-        merge_token_checks(chain, self.evaluate(subject), subject_status.as_ref())
+        let (chain, subject_status) = token_checks(claims, grants, passport, &self.capability, now);
+        merge_token_checks(
+            chain,
+            self.evaluate_with_spent(passport(&claims.sub), spent),
+            subject_status.as_ref(),
+        )
     }
+}
+
+/// What a verified token adds to a decision about its subject for `capability` (SPEC §11),
+/// from the grants of its `dlg` and the passports of its chain (as for
+/// [`VerifyRequest::evaluate_token`]): the reasons of its chain
+/// ([`delegation::check_chain`]), led by [`token::revoked`] when an agent's cut-off refuses it,
+/// and what the chain says about the subject's own status (for [`merge_token_checks`]).
+pub fn token_checks<'p>(
+    claims: &Claims,
+    grants: &[Option<Grant>],
+    passport: &dyn Fn(&AgentId) -> Option<&'p EdgePassport>,
+    capability: &str,
+    now: Timestamp,
+) -> (Vec<Reason>, Option<Reason>) {
+    let status = |agent: &AgentId| passport(agent).map(|p| p.status);
+    let mut chain = delegation::check_chain(claims, grants, &status, capability, now);
+    let cut_off = |agent: &AgentId| passport(agent).and_then(|p| p.tokens_not_before);
+    if let Some(revoked) = token::revoked(claims, &cut_off) {
+        chain.insert(0, revoked);
+    }
+    let subject_status =
+        delegation::agent_status_reason(&claims.sub, passport(&claims.sub).map(|p| p.status));
+    (chain, subject_status)
 }
 
 /// The reason to refuse every token with when the verifier cannot verify any: no signing keys
@@ -338,6 +383,10 @@ pub struct Decision {
     /// The agents the decision rests on, outermost actor first and the subject last
     /// ([`crate::token::chain`]); just the agent for an `agent_id` request; empty for a refused token.
     pub chain: Vec<AgentId>,
+    /// The partner the decision was made for (SPEC §14), when the caller presented a partner
+    /// key; absent for an anonymous caller. Set by the edge once the decision is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<PartnerId>,
 }
 
 impl Decision {
@@ -368,6 +417,7 @@ impl Decision {
             passport_version: passport.map(|p| p.version),
             passport_digest: None,
             chain,
+            partner_id: None,
         }
     }
 

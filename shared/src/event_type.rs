@@ -31,11 +31,14 @@ pub enum EventType {
     WebhookSecretRotated,
     WebhookDisabled,
     WebhookRedeliveryRequested,
+    PartnerCreated,
+    PartnerKeyRotated,
+    PartnerRevoked,
 }
 
 impl EventType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [EventType; 22] = [
+    pub const ALL: [EventType; 25] = [
         EventType::OrgCreated,
         EventType::TokenCreated,
         EventType::TokenRevoked,
@@ -58,6 +61,9 @@ impl EventType {
         EventType::WebhookSecretRotated,
         EventType::WebhookDisabled,
         EventType::WebhookRedeliveryRequested,
+        EventType::PartnerCreated,
+        EventType::PartnerKeyRotated,
+        EventType::PartnerRevoked,
     ];
 
     /// The wire name.
@@ -85,6 +91,9 @@ impl EventType {
             EventType::WebhookSecretRotated => "webhook.secret_rotated",
             EventType::WebhookDisabled => "webhook.disabled",
             EventType::WebhookRedeliveryRequested => "webhook.redelivery_requested",
+            EventType::PartnerCreated => "partner.created",
+            EventType::PartnerKeyRotated => "partner.key_rotated",
+            EventType::PartnerRevoked => "partner.revoked",
         }
     }
 
@@ -123,7 +132,9 @@ impl EventType {
 
     /// Whether the status journal must carry it within seconds (SPEC §10): status changes,
     /// delegation revocations, and the emergency brake (an agent's tokens revoked, an org frozen
-    /// or unfrozen, a signing key withdrawn).
+    /// or unfrozen, a signing key withdrawn). Partner key changes reach it too, but per key (the
+    /// store queues each key's hash itself, like documents queue their own KV writes), so they
+    /// are not derived from the event.
     pub const fn reaches_journal(self) -> bool {
         matches!(
             self,

@@ -1,4 +1,4 @@
-//! Prefixed identifiers: `ap_`, `org_`, `evt_`, `tok_` followed by a UUIDv7 as 32 lowercase hex
+//! Prefixed identifiers: `ap_`, `org_`, `evt_`, `tok_`, `pt_` … followed by a UUIDv7 as 32 lowercase hex
 //! digits. Time-ordered, so keyset pagination by id is stable under concurrent inserts.
 
 use std::fmt;
@@ -100,6 +100,10 @@ prefixed_id!(
     /// A webhook subscription (SPEC §7): `wh_…`.
     WebhookId, "wh_", "wh_0192f2a4c3b87d9e8f1a2b3c4d5e6f75"
 );
+prefixed_id!(
+    /// A partner, a verifier calling the edge for its own business (SPEC §14): `pt_…`.
+    PartnerId, "pt_", "pt_0192f2a4c3b87d9e8f1a2b3c4d5e6f76"
+);
 
 #[cfg(test)]
 mod tests {
@@ -110,6 +114,8 @@ mod tests {
     fn parses_the_seed_ids() {
         assert!(AgentId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70").is_ok());
         assert!(OrgId::parse("org_0192f2a4c3b87d9e8f1a2b3c4d5e6f71").is_ok());
+        assert!(PartnerId::parse("pt_0192f2a4c3b87d9e8f1a2b3c4d5e6f76").is_ok());
+        assert!(PartnerId::parse("ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f76").is_err());
     }
 
     #[test]

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::delegation::Grant;
 use crate::edge_view::{EdgePassport, BODY_REVISION};
-use crate::ids::{AgentId, DelegationId, OrgId};
+use crate::ids::{AgentId, DelegationId, OrgId, PartnerId};
+use crate::partner::PartnerStatus;
 use crate::passport::Status;
 use crate::timestamp::Timestamp;
 
@@ -66,6 +67,16 @@ pub enum Change {
         reason: Option<String>,
         changed_at: Timestamp,
     },
+    /// A partner key issued or revoked (SPEC §14), as of the key's `version` (1 issued, 2
+    /// revoked), keyed like its KV record by the key's SHA-256 ([`crate::partner::kv_key`]): a
+    /// revoked key is refused within the bound, and a new one works before KV has it.
+    PartnerKey {
+        key_hash: String,
+        partner_id: PartnerId,
+        version: i64,
+        status: PartnerStatus,
+        changed_at: Timestamp,
+    },
 }
 
 /// The journal key of an org's freeze: `org:{org_id}`.
@@ -88,6 +99,7 @@ impl Change {
             }
             Change::KeyWithdrawn { kid, .. } => key_withdrawal_key(kid),
             Change::Org { org_id, .. } => org_key(org_id),
+            Change::PartnerKey { key_hash, .. } => crate::partner::kv_key(key_hash),
         }
     }
 
@@ -97,7 +109,8 @@ impl Change {
         match self {
             Change::Agent { version, .. }
             | Change::DelegationRevoked { version, .. }
-            | Change::Org { version, .. } => *version,
+            | Change::Org { version, .. }
+            | Change::PartnerKey { version, .. } => *version,
             // A withdrawal is final and is never settled: it expires.
             Change::KeyWithdrawn { .. } => 1,
         }
@@ -108,7 +121,8 @@ impl Change {
     /// everywhere ([`EXPIRY_MARGIN_MS`] later). An agent's status never expires.
     pub fn droppable_after_ms(&self) -> Option<i64> {
         match self {
-            Change::Agent { .. } => None,
+            // A key's status holds until KV has long caught up with it (settled by version).
+            Change::Agent { .. } | Change::PartnerKey { .. } => None,
             Change::DelegationRevoked { expires_at, .. } => {
                 Some(expires_at.unix_millis().saturating_add(EXPIRY_MARGIN_MS))
             }

@@ -18,6 +18,7 @@ pub mod kv;
 pub mod lifecycle;
 pub mod oap;
 pub mod packs;
+pub mod partner;
 pub mod passport;
 pub mod patch;
 pub mod policy;
@@ -29,7 +30,7 @@ pub mod validate;
 
 pub use error::CoreError;
 pub use event_type::EventType;
-pub use ids::{AgentId, EventId, OrgId, TokenId};
+pub use ids::{AgentId, EventId, OrgId, PartnerId, TokenId};
 pub use passport::{
     AssuranceLevel, Capability, CapabilityId, Health, NewAgent, Owner, Passport, Region, Status,
     Tier,

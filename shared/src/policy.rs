@@ -175,8 +175,10 @@ impl Context {
     }
 }
 
-/// What the caller has already committed today (UTC day) for this agent and capability:
-/// integer **minor** units keyed by ISO 4217 code (`{"USD": 95000}` is 950.00 USD).
+/// What the caller has already committed today (UTC day) for this agent, in integer **minor**
+/// units, keyed by a daily cap's passport path (`{"limits.refund_usd_daily_cap": 95000}`, what
+/// the edge's ledger keeps per cap) or by ISO 4217 code (`{"USD": 95000}` is 950.00 USD against
+/// every cap in that currency). A cap's own path wins over its currency.
 pub type SpentToday = BTreeMap<String, u64>;
 
 /// The answer: `allow` and why.
@@ -1620,20 +1622,22 @@ fn check_amount(
             );
         }
     }
-    let already = spent.get(ccy.as_str()).copied().unwrap_or(0);
+    let in_currency = spent.get(ccy.as_str()).copied().unwrap_or(0);
     let mut caps: Vec<DailyCap> = Vec::new();
     for (path, c, cap) in &limits.daily {
         if *c != ccy {
             continue;
         }
-        caps.push(DailyCap {
-            limit: path.to_string(),
-            cap_minor: *cap,
-        });
+        let path = path.to_string();
+        let already = spent.get(&path).copied().unwrap_or(in_currency);
         out.extend(
             Check::DailyCap,
-            over_daily_cap(ccy, minor, already, *cap, &path.to_string()),
+            over_daily_cap(ccy, minor, already, *cap, &path),
         );
+        caps.push(DailyCap {
+            limit: path,
+            cap_minor: *cap,
+        });
     }
     caps.sort_by_key(|c| c.cap_minor);
     Some(Spend {
@@ -2178,6 +2182,45 @@ mod tests {
         let other = SpentToday::from([("EUR".to_owned(), u64::MAX)]);
         assert_allowed(&decide_with_spent(&p, &req, &other));
         assert!(!decide_with_spent(&p, &req, &spent(u64::MAX)).allow);
+    }
+
+    #[test]
+    fn spending_by_cap_path_counts_against_that_cap_only() {
+        let p = plain_with_limits(json!({
+            "refund_usd_daily_cap": 1000,
+            "payments.refund": { "currency_limits": { "USD": { "daily_cap": 50000 } } }
+        }));
+        let req = request(
+            "payments.refund",
+            json!({"amount": 100, "currency": "USD", "region": "US-CA"}),
+        );
+        let flat = "limits.refund_usd_daily_cap";
+        let keyed = "limits.payments.refund.currency_limits.USD.daily_cap";
+        let e = decide_with_spent(&p, &req, &SpentToday::new());
+        assert_allowed(&e);
+        let caps: Vec<&str> = e
+            .spend
+            .as_ref()
+            .unwrap()
+            .daily_caps
+            .iter()
+            .map(|c| c.limit.as_str())
+            .collect();
+        assert_eq!(caps, [keyed, flat], "tightest first");
+        // The flat cap's row is nearly full, the keyed one empty: denied by the flat cap only.
+        let spent = SpentToday::from([(flat.to_owned(), 95_000)]);
+        let e = decide_with_spent(&p, &req, &spent);
+        assert_eq!(limits_of(&e), [flat]);
+        // A cap's own row wins over its currency's total (which would put the keyed cap over).
+        let spent = SpentToday::from([(keyed.to_owned(), 0), ("USD".to_owned(), 45_000)]);
+        assert_allowed(&decide_with_spent(&p, &req, &spent));
+        let spent = SpentToday::from([(keyed.to_owned(), 40_001), ("USD".to_owned(), 0)]);
+        let e = decide_with_spent(&p, &req, &spent);
+        assert_eq!(limits_of(&e), [keyed], "{e:#?}");
+        assert!(
+            e.reasons[0].message.contains("400.01 USD already spent"),
+            "{e:#?}"
+        );
     }
 
     #[test]

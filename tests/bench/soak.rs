@@ -75,14 +75,23 @@ impl Shared {
     }
 
     async fn token(&self, agent: &str, key: &str) -> String {
+        self.token_for(agent, key, None).await
+    }
+
+    /// A token of `agent` for `audience` (a partner that commits with it), when given.
+    async fn token_for(&self, agent: &str, key: &str, audience: Option<&str>) -> String {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", agent),
+            ("client_secret", key),
+        ];
+        if let Some(audience) = audience {
+            form.push(("audience", audience));
+        }
         let resp = self
             .client
             .post(format!("{}/oauth/token", self.origin))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", agent),
-                ("client_secret", key),
-            ])
+            .form(&form)
             .send()
             .await
             .expect("token");
@@ -175,10 +184,20 @@ async fn verifier(shared: Arc<Shared>, agents: Arc<Vec<String>>, flippers: Arc<V
     }
 }
 
-async fn committer(shared: Arc<Shared>, agents: Arc<Vec<(String, String)>>, n: usize) {
+/// Commits through the partner `partner` (its id and key): a commit needs one (SPEC §14).
+async fn committer(
+    shared: Arc<Shared>,
+    agents: Arc<Vec<(String, String)>>,
+    n: usize,
+    partner: Arc<(String, String)>,
+) {
+    let (partner_id, partner_key) = (&partner.0, &partner.1);
     let mut tokens: Vec<(String, Instant)> = Vec::new();
     for (agent, key) in agents.iter() {
-        tokens.push((shared.token(agent, key).await, Instant::now()));
+        tokens.push((
+            shared.token_for(agent, key, Some(partner_id)).await,
+            Instant::now(),
+        ));
     }
     let mut i = 0usize;
     while shared.running() {
@@ -186,7 +205,10 @@ async fn committer(shared: Arc<Shared>, agents: Arc<Vec<(String, String)>>, n: u
         let slot = i % agents.len();
         if tokens[slot].1.elapsed() > Duration::from_secs(200) {
             let (agent, key) = &agents[slot];
-            tokens[slot] = (shared.token(agent, key).await, Instant::now());
+            tokens[slot] = (
+                shared.token_for(agent, key, Some(partner_id)).await,
+                Instant::now(),
+            );
         }
         let body = json!({ "token": tokens[slot].0, "capability": "payments.refund", "commit": true,
                            "idempotency_key": format!("soak-{n}-{i}"),
@@ -194,6 +216,7 @@ async fn committer(shared: Arc<Shared>, agents: Arc<Vec<(String, String)>>, n: u
         match shared
             .client
             .post(format!("{}/verify", shared.edge))
+            .bearer_auth(partner_key)
             .json(&body)
             .send()
             .await
@@ -206,6 +229,47 @@ async fn committer(shared: Arc<Shared>, agents: Arc<Vec<(String, String)>>, n: u
             Err(e) => shared.error(format!("POST /verify commit: {e}")),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The partner the committers commit through, once the edge knows its key: `(id, key)`.
+async fn soak_partner(shared: &Shared) -> Arc<(String, String)> {
+    let created: Value = shared
+        .client
+        .post(format!("{}/v1/partners", shared.origin))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "name": "Soak Shop", "contact": "ops@soak.example" }))
+        .send()
+        .await
+        .expect("partner")
+        .json()
+        .await
+        .expect("partner json");
+    let id = created["partner_id"]
+        .as_str()
+        .expect("partner id")
+        .to_owned();
+    let key = created["key"].as_str().expect("partner key").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let known = shared
+            .client
+            .get(format!(
+                "{}/verify?agent_id=ap_00000000000000000000000000000000",
+                shared.edge
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() != StatusCode::UNAUTHORIZED);
+        if known {
+            return Arc::new((id, key));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edge never learned the partner key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -471,8 +535,14 @@ async fn main() {
         }
     }
     if wants("commits") {
+        let partner = soak_partner(&shared).await;
         for n in 0..2 {
-            workers.push(tokio::spawn(committer(shared.clone(), pool.clone(), n)));
+            workers.push(tokio::spawn(committer(
+                shared.clone(),
+                pool.clone(),
+                n,
+                partner.clone(),
+            )));
         }
     }
     if wants("registrations") {

@@ -481,17 +481,32 @@ async fn fault_origin_killed_mid_webhook_delivery_redelivers_the_same_id() {
     }
 }
 
-/// A commit to the daily caps ledger and its replay: `(allow, replayed)`.
-async fn commit(system: &Faulty, token: &str, key: &str, amount: u32) -> (bool, bool) {
-    let (body, replayed) = commit_answer(system, token, key, amount).await;
+/// A commit to the daily caps ledger by the partner whose key is `partner` and its replay:
+/// `(allow, replayed)`.
+async fn commit(
+    system: &Faulty,
+    partner: &str,
+    token: &str,
+    key: &str,
+    amount: u32,
+) -> (bool, bool) {
+    let (body, replayed) = commit_answer(system, partner, token, key, amount).await;
     (body["allow"] == true, replayed)
 }
 
-/// A commit's signed decision, and whether it was a replay.
-async fn commit_answer(system: &Faulty, token: &str, key: &str, amount: u32) -> (Value, bool) {
+/// A commit's signed decision, and whether it was a replay; until the partner's key reaches the
+/// edge it is unknown there, and the answer is a denial (warm-up loops wait it out).
+async fn commit_answer(
+    system: &Faulty,
+    partner: &str,
+    token: &str,
+    key: &str,
+    amount: u32,
+) -> (Value, bool) {
     let resp = system
         .client
         .post(format!("{}/verify", system.edge.edge))
+        .bearer_auth(partner)
         .json(
             &json!({ "token": token, "capability": "payments.refund", "commit": true,
                        "idempotency_key": key,
@@ -500,6 +515,12 @@ async fn commit_answer(system: &Faulty, token: &str, key: &str, amount: u32) -> 
         .send()
         .await
         .expect("commit");
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        return (
+            json!({ "allow": false, "partner_unknown_yet": true }),
+            false,
+        );
+    }
     assert_eq!(resp.status(), StatusCode::OK);
     let replayed = resp
         .headers()
@@ -510,8 +531,25 @@ async fn commit_answer(system: &Faulty, token: &str, key: &str, amount: u32) -> 
     (body, replayed)
 }
 
-/// An access token of `agent` (a fresh API key exchanged at the origin).
-async fn token_of(system: &Faulty, agent: &str) -> String {
+/// A partner that commits: `(key, partner_id)`.
+async fn partner_of(system: &Faulty, name: &str) -> (String, String) {
+    let partner = system
+        .admin_ok(
+            reqwest::Method::POST,
+            "/v1/partners",
+            Some(json!({ "name": name, "contact": "ops@shop.example" })),
+        )
+        .await;
+    let id = partner["partner_id"]
+        .as_str()
+        .expect("partner id")
+        .to_owned();
+    (partner["key"].as_str().expect("partner key").to_owned(), id)
+}
+
+/// An access token of `agent` for the partner `audience` (a fresh API key exchanged at the
+/// origin).
+async fn token_of(system: &Faulty, agent: &str, audience: &str) -> String {
     let key = system
         .admin_ok(
             reqwest::Method::POST,
@@ -529,6 +567,7 @@ async fn token_of(system: &Faulty, agent: &str) -> String {
             ("grant_type", "client_credentials"),
             ("client_id", agent),
             ("client_secret", key.as_str()),
+            ("audience", audience),
         ])
         .send()
         .await
@@ -549,11 +588,12 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
     let org = system.org("edgerestart").await;
     let payer = system.agent(&org, "payer").await;
     let other = system.agent(&org, "suspended while the edge is down").await;
-    let token = token_of(&system, &payer).await;
+    let (partner, partner_id) = partner_of(&system, "Restart Shop").await;
+    let token = token_of(&system, &payer, &partner_id).await;
     // The seed passport's daily cap is 1,000 USD, 100 per refund: ten commits fill it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (allow, _) = commit(&system, &token, "refund-0", 100).await;
+        let (allow, _) = commit(&system, &partner, &token, "refund-0", 100).await;
         if allow {
             break;
         }
@@ -562,7 +602,7 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
     }
     for i in 1..6 {
         assert_eq!(
-            commit(&system, &token, &format!("refund-{i}"), 100).await,
+            commit(&system, &partner, &token, &format!("refund-{i}"), 100).await,
             (true, false)
         );
     }
@@ -575,18 +615,18 @@ async fn fault_edge_restarted_keeps_the_journal_and_counts_no_commit_twice() {
     // The ledger survived: the same keys replay, and only the remainder can be spent.
     for i in 0..6 {
         assert_eq!(
-            commit(&system, &token, &format!("refund-{i}"), 100).await,
+            commit(&system, &partner, &token, &format!("refund-{i}"), 100).await,
             (true, true),
             "refund-{i} replays"
         );
     }
     for i in 6..10 {
         assert_eq!(
-            commit(&system, &token, &format!("refund-{i}"), 100).await,
+            commit(&system, &partner, &token, &format!("refund-{i}"), 100).await,
             (true, false)
         );
     }
-    let (allow, replayed) = commit(&system, &token, "refund-10", 100).await;
+    let (allow, replayed) = commit(&system, &partner, &token, "refund-10", 100).await;
     assert!(!allow && !replayed, "the cap holds exactly ten");
     // The suspension made while the edge was down reaches it.
     let deadline = Instant::now() + CONVERGE;
@@ -619,10 +659,11 @@ async fn fault_receipts_wait_at_the_edge_through_a_restart() {
     };
     let org = system.org("receipts").await;
     let payer = system.agent(&org, "payer").await;
-    let token = token_of(&system, &payer).await;
+    let (partner, partner_id) = partner_of(&system, "Receipt Shop").await;
+    let token = token_of(&system, &payer, &partner_id).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut answered = vec![loop {
-        let (decision, _) = commit_answer(&system, &token, "receipt-0", 10).await;
+        let (decision, _) = commit_answer(&system, &partner, &token, "receipt-0", 10).await;
         if decision["allow"] == true {
             break decision;
         }
@@ -633,7 +674,7 @@ async fn fault_receipts_wait_at_the_edge_through_a_restart() {
     system.kill_origin().await;
     for i in 1..4 {
         let (decision, replayed) =
-            commit_answer(&system, &token, &format!("receipt-{i}"), 10).await;
+            commit_answer(&system, &partner, &token, &format!("receipt-{i}"), 10).await;
         assert!(decision["allow"] == true && !replayed, "{decision}");
         answered.push(decision);
     }

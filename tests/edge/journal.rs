@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::stack::{Stack, EDGE_SECRET, JOURNAL_BOUND, JOURNAL_SETTLE};
+use crate::stack::{Partner, Stack, EDGE_SECRET, JOURNAL_BOUND, JOURNAL_SETTLE};
 
 /// Room for the test machine on top of a bound (scheduling, a 2-core box running other tests).
 const SLACK: Duration = Duration::from_secs(3);
@@ -356,9 +356,17 @@ struct Committed {
     body: Value,
 }
 
-/// Commits `amount` USD of `capability` under `key` with the agent's `token`.
+/// The partner a test commits through and a token of `agent` issued for it.
+async fn committer(stack: &Stack, agent: &str) -> (Partner, String) {
+    let partner = stack.partner("Committing Shop").await;
+    let token = stack.agent_token_for(agent, Some(&partner.id)).await;
+    (partner, token)
+}
+
+/// Commits `amount` USD of `capability` under `key` with the agent's `token`, as `partner`.
 async fn commit_as(
     stack: &Stack,
+    partner: &Partner,
     token: &str,
     capability: &str,
     key: &str,
@@ -367,6 +375,7 @@ async fn commit_as(
     let resp = stack
         .client
         .post(format!("{}/verify", stack.edge))
+        .bearer_auth(&partner.key)
         .json(&json!({
             "token": token,
             "capability": capability,
@@ -394,8 +403,14 @@ async fn commit_as(
     }
 }
 
-async fn commit(stack: &Stack, token: &str, key: &str, amount: u32) -> Committed {
-    commit_as(stack, token, "payments.refund", key, amount).await
+async fn commit(
+    stack: &Stack,
+    partner: &Partner,
+    token: &str,
+    key: &str,
+    amount: u32,
+) -> Committed {
+    commit_as(stack, partner, token, "payments.refund", key, amount).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,11 +421,11 @@ async fn concurrent_commits_never_pass_the_daily_cap() {
     let stack = &stack;
     // The seed passport: refunds of at most 100 USD each, 1,000 USD a day.
     let agent = stack.active_agent("Cap Holder").await;
-    let token = stack.agent_token(&agent).await;
-    let token = token.as_str();
+    let (partner, token) = committer(stack, &agent).await;
+    let (partner, token) = (&partner, token.as_str());
     // The token's first use waits for the JWKS and discovery in KV.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while commit(stack, token, "warm-up", 0).await.body["allow"] != true {
+    while commit(stack, partner, token, "warm-up", 0).await.body["allow"] != true {
         assert!(Instant::now() < deadline, "the token is never accepted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -421,7 +436,7 @@ async fn concurrent_commits_never_pass_the_daily_cap() {
             .iter()
             .enumerate()
             .map(|(i, amount)| async move {
-                commit(stack, token, &format!("refund-{i}"), *amount).await
+                commit(stack, partner, token, &format!("refund-{i}"), *amount).await
             })
             .collect::<Vec<_>>(),
     )
@@ -462,15 +477,22 @@ async fn concurrent_commits_never_pass_the_daily_cap() {
 
     // Replays answer the first decision, byte for byte, and count nothing — also with a
     // refreshed token (the same agent: the same request).
-    let fresh_token = stack.agent_token(&agent).await;
+    let fresh_token = stack.agent_token_for(&agent, Some(&partner.id)).await;
     for (i, first) in answers.iter().enumerate().take(5) {
-        let again = commit(stack, &fresh_token, &format!("refund-{i}"), amounts[i]).await;
+        let again = commit(
+            stack,
+            partner,
+            &fresh_token,
+            &format!("refund-{i}"),
+            amounts[i],
+        )
+        .await;
         assert_eq!(again.status, StatusCode::OK);
         assert_eq!(again.replayed, "true");
         assert_eq!(again.text, first.text);
     }
     // The same key for another request is refused; a commit needs a key, and a token.
-    let reused = commit(stack, token, "refund-0", amounts[0] + 1).await;
+    let reused = commit(stack, partner, token, "refund-0", amounts[0] + 1).await;
     assert_eq!(reused.status, StatusCode::CONFLICT, "{}", reused.body);
     assert_eq!(reused.body["error"], "idempotency_key_reused");
     for (request, field) in [
@@ -491,21 +513,26 @@ async fn concurrent_commits_never_pass_the_daily_cap() {
     // What is left is still spendable, exactly.
     let left = 1_000 - allowed_sum;
     if left > 0 {
-        let rest = commit(stack, token, "the-rest", left).await;
+        let rest = commit(stack, partner, token, "the-rest", left).await;
         assert_eq!(rest.body["allow"], true, "{}", rest.body);
     }
-    let over = commit(stack, token, "one-more", 1).await;
+    let over = commit(stack, partner, token, "one-more", 1).await;
     assert_eq!(over.body["allow"], false, "{}", over.body);
     let message = over.body["reasons"][0]["message"]
         .as_str()
         .unwrap_or_default();
     assert!(message.contains("1000.00 USD already spent"), "{message}");
-    // A plain decision is not a commit: it neither records nor replays.
+    // A plain decision is not a commit: it records nothing, and it reads what was spent, so it
+    // never allows what a commit would refuse (SPEC §11).
     let (_, _, body) = stack
         .decide(json!({ "agent_id": agent, "capability": "payments.refund",
                                "context": { "amount": 5, "currency": "USD", "region": "US-CA" } }))
         .await;
-    assert_eq!(body["allow"], true, "{body}");
+    assert_eq!(body["allow"], false, "{body}");
+    assert_eq!(
+        body["reasons"][0]["limit"], "limits.refund_usd_daily_cap",
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,10 +541,10 @@ async fn a_replayed_commit_never_revives_a_suspended_agent() {
         return;
     };
     let agent = stack.active_agent("Replayer").await;
-    let token = stack.agent_token(&agent).await;
+    let (partner, token) = committer(&stack, &agent).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let first = loop {
-        let first = commit(&stack, &token, "order-7", 80).await;
+        let first = commit(&stack, &partner, &token, "order-7", 80).await;
         if first.body["allow"] == true {
             break first;
         }
@@ -528,7 +555,7 @@ async fn a_replayed_commit_never_revives_a_suspended_agent() {
     assert_eq!(code, StatusCode::OK);
     let deadline = Instant::now() + JOURNAL_BOUND + SLACK;
     let refused = loop {
-        let again = commit(&stack, &token, "order-7", 80).await;
+        let again = commit(&stack, &partner, &token, "order-7", 80).await;
         if again.body["allow"] == false {
             break again;
         }
@@ -544,7 +571,7 @@ async fn a_replayed_commit_never_revives_a_suspended_agent() {
     assert_eq!(code, StatusCode::OK);
     let deadline = Instant::now() + JOURNAL_BOUND + SLACK;
     loop {
-        let again = commit(&stack, &token, "order-7", 80).await;
+        let again = commit(&stack, &partner, &token, "order-7", 80).await;
         if again.replayed == "true" {
             assert_eq!(again.text, first.text);
             break;
@@ -586,10 +613,10 @@ async fn two_capabilities_share_the_flat_cap_they_both_fall_under() {
         .expect("id")
         .to_owned();
     stack.set_status(&agent, "active").await;
-    let token = stack.agent_token(&agent).await;
+    let (partner, token) = committer(&stack, &agent).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let first = loop {
-        let first = commit_as(&stack, &token, "payments.refund", "a", 600).await;
+        let first = commit_as(&stack, &partner, &token, "payments.refund", "a", 600).await;
         if first.body["allow"] == true {
             break first;
         }
@@ -597,12 +624,12 @@ async fn two_capabilities_share_the_flat_cap_they_both_fall_under() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(first.body["allow"], true);
-    let second = commit_as(&stack, &token, "support.refund", "b", 500).await;
+    let second = commit_as(&stack, &partner, &token, "support.refund", "b", 500).await;
     assert_eq!(second.body["allow"], false, "{}", second.body);
     assert_eq!(
         second.body["reasons"][0]["limit"],
         "limits.refund_usd_daily_cap"
     );
-    let fits = commit_as(&stack, &token, "support.refund", "c", 400).await;
+    let fits = commit_as(&stack, &partner, &token, "support.refund", "c", 400).await;
     assert_eq!(fits.body["allow"], true, "{}", fits.body);
 }

@@ -11,6 +11,7 @@ mod journal;
 mod journal_growth;
 mod limits;
 mod oap;
+mod partners;
 mod process;
 mod public_page;
 mod receipts;

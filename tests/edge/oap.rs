@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::stack::Stack;
+use crate::stack::{Partner, Stack};
 use crate::PATIENCE;
 
 const VENDOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/vendor/aport-spec");
@@ -40,12 +40,28 @@ async fn ask(
     body: Value,
     key: Option<&str>,
 ) -> (StatusCode, Value, Option<String>) {
+    ask_as(stack, None, pack, body, key).await
+}
+
+/// [`ask`] as a partner (its key, and the agent token for it), when given.
+async fn ask_as(
+    stack: &Stack,
+    caller: Option<(&Partner, &str)>,
+    pack: &str,
+    body: Value,
+    key: Option<&str>,
+) -> (StatusCode, Value, Option<String>) {
     let mut req = stack
         .client
         .post(format!("{}/api/verify/policy/{pack}", stack.edge))
         .json(&body);
     if let Some(key) = key {
         req = req.header("idempotency-key", key);
+    }
+    if let Some((partner, token)) = caller {
+        req = req
+            .bearer_auth(&partner.key)
+            .header("vouch-agent-token", token);
     }
     let resp = req.send().await.unwrap();
     let status = resp.status();
@@ -358,14 +374,84 @@ async fn oap_boundaries_and_pack_order() {
         .unwrap();
     assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
 
-    // Commits: the daily cap of 10000 minor units, once per Idempotency-Key.
+    // Commits: the daily cap of 10000 minor units, once per Idempotency-Key, by a partner
+    // with the agent's token for it (anonymous callers may ask, never commit).
+    let partner = stack.partner("OAP Shop").await;
+    let token = stack.agent_token_for(&agent, Some(&partner.id)).await;
     let commit = |amount: u64, key: &'static str| {
         let mut c = refund(amount, "USD", "US");
         c["agent_id"] = json!(pid);
         c.as_object_mut().unwrap().remove("idempotency_key");
-        let stack = &stack;
-        async move { ask(stack, r, json!({ "context": c }), Some(key)).await }
+        let (stack, partner, token) = (&stack, &partner, token.as_str());
+        async move {
+            ask_as(
+                stack,
+                Some((partner, token)),
+                r,
+                json!({ "context": c }),
+                Some(key),
+            )
+            .await
+        }
     };
+    let mut anonymous = refund(5000, "USD", "US");
+    anonymous["agent_id"] = json!(pid);
+    anonymous.as_object_mut().unwrap().remove("idempotency_key");
+    let (status, body, _) = ask(
+        &stack,
+        r,
+        json!({ "context": anonymous }),
+        Some("order-0001"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+        "{body}"
+    );
+    // The token's first use waits for the signing keys in KV (over the per-transaction limit,
+    // so the warm-up spends nothing).
+    let started = Instant::now();
+    while codes(&commit(6000, "warm-up").await.1).contains(&"token_invalid") {
+        assert!(started.elapsed() < PATIENCE, "the token is never accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A commit needs the agent's token for this partner: without one it is a 400, with one for
+    // nobody or for another partner a 403, with another agent's a denial recorded nowhere.
+    let body = json!({ "context": anonymous });
+    let other_agent = stack.active_agent("Another Refunder").await;
+    let not_it = stack.agent_token_for(&other_agent, Some(&partner.id)).await;
+    let no_aud = stack.agent_token(&agent).await;
+    let other = stack.partner("Other OAP Shop").await;
+    let refused = [
+        ask_as(&stack, Some((&partner, "")), r, body.clone(), Some("o-1")).await,
+        ask_as(
+            &stack,
+            Some((&partner, &no_aud)),
+            r,
+            body.clone(),
+            Some("o-1"),
+        )
+        .await,
+        ask_as(&stack, Some((&other, &token)), r, body.clone(), Some("o-1")).await,
+    ];
+    assert_eq!(refused[0].0, StatusCode::BAD_REQUEST, "{}", refused[0].1);
+    assert_eq!(refused[0].1["field"], "Vouch-Agent-Token");
+    for (status, body, _) in &refused[1..] {
+        assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"], "token_audience_mismatch");
+    }
+    let (_, mismatched, replayed) = ask_as(
+        &stack,
+        Some((&partner, &not_it)),
+        r,
+        body.clone(),
+        Some("o-1"),
+    )
+    .await;
+    assert_eq!(codes(&mismatched)[0], "token_invalid", "{mismatched}");
+    assert_eq!(replayed, None, "not recorded: {mismatched}");
+
     let (_, first, replayed) = commit(5000, "order-0001").await;
     assert_eq!(
         (first["allow"].as_bool(), replayed.as_deref()),
@@ -388,19 +474,26 @@ async fn oap_boundaries_and_pack_order() {
     );
     let (_, conflict, _) = commit(4000, "order-0001").await;
     assert_eq!(codes(&conflict), ["oap.idempotency_conflict"], "{conflict}");
-    // An ask without a key records nothing.
-    assert_eq!(
-        decide(&stack, r, pid, &refund(1, "USD", "US")).await["allow"],
-        true
+    assert_eq!(conflict["partner_id"], partner.id.as_str());
+    // An ask without a key records nothing, and reads what was spent: the cap is full.
+    let asked = decide(&stack, r, pid, &refund(1, "USD", "US")).await;
+    assert_eq!(codes(&asked), ["oap.limit_exceeded"], "{asked}");
+    assert!(
+        asked.get("partner_id").is_none(),
+        "an anonymous ask: {asked}"
     );
 
-    // Suspended, then revoked: refused within the bound, by both ids.
+    // Suspended, then revoked: refused within the bound, by both ids (the status first; the
+    // full cap is listed too, as every failed check is).
     stack.set_status(&agent, "suspended").await;
     let got = decide_until(&stack, r, pid, &refund(1, "USD", "US"), |d| {
-        d["allow"] == false
+        code(d) == "oap.passport_suspended"
     })
     .await;
-    assert_eq!(codes(&got), ["oap.passport_suspended"]);
+    assert_eq!(
+        codes(&got),
+        ["oap.passport_suspended", "oap.limit_exceeded"]
+    );
     stack.set_status(&agent, "revoked").await;
     let got = decide_until(&stack, r, &agent, &refund(1, "USD", "US"), |d| {
         d["reasons"][0]["message"]
@@ -409,7 +502,10 @@ async fn oap_boundaries_and_pack_order() {
             .contains("revoked")
     })
     .await;
-    assert_eq!(codes(&got), ["oap.passport_suspended"]);
+    assert_eq!(
+        codes(&got),
+        ["oap.passport_suspended", "oap.limit_exceeded"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

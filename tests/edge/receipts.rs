@@ -192,26 +192,35 @@ async fn committed_decisions_become_receipts_that_verify_offline() {
         return;
     };
     let agent = stack.active_agent("Receipt Bot").await;
-    let token = stack.agent_token(&agent).await;
+    // Commits are a partner's, with a token issued for it (SPEC §14).
+    let partner = stack.partner("Receipt Shop").await;
+    let token = stack.agent_token_for(&agent, Some(&partner.id)).await;
+    let commit = |key: &str, amount: u32| {
+        stack.send(
+            stack
+                .client
+                .post(format!("{}/verify", stack.edge))
+                .bearer_auth(&partner.key)
+                .json(
+                    &json!({ "token": token, "capability": "payments.refund", "commit": true,
+                               "idempotency_key": key, "context": refund(amount) }),
+                ),
+        )
+    };
     let mut answered = Vec::new();
     for (i, amount) in [30, 40].into_iter().enumerate() {
-        let (status, _, decision) = stack
-            .decide(
-                json!({ "token": token, "capability": "payments.refund", "commit": true,
-                            "idempotency_key": format!("receipt-{i}"), "context": refund(amount) }),
-            )
-            .await;
+        let (status, _, decision) = commit(&format!("receipt-{i}"), amount).await;
         assert_eq!(status, StatusCode::OK, "{decision}");
         assert_eq!(decision["allow"], true, "{decision}");
+        assert_eq!(
+            decision["partner_id"],
+            partner.id.as_str(),
+            "signed with it: {decision}"
+        );
         answered.push(decision);
     }
     // A replay answers the very bytes first answered, signature included.
-    let (_, _, replay) = stack
-        .decide(
-            json!({ "token": token, "capability": "payments.refund", "commit": true,
-                        "idempotency_key": "receipt-0", "context": refund(30) }),
-        )
-        .await;
+    let (_, _, replay) = commit("receipt-0", 30).await;
     assert_eq!(replay, answered[0]);
 
     // Both reach the origin within seconds, newest first, as answered.

@@ -33,6 +33,13 @@ pub const KEY_PUBLISH_AHEAD: Duration = Duration::from_secs(1);
 /// How long KV must hold a change before the test origin lets the journal drop it.
 pub const JOURNAL_SETTLE: Duration = Duration::from_secs(2);
 
+/// A partner: its id and its key (shown once by the origin).
+#[derive(Clone, Debug)]
+pub struct Partner {
+    pub id: String,
+    pub key: String,
+}
+
 pub struct Stack {
     pub origin: String,
     pub edge: String,
@@ -499,6 +506,53 @@ impl Stack {
             )
             .await;
         (status, body)
+    }
+
+    /// A new partner (SPEC §14), once the edge knows its key.
+    pub async fn partner(&self, name: &str) -> Partner {
+        let created = self
+            .admin(
+                reqwest::Method::POST,
+                "/v1/partners",
+                Some(json!({ "name": name, "contact": "security@partner.example" })),
+            )
+            .await;
+        let partner = Partner {
+            id: created["partner_id"]
+                .as_str()
+                .expect("partner id")
+                .to_owned(),
+            key: created["key"].as_str().expect("partner key").to_owned(),
+        };
+        self.partner_known(&partner.key, true).await;
+        partner
+    }
+
+    /// Waits until the edge accepts `key` (`known`) or refuses it (`401`), up to the patience of
+    /// these tests; panics past it.
+    pub async fn partner_known(&self, key: &str, known: bool) -> Duration {
+        let started = Instant::now();
+        loop {
+            let (status, _, body) = self
+                .send(
+                    self.client
+                        .get(format!(
+                            "{}/verify?agent_id=ap_00000000000000000000000000000000",
+                            self.edge
+                        ))
+                        .bearer_auth(key),
+                )
+                .await;
+            if (status != StatusCode::UNAUTHORIZED) == known {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the edge never {} the partner key: {status} {body}",
+                if known { "accepted" } else { "refused" }
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A fresh token of `agent` (client credentials with a new API key).

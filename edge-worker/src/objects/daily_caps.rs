@@ -16,9 +16,13 @@
 //! first answered. Each recorded decision is also a receipt (SPEC §12): written to
 //! `receipts_outbox` with the commit, then forwarded by the object's alarm to the edge's
 //! receipts object ([`super::receipts`]), where the origin collects them, until it lands.
+//!
+//! `GET /spent?day=…&cap=…[&cap=…]` reads, and changes nothing: what the agent spent that day
+//! against each cap (minor units, 0 for a cap with no row), `{ "spent": { cap: amount } }`. A
+//! decision that only asks reads it, so it never allows an amount a commit would refuse.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use vouch_core::caps::{self, CommitRequest, Outcome, StoredCommit};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
@@ -122,6 +126,21 @@ impl DurableObject for DailyCaps {
                 }
                 let answer = format!(r#"{{"decision":{decision},"replayed":{replayed}}}"#);
                 json_text(&answer)
+            }
+            (Method::Get, "/spent") => {
+                let mut day = None;
+                let mut caps = Vec::new();
+                for (name, value) in url.query_pairs() {
+                    match name.as_ref() {
+                        "day" => day = Some(value.into_owned()),
+                        "cap" => caps.push(value.into_owned()),
+                        _ => {}
+                    }
+                }
+                match day {
+                    Some(day) => self.spent(&day, &caps),
+                    None => Response::error("`day` is required", 400),
+                }
             }
             _ => Response::error("no such ledger route", 404),
         }
@@ -303,6 +322,23 @@ impl DailyCaps {
                 })
             }
         }
+    }
+
+    /// What the agent spent on `day` against each of `caps` (read only).
+    fn spent(&self, day: &str, caps: &[String]) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        let mut spent = serde_json::Map::new();
+        for cap in caps {
+            let rows: Vec<SpentRow> = sql
+                .exec(
+                    "SELECT amount FROM spent WHERE day = ? AND cap = ?",
+                    vec![day.to_owned().into(), cap.clone().into()],
+                )?
+                .to_array()?;
+            let amount = rows.first().map_or(0, |r| r.amount.max(0));
+            spent.insert(cap.clone(), amount.into());
+        }
+        Response::from_json(&json!({ "spent": spent }))
     }
 
     /// Drops ledger rows and keys of days before the one before `today` (ISO dates sort as text).

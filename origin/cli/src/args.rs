@@ -67,6 +67,9 @@ pub enum Command {
     /// Webhook subscriptions and their deliveries.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Partners: the verifiers calling the edge with their own keys (platform admin).
+    #[command(subcommand)]
+    Partners(PartnersCommand),
     /// The live event stream.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -186,6 +189,42 @@ pub enum DelegationsCommand {
     Revoke {
         #[arg(value_name = "DELEGATION_ID")]
         delegation_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartnersCommand {
+    /// Register a partner; its key (`vk_partner_…`) is shown once.
+    Create {
+        /// Display name, e.g. "Acme Payments".
+        #[arg(long)]
+        name: String,
+        /// Who answers for the partner's use of the edge, e.g. security@acme-payments.example.
+        #[arg(long)]
+        contact: String,
+    },
+    /// List partners, newest first.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one partner.
+    Show {
+        /// `pt_…`
+        #[arg(value_name = "PARTNER_ID")]
+        partner_id: String,
+    },
+    /// Revoke a partner: its key is refused at every edge within seconds, for good.
+    Revoke {
+        /// `pt_…`
+        #[arg(value_name = "PARTNER_ID")]
+        partner_id: String,
+    },
+    /// Give a partner a new key (shown once); the old one is refused within seconds.
+    Rotate {
+        /// `pt_…`
+        #[arg(value_name = "PARTNER_ID")]
+        partner_id: String,
     },
 }
 

@@ -62,6 +62,7 @@ pub fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::DecisionKey => crate::receipts::new_key(out),
         Command::Delegations(cmd) => delegations(&client, out, cmd),
         Command::Webhooks(cmd) => webhooks(&client, out, cmd),
+        Command::Partners(cmd) => crate::partners::run(&client, out, cmd),
         Command::Events(EventsCommand::Tail {
             types,
             last_event_id,
@@ -796,7 +797,7 @@ pub(crate) fn list_text(
 }
 
 /// A copy of `object` without its secret `key`, and that secret.
-fn split_secret(object: &Value, key: &str) -> (Value, String) {
+pub(crate) fn split_secret(object: &Value, key: &str) -> (Value, String) {
     let mut public = object.clone();
     let secret = public
         .as_object_mut()
@@ -807,7 +808,7 @@ fn split_secret(object: &Value, key: &str) -> (Value, String) {
 }
 
 /// A field of an object as display text.
-fn str_field(object: &Value, key: &str) -> String {
+pub(crate) fn str_field(object: &Value, key: &str) -> String {
     object
         .get(key)
         .map(render::cell)

@@ -19,6 +19,7 @@ mod audit;
 mod client;
 mod commands;
 mod error;
+mod partners;
 mod receipts;
 mod render;
 

@@ -1222,3 +1222,80 @@ fn oap_import_and_export() {
     // `export` without `--oap` is a usage error.
     assert_eq!(server.vouch(admin, &["agents", "export", &agent]).code, 2);
 }
+
+#[test]
+fn partners_from_the_command_line() {
+    let server = Server::start();
+    let admin = Some(ADMIN_TOKEN);
+    let created = server
+        .vouch(
+            admin,
+            &[
+                "partners",
+                "create",
+                "--name",
+                "Acme Payments",
+                "--contact",
+                "security@acme-payments.example",
+            ],
+        )
+        .ok();
+    assert!(created.stdout.contains("shown once"), "{}", created.stdout);
+    assert!(created.stdout.contains("vk_partner_"), "{}", created.stdout);
+    let partner = created
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("pt_") && w.len() >= 35)
+        .map(|w| w.trim_end_matches(['.', ';', '`']).to_owned())
+        .unwrap_or_else(|| panic!("no partner id in:\n{}", created.stdout));
+    let list = server.vouch(admin, &["partners", "list"]).ok();
+    assert!(list.stdout.contains(&partner), "{}", list.stdout);
+    assert!(!list.stdout.contains("vk_partner_"), "{}", list.stdout);
+    let shown = server
+        .vouch(admin, &["partners", "show", &partner, "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "active");
+    assert!(shown.get("key").is_none());
+    let rotated = server
+        .vouch(admin, &["partners", "rotate", &partner, "--json"])
+        .ok()
+        .json();
+    assert!(str_of(&rotated, "/key").starts_with("vk_partner_"));
+    let revoked = server.vouch(admin, &["partners", "revoke", &partner]).ok();
+    assert!(revoked.stdout.contains("revoked"), "{}", revoked.stdout);
+    // A revoked partner gets no new key: the API's error, a non-zero exit.
+    let again = server.vouch(admin, &["partners", "rotate", &partner]);
+    assert_eq!(again.code, 1, "{}", again.describe());
+    assert!(again.stderr.contains("partner_revoked"), "{}", again.stderr);
+    // An org token is refused, whatever it names.
+    let org = server
+        .vouch(
+            admin,
+            &[
+                "orgs", "create", "--name", "P Co", "--slug", "pco", "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let owner = server
+        .vouch(
+            admin,
+            &[
+                "tokens",
+                "create",
+                "--org",
+                str_of(&org, "/org_id"),
+                "--role",
+                "owner",
+                "--name",
+                "o",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let refused = server.vouch(Some(str_of(&owner, "/token")), &["partners", "list"]);
+    assert_eq!(refused.code, 1, "{}", refused.describe());
+    assert!(refused.stderr.contains("forbidden"), "{}", refused.stderr);
+}

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use vouch_core::audit::{AuditEvent, ChainReport};
 use vouch_core::delegation::Grant;
-use vouch_core::{AgentId, Health, OrgId, Passport, Status, Timestamp, TokenId};
+use vouch_core::partner::PartnerStatus;
+use vouch_core::{AgentId, Health, OrgId, PartnerId, Passport, Status, Timestamp, TokenId};
 
 use crate::error::{Error, Result};
 use crate::request::MERGE_PATCH;
@@ -196,6 +197,35 @@ pub struct Checkpoint {
 
 fn org_query(request: Request, org: Option<&OrgId>) -> Request {
     request.query("org_id", org)
+}
+
+/// A partner (SPEC §14): a verifier calling the edge with its own key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Partner {
+    pub partner_id: PartnerId,
+    pub name: String,
+    pub contact: String,
+    pub status: PartnerStatus,
+    pub created_at: Timestamp,
+    pub key_issued_at: Timestamp,
+    #[serde(default)]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A new partner and its key (`vk_partner_…`, shown this once).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreatedPartner {
+    #[serde(flatten)]
+    pub partner: Partner,
+    pub key: String,
+}
+
+/// A partner's new key (shown this once); the old one is refused within the bound.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RotatedPartnerKey {
+    pub partner_id: PartnerId,
+    pub key: String,
+    pub rotated_at: Timestamp,
 }
 
 /// `{}` when `reason` is absent, else `{ "reason": … }`.
@@ -398,6 +428,79 @@ impl Client {
             ])
             .anonymous();
         self.json(&call).await
+    }
+
+    /// [`Client::agent_token`] for `audience` (`aud`): with a partner id (`pt_…`), a token that
+    /// partner may commit with (SPEC §14).
+    pub async fn agent_token_for(
+        &self,
+        agent: &AgentId,
+        api_key: &str,
+        audience: &str,
+    ) -> Result<Value> {
+        let call = Request::post(&["oauth", "token"])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", agent.as_str()),
+                ("client_secret", api_key),
+                ("audience", audience),
+            ])
+            .anonymous();
+        self.json(&call).await
+    }
+
+    // ---- partners (the platform admin) -------------------------------------------------
+
+    /// `POST /v1/partners`: the answer carries the partner's key, shown this once.
+    pub async fn create_partner(&self, name: &str, contact: &str) -> Result<CreatedPartner> {
+        let call =
+            Request::post(&["v1", "partners"]).json(json!({ "name": name, "contact": contact }));
+        self.call(&call).await
+    }
+
+    /// `GET /v1/partners`: one page, newest first.
+    pub async fn list_partners(&self, cursor: Option<&str>) -> Result<Page<Partner>> {
+        self.call(&Request::get(&["v1", "partners"]).query("cursor", cursor))
+            .await
+    }
+
+    /// Every partner (all pages), newest first.
+    pub async fn all_partners(&self) -> Result<Vec<Partner>> {
+        let mut partners = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let call = Request::get(&["v1", "partners"])
+                .query("limit", Some(500))
+                .query("cursor", cursor.as_ref());
+            let page: Page<Partner> = self.call(&call).await?;
+            partners.extend(page.data);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return Ok(partners);
+            }
+        }
+    }
+
+    pub async fn get_partner(&self, partner: &PartnerId) -> Result<Partner> {
+        self.call(&Request::get(&["v1", "partners", partner.as_str()]))
+            .await
+    }
+
+    /// `DELETE /v1/partners/{id}`: its key is refused at every edge within the bound.
+    pub async fn revoke_partner(&self, partner: &PartnerId) -> Result<Partner> {
+        self.call(&Request::delete(&["v1", "partners", partner.as_str()]))
+            .await
+    }
+
+    /// `POST /v1/partners/{id}/keys`: a new key, shown this once; the old one dies.
+    pub async fn rotate_partner_key(&self, partner: &PartnerId) -> Result<RotatedPartnerKey> {
+        self.call(&Request::post(&[
+            "v1",
+            "partners",
+            partner.as_str(),
+            "keys",
+        ]))
+        .await
     }
 
     // ---- delegations -------------------------------------------------------------------

@@ -118,6 +118,8 @@ pub struct Edge {
     client: Client,
     cache: Mutex<VerifyCache>,
     revalidated: AtomicU64,
+    /// Whether the client's token is a partner key, sent with every call (SPEC §14).
+    as_partner: bool,
 }
 
 #[derive(Debug, Default)]
@@ -156,6 +158,25 @@ impl Edge {
             client,
             cache: Mutex::new(VerifyCache::default()),
             revalidated: AtomicU64::new(0),
+            as_partner: false,
+        }
+    }
+
+    /// A client of the edge at `base` calling as the partner whose key is `partner_key`
+    /// (`vk_partner_…`, sent as `Authorization: Bearer …`; SPEC §14): its decisions name the
+    /// partner, and only a partner may commit. The edge refuses a bad or revoked key with `401`.
+    pub fn for_partner(base: &str, partner_key: &str) -> Result<Edge> {
+        let mut edge = Edge::with_client(Client::new(base, Some(partner_key.to_owned()))?);
+        edge.as_partner = true;
+        Ok(edge)
+    }
+
+    /// `call` sent as this edge client calls: with the partner key, or anonymously.
+    fn who(&self, call: Request) -> Request {
+        if self.as_partner {
+            call
+        } else {
+            call.anonymous()
         }
     }
 
@@ -179,8 +200,8 @@ impl Edge {
         let cached = self.cached(&key);
         let request = Request::get(&["verify"])
             .query("agent_id", Some(&key))
-            .if_none_match(cached.as_ref().map(|(etag, _)| etag.clone()))
-            .anonymous();
+            .if_none_match(cached.as_ref().map(|(etag, _)| etag.clone()));
+        let request = self.who(request);
         let raw = self.client.exchange(&request).await?;
         let answer = match (raw.status, cached) {
             (304, Some((_, answer))) => {
@@ -209,18 +230,16 @@ impl Edge {
     /// `commit` it only asks, and a commit is recorded once per idempotency key.
     pub async fn decide(&self, request: &DecisionRequest) -> Result<Decision> {
         self.client
-            .call(&decision_call(&["verify"], request)?)
+            .call(&self.who(decision_call(&["verify"], request)?))
             .await
     }
 
     /// `POST /verify/batch`: up to 100 decisions in order. A commit refused on its own
-    /// (`409 idempotency_key_reused`) is that item's error body, so items are JSON.
+    /// (`409 idempotency_key_reused`) is that item's error body, so items are JSON; a committed
+    /// item carries `replayed`.
     pub async fn decide_batch(&self, requests: &[DecisionRequest]) -> Result<Vec<Value>> {
         let body = serde_json::json!({ "requests": requests });
-        let call = Request::post(&["verify", "batch"])
-            .json(body)
-            .anonymous()
-            .repeatable();
+        let call = self.who(Request::post(&["verify", "batch"]).json(body).repeatable());
         let answer: Value = self.client.json(&call).await?;
         match answer.get("decisions") {
             Some(Value::Array(items)) => Ok(items.clone()),
@@ -249,5 +268,5 @@ impl Edge {
 fn decision_call(path: &[&str], request: &DecisionRequest) -> Result<Request> {
     let body = serde_json::to_value(request)
         .map_err(|e| Error::Config(format!("cannot encode the decision request: {e}")))?;
-    Ok(Request::post(path).json(body).anonymous().repeatable())
+    Ok(Request::post(path).json(body).repeatable())
 }

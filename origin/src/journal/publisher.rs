@@ -1,6 +1,6 @@
 //! The journal publisher: leases keys the journal is behind on (`journal_outbox`), appends each
-//! key's *current* status (an agent's status, or a grant's revocation) in one request, and
-//! records the `seq` and store time the journal answered — `?wait=propagated` and the lag
+//! key's *current* status (an agent's status, a grant's revocation, a partner key's state) in
+//! one request, and records the `seq` and store time the journal answered — `?wait=propagated` and the lag
 //! metrics read them. It runs beside the KV publisher and independently of it: KV being slow or
 //! down never holds a status change back. Each append also tells the journal which entries KV
 //! has long caught up with ([`SETTLE`]), so the journal only holds recent changes, and seeds it
@@ -285,6 +285,14 @@ impl JournalPublisher {
             {
                 changes.push((change.key(), change.version(), change));
             }
+        }
+        for key in self
+            .store
+            .partner_keys_by_hashes(&of_type(crate::store::PARTNER_KEY_AGGREGATE))
+            .await?
+        {
+            let change = key.journal_change();
+            changes.push((change.key(), key.version, change));
         }
         let withdrawn = of_type("signing_key");
         if !withdrawn.is_empty() {

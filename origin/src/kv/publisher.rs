@@ -190,6 +190,19 @@ impl Publisher {
                 serde_json::to_string(&record.grant).map_err(crate::error::Error::internal)?;
             values.push((record.grant.kv_key(), record.version, text));
         }
+        for key in self
+            .store
+            .partner_keys_by_hashes(&of_type(crate::store::PARTNER_KEY_AGGREGATE))
+            .await?
+        {
+            let text =
+                serde_json::to_string(&key.kv_value()).map_err(crate::error::Error::internal)?;
+            values.push((
+                vouch_core::partner::kv_key(&key.key_hash),
+                key.version,
+                text,
+            ));
+        }
         for (name, version, body) in self.store.documents(&of_type("document")).await? {
             // `VersionedDocument` as text, without re-parsing the stored body.
             let text = format!("{{\"version\":{version},\"document\":{body}}}");

@@ -8,6 +8,7 @@ pub mod oap;
 pub mod oauth;
 pub mod ops;
 pub mod orgs;
+pub mod partners;
 pub mod receipts;
 pub mod webhooks;
 pub mod wellknown;

@@ -116,7 +116,9 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
     /// Space-separated capability ids, a subset of the agent's (default: all of them).
     pub scope: Option<String>,
-    /// The token's `aud`.
+    /// The token's `aud`. A partner id (`pt_…`) must name a live partner (`400 invalid_target`
+    /// otherwise): only a token whose `aud` names a partner lets that partner commit (SPEC §14).
+    /// In a token exchange it replaces the subject token's `aud`.
     pub audience: Option<String>,
     /// Token exchange (RFC 8693): the delegator's token.
     pub subject_token: Option<String>,
@@ -255,15 +257,12 @@ async fn client_credentials(
         }
         _ => held,
     };
+    let audience = checked_audience(state, request.audience).await?;
     let at = now().unix_seconds();
     let claims = Claims {
         iss: state.keys.settings.issuer.trim_end_matches('/').to_owned(),
         sub: passport.agent_id.clone(),
-        aud: request
-            .audience
-            .into_iter()
-            .filter(|a| !a.is_empty())
-            .collect(),
+        aud: audience.into_iter().collect(),
         iat: at,
         nbf: at,
         exp: at + TOKEN_TTL_SECONDS,
@@ -291,6 +290,27 @@ async fn client_credentials(
         }),
     )
         .into_response())
+}
+
+/// The `aud` a token gets from the request's `audience`: none for an absent or empty one; a
+/// partner id (`pt_…`, SPEC §14: a token a partner may commit with) only while that partner is
+/// live — an unknown or revoked one is `400 invalid_target` (RFC 8693 §2.2.2); anything else as
+/// it is.
+async fn checked_audience(
+    state: &AppState,
+    audience: Option<String>,
+) -> Result<Option<String>, OAuthError> {
+    let Some(audience) = audience.filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    match crate::routes::partners::audience_partner(state, &audience).await? {
+        Ok(_) => Ok(Some(audience)),
+        Err(()) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+            format!("`audience` {audience} is not a live partner of this registry"),
+        )),
+    }
 }
 
 fn invalid_grant(description: impl Into<String>) -> OAuthError {
@@ -373,8 +393,9 @@ async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Respo
             parties.insert(agent, (p.status, p.tokens_not_before));
         }
     }
+    let audience = checked_audience(state, request.audience.clone()).await?;
     let jti = Uuid::now_v7().simple().to_string();
-    let claims = delegation::exchange_checked(
+    let mut claims = delegation::exchange_checked(
         &delegation::ExchangeRequest {
             subject: &subject,
             actor: &actor,
@@ -391,6 +412,11 @@ async fn token_exchange(state: &AppState, request: TokenRequest) -> Result<Respo
         },
     )
     .map_err(|e| OAuthError::new(StatusCode::BAD_REQUEST, e.oauth_error(), e.to_string()))?;
+    // RFC 8693 `audience`: the token is for that party (a partner the delegatee commits
+    // through); without it, the subject token's `aud` carries over.
+    if let Some(audience) = audience {
+        claims.aud = vec![audience];
+    }
     let (kid, key) = state.keys.signer().await?;
     metrics::counter!("vouch_tokens_issued_total", "grant_type" => "token_exchange").increment(1);
     Ok((

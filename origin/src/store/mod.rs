@@ -8,6 +8,7 @@
 mod audit;
 mod audit_sql;
 mod console_sql;
+mod partners_sql;
 mod postgres;
 mod receipts_sql;
 mod sql;
@@ -27,6 +28,7 @@ use vouch_core::{
 use crate::error::{Error, Result};
 
 pub use audit::{AuditKeyRow, AuditStore, ChainHead, SealOutcome};
+pub use partners_sql::PARTNER_KEY_AGGREGATE;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -501,6 +503,106 @@ pub struct DelegationFilter {
     pub now: Timestamp,
 }
 
+/// A partner (SPEC §14), as the API shows it. Its keys are stored only as hashes
+/// ([`PartnerKeyRow`]).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Partner {
+    pub partner_id: vouch_core::PartnerId,
+    #[schema(example = "Acme Payments")]
+    pub name: String,
+    /// Who answers for the partner's use of the edge.
+    #[schema(example = "security@acme-payments.example")]
+    pub contact: String,
+    /// `active`, or `revoked` (for good: its key is refused at every edge within the bound).
+    pub status: vouch_core::partner::PartnerStatus,
+    pub created_at: Timestamp,
+    /// When its live key was issued (creation, or the last rotation).
+    pub key_issued_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// One more on every change.
+    #[serde(skip)]
+    pub version: i64,
+}
+
+/// One key a partner was given, as stored: its SHA-256 only.
+#[derive(Clone, Debug)]
+pub struct PartnerKeyRow {
+    pub key_hash: String,
+    pub partner_id: vouch_core::PartnerId,
+    /// 1 while live, 2 once revoked (KV and journal ordering).
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl PartnerKeyRow {
+    pub fn status(&self) -> vouch_core::partner::PartnerStatus {
+        match self.revoked_at {
+            Some(_) => vouch_core::partner::PartnerStatus::Revoked,
+            None => vouch_core::partner::PartnerStatus::Active,
+        }
+    }
+
+    /// Its KV value (`partner:{key_hash}`).
+    pub fn kv_value(&self) -> vouch_core::partner::PartnerKey {
+        vouch_core::partner::PartnerKey {
+            partner_id: self.partner_id.clone(),
+            status: self.status(),
+            version: self.version,
+        }
+    }
+
+    /// Its status-journal entry.
+    pub fn journal_change(&self) -> vouch_core::journal::Change {
+        vouch_core::journal::Change::PartnerKey {
+            key_hash: self.key_hash.clone(),
+            partner_id: self.partner_id.clone(),
+            version: self.version,
+            status: self.status(),
+            changed_at: self.revoked_at.unwrap_or(self.created_at),
+        }
+    }
+}
+
+/// Makes a partner change's audit event from the partner as the change left it.
+pub type PartnerEvent = Box<dyn FnOnce(&Partner) -> ChangeEvent + Send>;
+
+/// Partners and their keys. Every key change queues the key's hash for KV and the status
+/// journal (`partner:{key_hash}`, aggregate `partner_key`) in the change's transaction.
+#[async_trait]
+pub trait PartnerStore {
+    /// Stores a new partner (version 1) and its first key, with `event`.
+    async fn create_partner(
+        &self,
+        partner: &Partner,
+        key_hash: &str,
+        event: &ChangeEvent,
+    ) -> Result<()>;
+    async fn get_partner(&self, id: &vouch_core::PartnerId) -> Result<Option<Partner>>;
+    /// Newest first.
+    async fn list_partners(&self, page: &PageRequest) -> Result<Page<Partner>>;
+    /// Revokes a live partner and every live key of it, with the event `event_of` makes; a
+    /// revoked partner is returned as it is, nothing written (`false`). `None`: no such partner.
+    async fn revoke_partner(
+        &self,
+        id: &vouch_core::PartnerId,
+        at: Timestamp,
+        event_of: PartnerEvent,
+    ) -> Result<Option<(Partner, bool)>>;
+    /// Replaces a live partner's key: every live key of it is revoked and `key_hash` issued, with
+    /// the event `event_of` makes. `409 partner_revoked` for a revoked partner; `None`: no such
+    /// partner.
+    async fn rotate_partner_key(
+        &self,
+        id: &vouch_core::PartnerId,
+        key_hash: &str,
+        at: Timestamp,
+        event_of: PartnerEvent,
+    ) -> Result<Option<Partner>>;
+    /// The keys with these hashes (the publishers), in no particular order.
+    async fn partner_keys_by_hashes(&self, hashes: &[String]) -> Result<Vec<PartnerKeyRow>>;
+}
+
 /// Signing keys and the documents derived from them (`jwks`, `discovery`).
 #[async_trait]
 pub trait KeyStore {
@@ -585,7 +687,8 @@ pub trait KvOutboxStore {
     async fn kv_written_at(&self, key: &str, version: i64) -> Result<Option<Timestamp>>;
     /// Keys behind KV, and when the oldest of their changes was committed.
     async fn kv_backlog(&self) -> Result<(i64, Option<Timestamp>)>;
-    /// Marks every agent's key for publishing again (`kv resync`); returns how many.
+    /// Marks every agent's and partner key's KV key for publishing again (`kv resync`);
+    /// returns how many.
     async fn mark_all_kv_dirty(&self, now: Timestamp) -> Result<i64>;
     /// The passports of these agents (any org), in no particular order.
     async fn agents_by_ids(&self, ids: &[String]) -> Result<Vec<Passport>>;
@@ -1022,6 +1125,7 @@ pub trait Store:
     + SessionStore
     + ConsoleStore
     + ReceiptStore
+    + PartnerStore
     + Send
     + Sync
 {

@@ -908,6 +908,7 @@ macro_rules! sql_store {
         crate::store::audit_sql::audit_store!($store, $db, for_update = $lock, skip_locked = $skip);
         crate::store::console_sql::console_store!($store);
         crate::store::receipts_sql::receipt_store!($store, $db);
+        crate::store::partners_sql::partner_store!($store, $db, for_update = $lock);
 
         #[async_trait]
         impl crate::store::DelegationStore for $store {
@@ -1563,9 +1564,20 @@ macro_rules! sql_store {
                 .bind(now.unix_millis())
                 .execute(&mut *tx)
                 .await?;
+                // Partner keys too: an edge's KV must know every key, live or revoked.
+                let keys = sqlx::query(
+                    "INSERT INTO kv_outbox (kv_key, aggregate_type, aggregate_id, target_version, dirty_since) \
+                     SELECT 'partner:' || key_hash, 'partner_key', key_hash, version, $1 FROM partner_keys \
+                     WHERE true \
+                     ON CONFLICT (kv_key) DO UPDATE SET target_version = excluded.target_version, \
+                       published_version = 0, dirty_since = excluded.dirty_since, attempts = 0, next_attempt_at = 0",
+                )
+                .bind(now.unix_millis())
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 self.signals.committed();
-                Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+                Ok(i64::try_from(done.rows_affected() + keys.rows_affected()).unwrap_or(i64::MAX))
             }
 
             async fn agents_by_ids(&self, ids: &[String]) -> Result<Vec<Passport>> {

@@ -16,6 +16,7 @@ mod lifecycle;
 mod oap;
 mod ops;
 mod outbox;
+mod partners;
 mod rate_limits;
 mod receipts;
 #[path = "../support/receiver.rs"]
@@ -128,6 +129,9 @@ on_both_databases! {
     oap_bad_imports => crate::oap::bad_imports,
     oap_round_trip => crate::oap::round_trip_decides_the_same,
     rate_limit_console_per_address => crate::rate_limits::console_per_address,
+    partners_crud_and_rotation => crate::partners::crud_and_rotation,
+    partners_authorization => crate::partners::authorization,
+    partners_token_audience => crate::partners::token_audience,
 }
 
 /// `/readyz` on a database that refuses connections: `503` with a fixed sentence, never the

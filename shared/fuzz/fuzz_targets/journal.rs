@@ -1,7 +1,7 @@
 //! The status journal's wire types and the edge's overlay: `AppendRequest` (what the origin
 //! appends, `POST /internal/journal`), `Pull` (what isolates read), and `overlay_passport` /
-//! `overlay_grant` / `overlay_org` / `supersedes` on every change they carry, and when each
-//! change may be dropped.
+//! `overlay_grant` / `overlay_org` / `supersedes` / `partner::overlay` on every change they
+//! carry, and when each change may be dropped.
 //!
 //! Input: a JSON document, read both as an append and as a pull.
 #![no_main]
@@ -175,6 +175,45 @@ fn check_change(change: &Change) {
             member.status = vouch_core::Status::Revoked;
             assert!(overlay_org(&member, change).is_none());
             assert_eq!(change.droppable_after_ms().is_none(), *frozen);
+        }
+        Change::PartnerKey {
+            key_hash,
+            partner_id,
+            version,
+            status,
+            ..
+        } => {
+            assert_eq!(change.key(), vouch_core::partner::kv_key(key_hash));
+            assert_eq!(change.version(), *version);
+            assert!(overlay_passport(&seed_view(), change).is_none());
+            assert!(overlay_grant(&grant(grant_id(0), false), change).is_none());
+            assert!(overlay_org(&seed_view(), change).is_none());
+            assert_eq!(change.droppable_after_ms(), None, "settled by version only");
+            // Laid over KV's record of the key: the newer version wins, KV's when it is as new.
+            use vouch_core::partner::{overlay, PartnerKey, PartnerStatus};
+            let from_journal = overlay(None, Some(change)).expect("the journal finds the key");
+            assert_eq!(
+                (
+                    &from_journal.partner_id,
+                    from_journal.status,
+                    from_journal.version
+                ),
+                (partner_id, *status, *version)
+            );
+            for kv_version in [version.saturating_sub(1), *version] {
+                let kv = PartnerKey {
+                    partner_id: partner_id.clone(),
+                    status: PartnerStatus::Active,
+                    version: kv_version,
+                };
+                let seen = overlay(Some(&kv), Some(change)).expect("known");
+                let expect = if kv_version < *version {
+                    *status
+                } else {
+                    kv.status
+                };
+                assert_eq!(seen.status, expect);
+            }
         }
     }
 }

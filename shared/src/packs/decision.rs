@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::request::{passport_id_of, AgentRef};
 use super::PackEvaluation;
 use crate::edge_view::EdgePassport;
-use crate::ids::{AgentId, OrgId};
+use crate::ids::{AgentId, OrgId, PartnerId};
 use crate::passport::AssuranceLevel;
 use crate::policy::{codes, Reason};
 use crate::timestamp::Timestamp;
@@ -40,6 +40,10 @@ pub struct OapDecision {
     /// The digest of the passport view decided on ([`EdgePassport::digest`]); `null` when none
     /// was found.
     pub passport_digest: Option<String>,
+    /// The partner the decision was made for (SPEC §14), when the caller presented a partner
+    /// key. Set by the edge once the decision is made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<PartnerId>,
 }
 
 impl OapDecision {
@@ -73,6 +77,7 @@ impl OapDecision {
             expires_in,
             passport_version: Some(passport.version),
             passport_digest: None,
+            partner_id: None,
         }
     }
 
@@ -99,6 +104,7 @@ impl OapDecision {
             expires_in,
             passport_version: None,
             passport_digest: None,
+            partner_id: None,
         }
     }
 }
