@@ -9,12 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/edge-toolchain.sh
+source scripts/lib/python-env.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "toolchain (wasm32 target, worker-build, wasm-bindgen, Node 22, workerd, chromium, Playwright)"
+step "toolchain (wasm32 target, worker-build, wasm-bindgen, Node 22, workerd, chromium, Playwright, Python test tools)"
 ensure_edge_toolchain
 ensure_browser_toolchain
+# The pinned Python test tools (VOUCH_PYTHON): the A2A SDK and the JWS library that check agent
+# cards end to end (tests/edge/a2a.rs), and schemathesis.
+ensure_python_env
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -3,6 +3,7 @@
 //! ETags. Every decision comes from the core, the same code the origin runs; a token is
 //! verified with the core's ES256 verifier against the keys the origin published to KV.
 
+mod agent_card;
 mod decision_key;
 mod internal;
 mod journal;

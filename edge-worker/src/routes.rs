@@ -110,6 +110,10 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
                     journal::ensure_fresh(env, ctx, &host).await?;
                     did_document(&req, &url, env, id).await
                 }
+                Some((id, "agent-card.json" | ".well-known/agent-card.json")) => {
+                    require_get(&method)?;
+                    crate::agent_card::card(&req, &url, env, ctx, &host, id).await
+                }
                 Some((id, "badge.svg")) => {
                     require_get(&method)?;
                     Ok(crate::public_page::badge(&req, env, ctx, &host, id).await)

@@ -17,6 +17,10 @@ pub struct EdgePassport {
     pub owner_display: String,
     pub contact: String,
     pub role: Option<String>,
+    /// The passport's description, public like the rest of this view (an A2A agent card says
+    /// it, SPEC §15). Views written before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub capabilities: Vec<Capability>,
     pub limits: Map<String, Value>,
     pub regions: Vec<Region>,
@@ -48,6 +52,7 @@ impl From<&Passport> for EdgePassport {
             owner_display: p.owner.display_name.clone(),
             contact: p.owner.contact.clone(),
             role: p.fields.role.clone(),
+            description: p.fields.description.clone(),
             capabilities: p.fields.capabilities.clone(),
             limits: p.fields.limits.clone(),
             regions: p.fields.regions.clone(),

@@ -2,6 +2,7 @@
 //! functions. No I/O, no clocks, no randomness: callers pass `now` and fresh ids in, so the
 //! same code runs natively and on `wasm32-unknown-unknown`.
 
+pub mod a2a;
 pub mod audit;
 pub mod caps;
 pub mod decision;

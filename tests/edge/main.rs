@@ -2,6 +2,7 @@
 //! built worker's answers. Every test brings up its own stack on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod a2a;
 mod audit;
 mod brake;
 mod client;
@@ -237,7 +238,10 @@ async fn bad_requests_get_json_errors() {
         (c.post(format!("{edge}/verify")).header("content-type", "application/json").body(vec![b' '; 2 * 1024 * 1024]), 413, "payload_too_large"),
         (c.post(format!("{edge}/verify")).header("content-type", "application/json"), 400, "invalid_request"),
         (c.post(format!("{edge}/verify/batch")).json(&json!({ "requests": [] })), 400, "invalid_request"),
-        (c.get(format!("{edge}/agents/ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70/agent-card.json")), 404, "not_found"),
+        (c.get(format!("{edge}/agents/ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70/agent-card.json")), 404, "agent_not_found"),
+        (c.get(format!("{edge}/agents/nope/agent-card.json")), 400, "invalid_request"),
+        (c.post(format!("{edge}/agents/ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70/agent-card.json")), 405, "method_not_allowed"),
+        (c.get(format!("{edge}/agents/ap_0192f2a4c3b87d9e8f1a2b3c4d5e6f70/other.json")), 404, "not_found"),
     ];
     for (req, status, code) in cases {
         let (got, _, body) = stack.send(req).await;

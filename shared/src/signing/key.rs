@@ -143,11 +143,19 @@ impl DecisionKey {
         jwk
     }
 
+    /// The raw Ed25519 signature (64 bytes) of `message` by this key: what [`DecisionKey::sign`]
+    /// and the A2A agent cards' JWS ([`crate::a2a`]) sign with. (The edge signs decisions with
+    /// its runtime's WebCrypto instead, from [`DecisionKey::signing_input`]: the same signature,
+    /// Ed25519 being deterministic.)
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     /// Signs `decision` in place: `kid` set to this key's, `signature` over the JCS form of
     /// everything else. A `signature` it had is replaced.
     pub fn sign(&self, decision: &mut Map<String, Value>) -> Result<(), SignatureError> {
         let input = self.signing_input(decision)?;
-        attach_signature(decision, &self.key.sign(&input).to_bytes());
+        attach_signature(decision, &self.sign_bytes(&input));
         Ok(())
     }
 
@@ -242,19 +250,30 @@ impl PublicKeys {
             .get(KID_MEMBER)
             .and_then(Value::as_str)
             .ok_or(SignatureError::NoKid)?;
+        let signature = STANDARD
+            .decode(encoded)
+            .map_err(|_| SignatureError::Malformed)?;
+        let mut unsigned = members.clone();
+        unsigned.remove(SIGNATURE_MEMBER);
+        self.verify_bytes(kid, &canonical(&unsigned)?, &signature)
+    }
+
+    /// Checks that `signature` (raw, 64 bytes) is the key `kid`'s Ed25519 signature of
+    /// `message` (strict verification: no malleable or small-order forms).
+    pub fn verify_bytes(
+        &self,
+        kid: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
         let key = self
             .keys
             .get(kid)
             .ok_or_else(|| SignatureError::UnknownKid(kid.to_owned()))?;
-        let signature = STANDARD
-            .decode(encoded)
-            .ok()
-            .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
+        let signature = <[u8; 64]>::try_from(signature)
             .map(|bytes| Signature::from_bytes(&bytes))
-            .ok_or(SignatureError::Malformed)?;
-        let mut unsigned = members.clone();
-        unsigned.remove(SIGNATURE_MEMBER);
-        key.verify_strict(&canonical(&unsigned)?, &signature)
+            .map_err(|_| SignatureError::Malformed)?;
+        key.verify_strict(message, &signature)
             .map_err(|_| SignatureError::Mismatch)
     }
 }
