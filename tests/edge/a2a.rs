@@ -12,25 +12,8 @@ use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use vouch_core::signing::PublicKeys;
 
-use crate::stack::{repo, Stack};
+use crate::stack::{python, repo, Stack};
 use crate::PATIENCE;
-
-/// The pinned Python test tools (scripts/lib/python-env.sh); required when the edge is.
-fn python() -> Option<PathBuf> {
-    let required = std::env::var("VOUCH_REQUIRE_EDGE").is_ok_and(|v| v == "1");
-    match std::env::var_os("VOUCH_PYTHON").map(PathBuf::from) {
-        Some(python) if python.exists() => Some(python),
-        _ if required => panic!(
-            "VOUCH_REQUIRE_EDGE=1 but VOUCH_PYTHON ({:?}) is not the test tools' python: \
-             run scripts/test.sh (it calls ensure_python_env)",
-            std::env::var_os("VOUCH_PYTHON")
-        ),
-        _ => {
-            eprintln!("skipped: VOUCH_PYTHON is not set (scripts/test.sh sets it)");
-            None
-        }
-    }
-}
 
 struct Card {
     status: StatusCode,

@@ -571,3 +571,61 @@ async fn oap_discovery_and_packs() {
         (StatusCode::NOT_FOUND, Some("pack_not_found"))
     );
 }
+
+/// APort's own OAP client library (PyPI `aporthq-sdk-python`), pointed at the local edge with a
+/// partner key as its API key, gets OAP decisions — an allow and a denial with OAP's reason
+/// code — and the decision it gets verifies with independent RFC 8785 and Ed25519 code against
+/// the edge's published keys; a tampered copy does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oap_client_library_gets_decisions_it_can_verify() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let Some(python) = crate::stack::python() else {
+        return;
+    };
+    let org = stack.org("OAP Client").await;
+    let pid = "9b2e6679-7425-40de-944b-e07fc1f90ae7";
+    import(&stack, &org, everything(pid)).await;
+    let pack = "finance.payment.refund.v1";
+    decide_until(&stack, pack, pid, &refund(1, "USD", "US"), known).await;
+    let partner = stack.partner("OAP Client Shop").await;
+    let output = tokio::process::Command::new(python)
+        .arg(crate::stack::repo().join("tests/edge/oap_client.py"))
+        .args([&stack.edge, &partner.key, pid, pack])
+        .arg(refund(2500, "USD", "US").to_string())
+        .arg(refund(5001, "USD", "US").to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("run tests/edge/oap_client.py");
+    assert!(output.status.success(), "tests/edge/oap_client.py failed");
+    let found: Value = serde_json::from_slice(&output.stdout).expect("oap_client.py prints JSON");
+    assert_eq!(found["allow"], true, "{found}");
+    assert!(
+        found["allow_signature"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ed25519:")),
+        "{found}"
+    );
+    assert!(
+        found["allow_digest"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("sha256:")),
+        "{found}"
+    );
+    assert_eq!(found["deny"], false, "{found}");
+    assert_eq!(
+        found["deny_codes"],
+        json!(["oap.limit_exceeded"]),
+        "{found}"
+    );
+    assert_eq!(found["raw_allow"], true, "{found}");
+    assert_eq!(
+        found["raw_partner"],
+        partner.id.as_str(),
+        "the decision names the partner"
+    );
+    assert_eq!(found["raw_verified"], true, "{found}");
+    assert_eq!(found["tampered_verified"], false, "{found}");
+}

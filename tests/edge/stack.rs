@@ -156,6 +156,23 @@ impl Drop for LocalEdge {
     }
 }
 
+/// The pinned Python test tools (scripts/lib/python-env.sh); required when the edge is.
+pub fn python() -> Option<PathBuf> {
+    let required = std::env::var("VOUCH_REQUIRE_EDGE").is_ok_and(|v| v == "1");
+    match std::env::var_os("VOUCH_PYTHON").map(PathBuf::from) {
+        Some(python) if python.exists() => Some(python),
+        _ if required => panic!(
+            "VOUCH_REQUIRE_EDGE=1 but VOUCH_PYTHON ({:?}) is not the test tools' python: \
+             run scripts/test.sh (it calls ensure_python_env)",
+            std::env::var_os("VOUCH_PYTHON")
+        ),
+        _ => {
+            eprintln!("skipped: VOUCH_PYTHON is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
 /// The decision key of the test edges (SPEC §12): a fixed seed, as a private JWK.
 pub fn test_decision_key() -> String {
     vouch_core::signing::DecisionKey::from_seed(&[0x5e; 32])
