@@ -33,6 +33,7 @@ fn bench(c: &mut Criterion) {
         ver: 3,
         act: Some(Actor::nest(b.clone(), None)),
         dlg: vec![dlg.clone()],
+        status: None,
     };
     let compact = claims.sign(&key, &kid);
     let grant = Grant {

@@ -624,6 +624,8 @@ pub fn exchange(
         ver: subject.ver,
         act: Some(Actor::nest(actor.sub.clone(), subject.act.clone())),
         dlg,
+        // The subject's place: a delegated token speaks for the same subject.
+        status: subject.status.clone(),
     })
 }
 

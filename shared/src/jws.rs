@@ -84,7 +84,7 @@ pub enum TokenError {
     BadJson(Segment),
     #[error("algorithm {0:?} is not accepted; tokens are signed with ES256")]
     UnsupportedAlg(String),
-    #[error("token type {0:?} is not accepted; expected JWT")]
+    #[error("token type {0:?} is not accepted here")]
     UnsupportedType(String),
     #[error("critical header parameters (`crit`) are not supported")]
     CriticalHeader,
@@ -180,9 +180,15 @@ struct HeaderIn {
 
 /// Signs `claims_json` (the payload, as is) with `key`, naming it `kid`: a compact JWS.
 pub fn sign(claims_json: &[u8], key: &SigningKey, kid: &str) -> String {
+    sign_typed(claims_json, key, kid, TYP)
+}
+
+/// [`sign`] with another `typ` (a status list token is `statuslist+jwt`), so that a verifier of
+/// one kind of token never accepts the other.
+pub fn sign_typed(claims_json: &[u8], key: &SigningKey, kid: &str, typ: &str) -> String {
     let header = HeaderOut {
         alg: ES256,
-        typ: TYP,
+        typ,
         kid,
     };
     // A struct of strings always serializes; an empty header would never verify anyway.
@@ -225,6 +231,15 @@ impl Unverified<'_> {
 /// Checks everything but the signature: the length (before any decoding), three segments, the
 /// header (`alg` exactly `ES256`, no `crit`, `typ` `JWT`, a `kid`) and a 64-byte signature.
 pub fn parse(token: &str, max_len: usize) -> Result<Unverified<'_>, TokenError> {
+    parse_typed(token, max_len, TYP)
+}
+
+/// [`parse`] for a token whose `typ` must be `typ` (compared ignoring ASCII case).
+pub fn parse_typed<'t>(
+    token: &'t str,
+    max_len: usize,
+    typ: &str,
+) -> Result<Unverified<'t>, TokenError> {
     if token.len() > max_len {
         return Err(TokenError::TooLong { max: max_len });
     }
@@ -251,9 +266,9 @@ pub fn parse(token: &str, max_len: usize) -> Result<Unverified<'_>, TokenError> 
     if header.crit.is_some() {
         return Err(TokenError::CriticalHeader);
     }
-    let typ = header.typ.unwrap_or_default();
-    if !typ.eq_ignore_ascii_case(TYP) {
-        return Err(TokenError::UnsupportedType(typ));
+    let found = header.typ.unwrap_or_default();
+    if !found.eq_ignore_ascii_case(typ) {
+        return Err(TokenError::UnsupportedType(found));
     }
     let kid = header.kid.ok_or(TokenError::MissingKid)?;
     let signature = decode(signature_b64, Segment::Signature)?;
@@ -262,7 +277,11 @@ pub fn parse(token: &str, max_len: usize) -> Result<Unverified<'_>, TokenError> 
         .try_into()
         .map_err(|_| TokenError::SignatureLength(signature.len()))?;
     Ok(Unverified {
-        header: Header { alg, typ, kid },
+        header: Header {
+            alg,
+            typ: found,
+            kid,
+        },
         signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
         signature,
         payload_b64,
@@ -276,7 +295,17 @@ pub fn verify(
     keys: &dyn Fn(&str) -> Option<VerifyingKey>,
     max_len: usize,
 ) -> Result<(Header, Vec<u8>), TokenError> {
-    let parsed = parse(token, max_len)?;
+    verify_typed(token, keys, max_len, TYP)
+}
+
+/// [`verify`] for a token whose `typ` must be `typ`.
+pub fn verify_typed(
+    token: &str,
+    keys: &dyn Fn(&str) -> Option<VerifyingKey>,
+    max_len: usize,
+    typ: &str,
+) -> Result<(Header, Vec<u8>), TokenError> {
+    let parsed = parse_typed(token, max_len, typ)?;
     let key = keys(&parsed.header.kid)
         .ok_or_else(|| TokenError::UnknownKid(parsed.header.kid.clone()))?;
     // `r` or `s` zero or not below the group order is simply a bad signature.

@@ -25,6 +25,7 @@ pub mod patch;
 pub mod policy;
 pub mod public_page;
 pub mod signing;
+pub mod status_list;
 pub mod timestamp;
 pub mod token;
 pub mod validate;

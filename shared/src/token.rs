@@ -5,7 +5,8 @@
 //!   "iat": 1795000000, "nbf": 1795000000, "exp": 1795000300, "jti": "…", "org": "org_…",
 //!   "scope": "payments.refund data.export", "ver": 7,
 //!   "act": { "sub": "ap_…actor", "act": { "sub": "ap_…older actor" } },
-//!   "dlg": ["dlg_…", "dlg_…"] }
+//!   "dlg": ["dlg_…", "dlg_…"],
+//!   "status": { "status_list": { "idx": 5, "uri": "https://edge.example/status/0" } } }
 //! ```
 //!
 //! * `sub` is always the agent on whose behalf the token acts (the original subject); exchange
@@ -67,6 +68,10 @@ pub struct Claims {
     /// The delegation grants the chain rests on, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dlg: Vec<DelegationId>,
+    /// Where the subject's status sits in a token status list (SPEC §16), so a verifier can
+    /// refuse a suspended subject offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::status_list::StatusClaim>,
 }
 
 /// One level of RFC 8693's `act` claim: the actor, and the actor before it.
@@ -330,6 +335,7 @@ pub(crate) mod tests {
             ver: 7,
             act: None,
             dlg: Vec::new(),
+            status: None,
         }
     }
 

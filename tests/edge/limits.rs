@@ -80,6 +80,7 @@ fn long_chain(n: u32) -> Claims {
         ver: 1,
         act,
         dlg: (1..=5).map(grant).collect(),
+        status: None,
     }
 }
 

@@ -655,6 +655,7 @@ async fn tokens_at_the_edge() {
         ver: 3,
         act: None,
         dlg: Vec::new(),
+        status: None,
     };
     let decide = |token: String| {
         stack.decide(json!({

@@ -60,6 +60,7 @@ fn own_claims() -> Claims {
         ver: 7,
         act: None,
         dlg: Vec::new(),
+        status: None,
     }
 }
 

@@ -83,6 +83,7 @@ fn own_token(sub: AgentId, scope: String, lifetime: u8) -> Claims {
         ver: 1,
         act: None,
         dlg: Vec::new(),
+        status: None,
     }
 }
 
