@@ -91,6 +91,10 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response, 
             require_get(&method)?;
             document(&req, env, kv::DISCOVERY_KEY, "discovery").await
         }
+        list if list.starts_with("/status/") => {
+            require_get(&method)?;
+            status_list(&req, env, list.trim_start_matches("/status/")).await
+        }
         audit if audit.starts_with("/audit/") => {
             require_get(&method)?;
             let chain = audit
@@ -181,6 +185,38 @@ async fn document(req: &Request, env: &Env, key: &str, kind: &str) -> Result<Res
             message: format!("the {kind} document has not been published yet"),
         })?;
     Ok(cacheable(req, 200, &entry.body, &entry.etag))
+}
+
+/// `GET /status/{list_id}`: the token status list the origin signed (SPEC §16), served as it is
+/// (`application/statuslist+jwt`), with its ETag; it travels through KV only (docs/api.md,
+/// "Status lists").
+async fn status_list(req: &Request, env: &Env, raw: &str) -> Result<Response, EdgeError> {
+    let list_id = vouch_core::status_list::parse_list_id(raw).ok_or_else(|| {
+        EdgeError::bad(
+            "a status list id is a decimal number without leading zeros",
+            Some("list_id"),
+        )
+    })?;
+    let kind = format!("status-{list_id}");
+    let missing = || EdgeError::NotFound {
+        code: "status_list_not_found",
+        message: "no such status list".into(),
+    };
+    let entry = kv_cache::document(env, &vouch_core::status_list::kv_key(list_id), &kind)
+        .await?
+        .ok_or_else(missing)?;
+    let token = entry
+        .document
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| EdgeError::Internal(format!("the {kind} document has no token")))?;
+    Ok(crate::respond::cacheable_as(
+        req,
+        200,
+        vouch_core::status_list::MEDIA_TYPE,
+        token,
+        &entry.etag,
+    ))
 }
 
 /// `GET /audit/{chain_id}/checkpoint`: the audit chain's newest published checkpoint, a C2SP

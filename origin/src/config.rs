@@ -188,6 +188,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VOUCH_KEY_PUBLISH_AHEAD_SECONDS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(120..))]
     pub key_publish_ahead_seconds: u64,
+    /// The `ttl` of the token status lists (SPEC §16), in seconds: how long a verifier may keep
+    /// a copy. At most 15, the deployed propagation bound; lists are rebuilt every `ttl / 2`.
+    #[arg(long, env = "VOUCH_STATUS_LIST_TTL_SECONDS",
+          default_value_t = crate::status_lists::StatusListSettings::DEFAULT_TTL_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=15))]
+    pub status_list_ttl_seconds: u64,
     /// Live event streams all credentials of one org may hold open on this origin at a time
     /// (each credential: at most 5).
     #[arg(long, env = "VOUCH_STREAMS_PER_ORG", default_value_t = crate::routes::events::DEFAULT_STREAMS_PER_ORG,

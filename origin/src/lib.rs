@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod receipts;
 pub mod routes;
 pub mod secrets;
+pub mod status_lists;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

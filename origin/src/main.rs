@@ -58,6 +58,11 @@ async fn main() -> anyhow::Result<()> {
                 master_key,
                 tokens: TokenSettings {
                     jwks_uri: format!("{}/.well-known/jwks.json", jwks_base.trim_end_matches('/')),
+                    // The lists are served where the JWKS is: the edge, else the origin's URL.
+                    status_lists: vouch_origin::status_lists::StatusListSettings {
+                        ttl_seconds: args.status_list_ttl_seconds,
+                        ..vouch_origin::status_lists::StatusListSettings::new(jwks_base.clone())
+                    },
                     issuer,
                     publish_ahead: std::time::Duration::from_secs(args.key_publish_ahead_seconds),
                 },
@@ -114,6 +119,11 @@ async fn main() -> anyhow::Result<()> {
             if state.webhooks.allow_private {
                 tracing::warn!("VOUCH_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach loopback and private addresses");
             }
+            let lists = vouch_origin::status_lists::StatusListBuilder::new(
+                state.store.clone(),
+                state.keys.clone(),
+            );
+            tokio::spawn(lists.run(state.stopping.subscribe()));
             let sealer = vouch_origin::audit::Sealer::new(state.store.clone(), state.audit.clone());
             tokio::spawn(sealer.run(state.stopping.subscribe()));
             let sender = Dispatcher::new(

@@ -417,6 +417,11 @@ pub struct Passport {
     /// Telemetry from heartbeats; not part of `version`.
     pub last_seen_at: Option<Timestamp>,
     pub health: Health,
+    /// The passport's place in the token status lists (SPEC §16), given at registration and
+    /// never changed; filled in by the store (it is neither in the stored document nor in the
+    /// API's answers: access tokens carry it as their `status` claim).
+    #[serde(skip)]
+    pub status_index: Option<u64>,
 }
 
 impl Passport {
@@ -463,6 +468,7 @@ impl Passport {
             oap_passport_id: None,
             last_seen_at: None,
             health: Health::Unknown,
+            status_index: None,
         })
     }
 

@@ -226,6 +226,8 @@ impl Stack {
                 issuer: ISSUER.to_owned(),
                 jwks_uri: format!("{ISSUER}/.well-known/jwks.json"),
                 publish_ahead: KEY_PUBLISH_AHEAD,
+                // Served by this edge, as `VOUCH_EDGE_URL` makes it.
+                status_lists: vouch_origin::status_lists::StatusListSettings::new(edge.clone()),
             },
         };
         let (mut state, _) = app::bootstrap(store.clone(), boot)
@@ -249,6 +251,9 @@ impl Stack {
         let publishing = tokio::spawn(publisher.run());
         let sealer = vouch_origin::audit::Sealer::new(store.clone(), state.audit.clone());
         let sealing = tokio::spawn(sealer.run(state.stopping.subscribe()));
+        let lists =
+            vouch_origin::status_lists::StatusListBuilder::new(store.clone(), state.keys.clone());
+        let listing = tokio::spawn(lists.run(state.stopping.subscribe()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -264,7 +269,9 @@ impl Stack {
             client: reqwest::Client::new(),
             store,
             local_edge,
-            tasks: vec![publishing, journaling, collecting, sealing, serving],
+            tasks: vec![
+                publishing, journaling, collecting, sealing, listing, serving,
+            ],
             _dir: dir,
         };
         // The edge answers 503 until the origin has seeded its journal: wait for that.

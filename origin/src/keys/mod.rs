@@ -46,11 +46,14 @@ pub struct TokenSettings {
     pub jwks_uri: String,
     /// How long a key is published before it signs ([`PUBLISH_AHEAD`]).
     pub publish_ahead: Duration,
+    /// Where the token status lists are served and their `ttl` (SPEC §16).
+    pub status_lists: crate::status_lists::StatusListSettings,
 }
 
 impl TokenSettings {
     pub fn new(issuer: String, jwks_uri: String) -> TokenSettings {
         TokenSettings {
+            status_lists: crate::status_lists::StatusListSettings::new(issuer.clone()),
             issuer,
             jwks_uri,
             publish_ahead: PUBLISH_AHEAD,

@@ -272,6 +272,10 @@ async fn client_credentials(
         ver: passport.version,
         act: None,
         dlg: Vec::new(),
+        // Where a verifier finds the agent's status offline (SPEC §16).
+        status: passport
+            .status_index
+            .map(|place| state.keys.settings.status_lists.claim(place)),
     };
     let (kid, key) = state.keys.signer().await?;
     metrics::counter!("vouch_tokens_issued_total", "grant_type" => "client_credentials")

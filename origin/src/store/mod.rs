@@ -13,6 +13,7 @@ mod postgres;
 mod receipts_sql;
 mod sql;
 mod sqlite;
+mod status_lists_sql;
 mod webhooks_sql;
 
 use async_trait::async_trait;
@@ -805,6 +806,51 @@ impl ReceiptRow {
     }
 }
 
+/// A status list's places as the database holds them now, and the changes that snapshot
+/// covers (SPEC §16).
+#[derive(Clone, Debug, Default)]
+pub struct StatusListSnapshot {
+    /// The `status_list_changes` rows seen before the statuses were read: a token built from
+    /// `statuses` reflects every one of them.
+    pub change_ids: Vec<i64>,
+    /// `(place, status)` of every passport in the list.
+    pub statuses: Vec<(u64, Status)>,
+}
+
+/// The token status lists (SPEC §16): which lists must be built, what they hold, and storing a
+/// built one (as the document `status:{list_id}`, queued for KV like `jwks`).
+#[async_trait]
+pub trait StatusListStore {
+    /// Leases, for `lease_ms`, up to `limit` lists that are free and either never built, built
+    /// at or before `stale_before`, or changed since they were built at or before
+    /// `changed_before` (a list is written to KV at most once a second); their ids.
+    async fn claim_status_lists(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_ms: i64,
+        stale_before: Timestamp,
+        changed_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<u64>>;
+    /// The changes of `list_id` so far, then the statuses of its places (in that order, so the
+    /// statuses reflect at least those changes).
+    async fn status_list_snapshot(&self, list_id: u64) -> Result<StatusListSnapshot>;
+    /// In one transaction, if `owner` still holds `list_id`: stores `body` as its document,
+    /// deletes the changes `change_ids` (the snapshot it was built from covers them), records
+    /// it built at `at` and releases the lease. `false` (nothing written) if the lease was lost.
+    async fn store_status_list(
+        &self,
+        owner: &str,
+        list_id: u64,
+        body: &str,
+        change_ids: &[i64],
+        at: Timestamp,
+    ) -> Result<bool>;
+    /// Releases a lease without building (the build failed; another pass retries).
+    async fn release_status_list(&self, owner: &str, list_id: u64) -> Result<()>;
+}
+
 /// The receipts of SPEC §12.
 #[async_trait]
 pub trait ReceiptStore {
@@ -1077,6 +1123,8 @@ pub struct Signals {
     pub webhooks: tokio::sync::Notify,
     /// A commit recorded audit events for the sealer.
     pub audit: tokio::sync::Notify,
+    /// A commit may have changed a status list's places.
+    pub status_lists: tokio::sync::Notify,
     events: tokio::sync::watch::Sender<u64>,
 }
 
@@ -1088,6 +1136,7 @@ impl Default for Signals {
             journal_stored: tokio::sync::Notify::new(),
             webhooks: tokio::sync::Notify::new(),
             audit: tokio::sync::Notify::new(),
+            status_lists: tokio::sync::Notify::new(),
             events: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -1100,6 +1149,7 @@ impl Signals {
         self.journal.notify_one();
         self.webhooks.notify_one();
         self.audit.notify_one();
+        self.status_lists.notify_one();
         self.events.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -1126,6 +1176,7 @@ pub trait Store:
     + ConsoleStore
     + ReceiptStore
     + PartnerStore
+    + StatusListStore
     + Send
     + Sync
 {

@@ -39,5 +39,6 @@ crate::store::sql::sql_store!(
     no_key_update = " FOR NO KEY UPDATE",
     key_share = " FOR KEY SHARE OF w",
     skip_locked = " FOR UPDATE SKIP LOCKED",
-    txid_stream = true
+    txid_stream = true,
+    next_status_index = "nextval('agent_status_index')"
 );

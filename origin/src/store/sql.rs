@@ -7,7 +7,7 @@
 
 /// Implements every store trait for `$store`, whose `write` and `read` fields are pools of `$db`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, for_update = $lock:literal, for_share = $share:literal, no_key_update = $nku:literal, key_share = $key_share:literal, skip_locked = $skip:literal, txid_stream = $txid:literal) => {
+    ($store:ty, $db:ty, for_update = $lock:literal, for_share = $share:literal, no_key_update = $nku:literal, key_share = $key_share:literal, skip_locked = $skip:literal, txid_stream = $txid:literal, next_status_index = $next_index:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
         use vouch_core::{AgentId, Health, OrgId, Passport, Timestamp, TokenId};
@@ -343,8 +343,10 @@ macro_rules! sql_store {
             let mut passport: Passport = serde_json::from_str(&doc).map_err(Error::internal)?;
             let last_seen: Option<i64> = row.try_get("last_seen_at")?;
             let health: String = row.try_get("health")?;
+            let status_index: Option<i64> = row.try_get("status_index")?;
             passport.last_seen_at = last_seen.map(Timestamp::from_unix_millis);
             passport.health = Health::parse(&health).unwrap_or_default();
+            passport.status_index = status_index.and_then(|n| u64::try_from(n).ok());
             Ok(passport)
         }
 
@@ -385,7 +387,39 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        const AGENT_COLUMNS: &str = "a.document, a.last_seen_at, a.health";
+        const AGENT_COLUMNS: &str = "a.document, a.last_seen_at, a.health, a.status_index";
+
+        /// Notes, in the change's transaction, that the status list holding `agent` must be
+        /// built again (its status changed, or it was just registered).
+        async fn mark_status_change(tx: &mut Tx, agent: &AgentId, at: Timestamp) -> Result<()> {
+            sqlx::query(&format!(
+                "INSERT INTO status_list_changes (list_id, created_at) \
+                 SELECT status_index / {size}, $1 FROM agents WHERE agent_id = $2 AND status_index IS NOT NULL",
+                size = vouch_core::status_list::LIST_SIZE
+            ))
+            .bind(at.unix_millis())
+            .bind(agent.as_str())
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// [`mark_status_change`] for every agent an org's freeze (or unfreeze) changed: one row
+        /// per list they sit in.
+        async fn mark_frozen_status_changes(tx: &mut Tx, org_id: &OrgId, at: Timestamp) -> Result<()> {
+            sqlx::query(&format!(
+                "INSERT INTO status_list_changes (list_id, created_at) \
+                 SELECT DISTINCT a.status_index / {size}, $1 FROM agents a \
+                 JOIN frozen_agents f ON f.agent_id = a.agent_id \
+                 WHERE f.org_id = $2 AND a.status_index IS NOT NULL",
+                size = vouch_core::status_list::LIST_SIZE
+            ))
+            .bind(at.unix_millis())
+            .bind(org_id.as_str())
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
 
         #[async_trait]
         impl OrgStore for $store {
@@ -471,6 +505,7 @@ macro_rules! sql_store {
                         .await?;
                     agents.push(next.agent_id);
                 }
+                mark_frozen_status_changes(&mut tx, org_id, at).await?;
                 // Their grants die with them (and stay dead after an unfreeze), each through KV
                 // and the journal like any revocation.
                 let grants = sqlx::query(&format!(
@@ -566,6 +601,7 @@ macro_rules! sql_store {
                     mark_queue(&mut tx, "journal_outbox", &key, "agent", id, next.version, at).await?;
                     agents.push(next.agent_id);
                 }
+                mark_frozen_status_changes(&mut tx, org_id, at).await?;
                 sqlx::query("DELETE FROM frozen_agents WHERE org_id = $1")
                     .bind(org_id.as_str())
                     .execute(&mut *tx)
@@ -702,11 +738,12 @@ macro_rules! sql_store {
                 if passport.status == vouch_core::Status::Active {
                     refuse_if_frozen(&mut tx, &passport.org_id).await?;
                 }
-                sqlx::query(
+                // The passport's place in the status lists: the next number, fixed from now on.
+                sqlx::query(&format!(
                     "INSERT INTO agents (agent_id, org_id, name, status, version, document, \
-                     api_key_hash, created_at, updated_at, oap_passport_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
+                     api_key_hash, created_at, updated_at, oap_passport_id, status_index) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {})", $next_index
+                ))
                 .bind(passport.agent_id.as_str())
                 .bind(passport.org_id.as_str())
                 .bind(&passport.name)
@@ -733,6 +770,7 @@ macro_rules! sql_store {
                     _ => Error::from(e),
                 })?;
                 index_agent(&mut tx, passport, false).await?;
+                mark_status_change(&mut tx, &passport.agent_id, passport.created_at).await?;
                 record_event(&mut tx, event).await?;
                 tx.commit().await?;
                 self.signals.committed();
@@ -831,6 +869,9 @@ macro_rules! sql_store {
                     index_agent(&mut tx, &next, true).await?;
                 }
                 record_event(&mut tx, &change.event).await?;
+                if next.status != current.status {
+                    mark_status_change(&mut tx, &next.agent_id, next.updated_at).await?;
+                }
                 if current.status == vouch_core::Status::Active && next.status != vouch_core::Status::Active {
                     revoke_grants_of(&mut tx, &next.agent_id, &change.event.actor, next.updated_at).await?;
                 }
@@ -909,6 +950,7 @@ macro_rules! sql_store {
         crate::store::console_sql::console_store!($store);
         crate::store::receipts_sql::receipt_store!($store, $db);
         crate::store::partners_sql::partner_store!($store, $db, for_update = $lock);
+        crate::store::status_lists_sql::status_list_store!($store, $db, skip_locked = $skip);
 
         #[async_trait]
         impl crate::store::DelegationStore for $store {

@@ -52,5 +52,6 @@ crate::store::sql::sql_store!(
     no_key_update = "",
     key_share = "",
     skip_locked = "",
-    txid_stream = false
+    txid_stream = false,
+    next_status_index = "(SELECT COALESCE(MAX(status_index), -1) + 1 FROM agents)"
 );

@@ -513,11 +513,14 @@ pub fn boot(admin_token: Option<&str>) -> app::Boot {
             jwks_uri: format!("{ISSUER}/.well-known/jwks.json"),
             // Tests that rotate at once backdate the standby key (`TestApp::age_standby_key`).
             publish_ahead: PUBLISH_AHEAD,
+            status_lists: vouch_origin::status_lists::StatusListSettings::new(EDGE),
         },
     }
 }
 
 pub const ISSUER: &str = "http://origin.test";
+/// Where these tests' status lists say they are served.
+pub const EDGE: &str = "http://edge.test";
 /// How long a key is published before it signs, in these tests.
 pub const PUBLISH_AHEAD: std::time::Duration = std::time::Duration::from_secs(60);
 

@@ -13,6 +13,7 @@ mod harness;
 mod input;
 mod isolation;
 mod lifecycle;
+mod migrations;
 mod oap;
 mod ops;
 mod outbox;
@@ -21,6 +22,7 @@ mod rate_limits;
 mod receipts;
 #[path = "../support/receiver.rs"]
 mod receiver;
+mod status_lists;
 mod tokens;
 mod webhooks;
 
@@ -132,6 +134,9 @@ on_both_databases! {
     partners_crud_and_rotation => crate::partners::crud_and_rotation,
     partners_authorization => crate::partners::authorization,
     partners_token_audience => crate::partners::token_audience,
+    status_list_places_claims_and_lists => crate::status_lists::places_claims_and_lists,
+    status_list_builders_take_turns => crate::status_lists::builders_take_turns,
+    status_list_places_unique => crate::status_lists::places_are_unique_under_concurrent_registrations,
 }
 
 /// `/readyz` on a database that refuses connections: `503` with a fixed sentence, never the
