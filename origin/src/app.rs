@@ -22,8 +22,8 @@ use crate::extract::BODY_LIMIT;
 use crate::keys::{Keys, MasterKey, TokenSettings};
 use crate::rate_limit;
 use crate::routes::{
-    agents, audit, delegations, events, oap, oauth, ops, orgs, partners, receipts, webhooks,
-    wellknown,
+    agent_events, agents, audit, delegations, events, oap, oauth, ops, orgs, partners, receipts,
+    webhooks, wellknown,
 };
 use crate::secrets;
 use crate::store::{ChangeEvent, Role, Store};
@@ -89,6 +89,10 @@ impl Modify for SecuritySchemes {
         for (name, about) in [
             ("admin_token", "vk_admin_… (platform or org token)"),
             ("agent_key", "vk_agent_… (the agent's API key)"),
+            (
+                "agent_token",
+                "JWT (an access token of the agent, from /oauth/token)",
+            ),
         ] {
             components.add_security_scheme(
                 name,
@@ -118,7 +122,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::set_status))
         .routes(routes!(agents::rotate_key))
         .routes(routes!(agents::revoke_tokens))
-        .routes(routes!(agents::agent_events))
+        .routes(routes!(agents::agent_events, agent_events::emit))
         .routes(routes!(agents::heartbeat))
         .routes(routes!(receipts::list))
         .routes(routes!(oap::import_oap))

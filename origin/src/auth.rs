@@ -142,19 +142,75 @@ impl Caller {
     }
 }
 
-/// An agent authenticated by its API key (`vk_agent_…`). Revoked agents' keys are dead.
+/// An agent authenticated by its own credential: its API key (`vk_agent_…`) or an access token
+/// the registry issued to it (SPEC §4: heartbeats; §20: its own events). Revoked agents'
+/// credentials are dead. A valid admin token is `403`: an agent's signals come from the agent.
 pub struct AgentCaller(pub Passport);
 
 impl FromRequestParts<AppState> for AgentCaller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let key = bearer(parts).ok_or(Error::Unauthorized)?;
-        AgentCaller::authenticate(state, key).await
+        let credential = bearer(parts).ok_or(Error::Unauthorized)?;
+        AgentCaller::authenticate_credential(state, credential).await
     }
 }
 
 impl AgentCaller {
+    /// The agent `credential` speaks for: an API key, or an access token (three dot-separated
+    /// segments). A live admin token is `403 forbidden`; anything else `401`.
+    pub async fn authenticate_credential(
+        state: &AppState,
+        credential: &str,
+    ) -> Result<AgentCaller> {
+        if credential.starts_with(secrets::AGENT_KEY_PREFIX) {
+            return AgentCaller::authenticate(state, credential).await;
+        }
+        if credential.split('.').count() == 3 {
+            return AgentCaller::from_token(state, credential).await;
+        }
+        Caller::authenticate(state, credential).await?;
+        Err(Error::Forbidden(
+            "this takes the agent's own API key or access token, not an admin token".into(),
+        ))
+    }
+
+    /// The subject of an access token the registry signed with a published key, valid now, the
+    /// agent's own (no `act`: a delegated token speaks for its subject, but the actor presents
+    /// it), not issued before the agent's tokens were revoked; `401` otherwise.
+    async fn from_token(state: &AppState, token: &str) -> Result<AgentCaller> {
+        use vouch_core::token;
+        let keys = state.keys.jwk_set().await?;
+        let issuer = state.keys.settings.issuer.trim_end_matches('/');
+        let expect = token::Expectations {
+            issuer,
+            audience: None,
+            skew_seconds: token::MAX_SKEW_SECONDS,
+            max_len: token::DEFAULT_MAX_LEN,
+        };
+        let now = crate::clock::now().unix_seconds();
+        let (_, claims) = token::verify(token, &|kid| keys.get(kid), &expect, now)
+            .map_err(|_| Error::Unauthorized)?;
+        if claims.act.is_some() {
+            return Err(Error::Unauthorized);
+        }
+        let passport = state
+            .store
+            .get_agent(&Scope::All, &claims.sub)
+            .await?
+            .filter(|p| p.status != Status::Revoked && p.org_id == claims.org)
+            .ok_or(Error::Unauthorized)?;
+        let cut = passport.tokens_not_before;
+        if token::revoked(&claims, &|agent| {
+            cut.filter(|_| agent == &passport.agent_id)
+        })
+        .is_some()
+        {
+            return Err(Error::Unauthorized);
+        }
+        Ok(AgentCaller(passport))
+    }
+
     /// The agent whose live key `key` is now; `401` if none (or it is revoked).
     pub async fn authenticate(state: &AppState, key: &str) -> Result<AgentCaller> {
         if !key.starts_with(secrets::AGENT_KEY_PREFIX) {

@@ -30,6 +30,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A JSON request body of at most `MAX` bytes (`413 payload_too_large` naming `MAX` beyond).
+pub struct SmallJsonBody<T, const MAX: usize>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S>
+    for SmallJsonBody<T, MAX>
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        require_content_type(req.headers(), &["application/json"])?;
+        let bytes = read_body(req, state).await.map_err(|e| match e {
+            Error::PayloadTooLarge { .. } => Error::PayloadTooLarge { limit: MAX },
+            other => other,
+        })?;
+        if bytes.len() > MAX {
+            return Err(Error::PayloadTooLarge { limit: MAX });
+        }
+        Ok(SmallJsonBody(parse_json(&bytes)?))
+    }
+}
+
 /// A JSON merge patch body (RFC 7396): `application/merge-patch+json` or `application/json`.
 pub struct MergePatchBody(pub Value);
 

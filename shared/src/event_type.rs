@@ -34,11 +34,13 @@ pub enum EventType {
     PartnerCreated,
     PartnerKeyRotated,
     PartnerRevoked,
+    /// An agent's own signal (SPEC §20); the event's full type is `agent.custom.<name>`.
+    AgentCustom,
 }
 
 impl EventType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [EventType; 25] = [
+    pub const ALL: [EventType; 26] = [
         EventType::OrgCreated,
         EventType::TokenCreated,
         EventType::TokenRevoked,
@@ -64,6 +66,7 @@ impl EventType {
         EventType::PartnerCreated,
         EventType::PartnerKeyRotated,
         EventType::PartnerRevoked,
+        EventType::AgentCustom,
     ];
 
     /// The wire name.
@@ -94,6 +97,7 @@ impl EventType {
             EventType::PartnerCreated => "partner.created",
             EventType::PartnerKeyRotated => "partner.key_rotated",
             EventType::PartnerRevoked => "partner.revoked",
+            EventType::AgentCustom => "agent.custom",
         }
     }
 
@@ -118,6 +122,7 @@ impl EventType {
                 | EventType::SigningKeyRotated
                 | EventType::SigningKeyWithdrawn
                 | EventType::WebhookDisabled
+                | EventType::AgentCustom
         )
     }
 
@@ -243,6 +248,7 @@ mod tests {
                 "signing_key.rotated",
                 "signing_key.withdrawn",
                 "webhook.disabled",
+                "agent.custom",
             ]
         );
         assert!(EventType::ALL

@@ -3,6 +3,7 @@
 //! same code runs natively and on `wasm32-unknown-unknown`.
 
 pub mod a2a;
+pub mod agent_event;
 pub mod audit;
 pub mod caps;
 pub mod decision;

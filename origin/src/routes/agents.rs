@@ -619,13 +619,13 @@ pub struct HeartbeatAck {
     pub health: Health,
 }
 
-/// An agent reports that it is alive (authenticated by its own API key).
+/// An agent reports that it is alive (authenticated by its own API key or access token).
 #[utoipa::path(post, path = "/v1/agents/{agent_id}/heartbeat", tag = "agents",
     params(("agent_id" = String, Path, description = "`ap_…`")),
     request_body(content = Option<Heartbeat>),
     responses((status = 200, body = HeartbeatAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)),
-    security(("agent_key" = [])))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("agent_key" = []), ("agent_token" = [])))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,

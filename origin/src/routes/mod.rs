@@ -1,5 +1,6 @@
 //! HTTP handlers: parse → authorize → core → store, errors mapped once in `error.rs`.
 
+pub mod agent_events;
 pub mod agents;
 pub mod audit;
 pub mod delegations;

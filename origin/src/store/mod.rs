@@ -195,6 +195,9 @@ pub struct ChangeEvent {
     pub version: i64,
     pub data: Value,
     pub created_at: Timestamp,
+    /// The full type of an agent's own event (`agent.custom.<name>`, SPEC §20), which the outbox,
+    /// the envelope and the audit log carry instead of `event_type`'s general name.
+    pub subtype: Option<String>,
 }
 
 impl ChangeEvent {
@@ -220,7 +223,16 @@ impl ChangeEvent {
             version,
             data,
             created_at: at,
+            subtype: None,
         }
+    }
+
+    /// The type the outbox, the envelope and the audit log name: [`ChangeEvent::subtype`], else
+    /// the event type's wire name.
+    pub fn type_name(&self) -> &str {
+        self.subtype
+            .as_deref()
+            .unwrap_or_else(|| self.event_type.as_str())
     }
 
     /// The KV key this change must be published to, if any.
@@ -263,7 +275,7 @@ impl ChangeEvent {
             event_id: self.event_id.clone(),
             chain_id: self.chain_id().to_owned(),
             actor: self.actor.clone(),
-            action: self.event_type.as_str().to_owned(),
+            action: self.type_name().to_owned(),
             target_type: self.target_type.to_owned(),
             target_id: self.target_id.clone(),
             data: self.data.to_string(),
@@ -275,7 +287,7 @@ impl ChangeEvent {
     pub fn envelope(&self) -> String {
         json!({
             "id": self.event_id,
-            "type": self.event_type,
+            "type": self.type_name(),
             "created_at": self.created_at,
             "org_id": self.org_id,
             "data": self.data,
@@ -389,6 +401,9 @@ pub trait AgentStore {
     ) -> Result<Mutated>;
     /// The agent whose API key hashes to `hash`, with its stored hash.
     async fn agent_by_key_hash(&self, hash: &str) -> Result<Option<(Passport, String)>>;
+    /// Records an agent's own event (SPEC §20: audit event, outbox row, webhook deliveries) in
+    /// one transaction, while the agent is not revoked (`401` once it is: its credentials died).
+    async fn record_agent_event(&self, agent_id: &AgentId, event: &ChangeEvent) -> Result<()>;
     async fn record_heartbeat(
         &self,
         agent_id: &AgentId,

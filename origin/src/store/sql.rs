@@ -30,7 +30,7 @@ macro_rules! sql_store {
             )
             .bind(event.event_id.as_str())
             .bind(event.org_id.as_ref().map(|o| o.as_str().to_owned()))
-            .bind(event.event_type.as_str())
+            .bind(event.type_name())
             .bind(event.target_type)
             .bind(&event.target_id)
             .bind(event.version)
@@ -889,6 +889,24 @@ macro_rules! sql_store {
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 Ok(Some((passport_from_row(&row)?, row.try_get("api_key_hash")?)))
+            }
+
+            async fn record_agent_event(&self, agent_id: &AgentId, event: &ChangeEvent) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                // Shared lock (Postgres): a revocation committing meanwhile is waited for, and seen.
+                let status: Option<String> = sqlx::query_scalar(&format!(
+                    "SELECT status FROM agents WHERE agent_id = $1{}", $share
+                ))
+                .bind(agent_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if status.is_none_or(|s| s == vouch_core::Status::Revoked.as_str()) {
+                    return Err(Error::Unauthorized);
+                }
+                record_event(&mut tx, event).await?;
+                tx.commit().await?;
+                self.signals.committed();
+                Ok(())
             }
 
             async fn record_heartbeat(&self, agent_id: &AgentId, health: Health, at: Timestamp) -> Result<()> {

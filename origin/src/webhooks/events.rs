@@ -1,6 +1,7 @@
 //! Which events webhooks and the live stream deliver, and how subscriptions name them.
 
 use serde_json::Value;
+use vouch_core::agent_event::{is_custom_type, GENERAL_TYPE};
 use vouch_core::EventType;
 
 use crate::error::{Error, Result};
@@ -34,6 +35,7 @@ fn listed(types: impl Iterator<Item = EventType>) -> String {
     types
         .map(EventType::as_str)
         .chain(TYPED)
+        .chain(["agent.custom.<name>"])
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -49,7 +51,8 @@ pub fn checked_filter(events: Option<Vec<String>>) -> Result<Vec<String>> {
     for (i, name) in events.into_iter().enumerate() {
         let known = name == ALL
             || EventType::parse(&name).is_some_and(EventType::is_delivered)
-            || TYPED.contains(&name.as_str());
+            || TYPED.contains(&name.as_str())
+            || is_custom_type(&name);
         if !known {
             return Err(Error::field(
                 format!("events[{i}]"),
@@ -74,7 +77,10 @@ pub fn checked_stream_types(raw: Option<&str>) -> Result<Vec<String>> {
         if name.is_empty() {
             continue;
         }
-        let known = name == ALL || EventType::parse(name).is_some() || TYPED.contains(&name);
+        let known = name == ALL
+            || EventType::parse(name).is_some()
+            || TYPED.contains(&name)
+            || is_custom_type(name);
         if !known {
             return Err(Error::field(
                 "types",
@@ -101,6 +107,9 @@ pub fn filter_names(event: &ChangeEvent) -> Option<(&'static str, Option<&str>)>
     if event.org_id.is_none() && !kind.is_platform_wide() {
         return None;
     }
+    if kind == EventType::AgentCustom {
+        return Some((kind.as_str(), event.subtype.as_deref()));
+    }
     Some((kind.as_str(), typed_name(kind.as_str(), &event.data)))
 }
 
@@ -119,6 +128,11 @@ fn typed_name<'a>(kind: &str, data: &'a Value) -> Option<&'a str> {
 pub fn wanted(wanted: &[String], event_type: &str, envelope: &str) -> bool {
     if wanted.is_empty() || wanted.iter().any(|w| w == ALL || w == event_type) {
         return true;
+    }
+    // An agent's own event (its column holds the full `agent.custom.<name>`) answers to
+    // `agent.custom` too.
+    if is_custom_type(event_type) {
+        return wanted.iter().any(|w| w == GENERAL_TYPE);
     }
     if event_type != EventType::PassportStatusChanged.as_str() {
         return false;

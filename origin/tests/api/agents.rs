@@ -404,7 +404,11 @@ pub async fn key_rotation_and_heartbeat(app: &TestApp) {
     app.call(Method::POST, &beat, Some("vk_agent_forged"), None)
         .await
         .assert_error(401, "unauthorized");
+    // An admin token is a credential, but not the agent's: forbidden, not unknown.
     app.call(Method::POST, &beat, Some(ADMIN), None)
+        .await
+        .assert_error(403, "forbidden");
+    app.call(Method::POST, &beat, Some("vk_admin_forged"), None)
         .await
         .assert_error(401, "unauthorized");
     // Events of the agent: created and key rotated, newest first.

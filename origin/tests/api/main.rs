@@ -4,6 +4,7 @@
 //! test instead of skipping it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agent_events;
 mod agents;
 mod audit;
 mod brake;
@@ -136,6 +137,9 @@ on_both_databases! {
     partners_token_audience => crate::partners::token_audience,
     status_list_places_claims_and_lists => crate::status_lists::places_claims_and_lists,
     status_list_builders_take_turns => crate::status_lists::builders_take_turns,
+    agent_events_recorded => crate::agent_events::recorded_delivered_and_streamed [crate::webhooks::fast()],
+    agent_events_credentials => crate::agent_events::credentials,
+    agent_events_bad_input => crate::agent_events::bad_input,
     status_list_places_unique => crate::status_lists::places_are_unique_under_concurrent_registrations,
 }
 

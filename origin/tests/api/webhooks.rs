@@ -37,7 +37,7 @@ pub fn impatient() -> WebhookSettings {
     }
 }
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// Subscribes `url` (in `org`, for the platform token); returns `(webhook_id, secret)`.
 async fn subscribe(
@@ -63,7 +63,7 @@ async fn subscribe(
 
 /// A receiver subscribed to `events` (in `org`, for the platform token) that verifies with
 /// the new secret; returns it, the webhook id and the secret.
-async fn listen(
+pub(crate) async fn listen(
     app: &TestApp,
     token: &str,
     org: Option<&str>,
