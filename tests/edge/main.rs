@@ -17,6 +17,7 @@ mod process;
 mod public_page;
 mod receipts;
 mod stack;
+mod status_lists;
 
 use std::time::{Duration, Instant};
 
