@@ -23,7 +23,7 @@ use crate::keys::{Keys, MasterKey, TokenSettings};
 use crate::rate_limit;
 use crate::routes::{
     agent_events, agents, audit, delegations, events, oap, oauth, ops, orgs, partners, receipts,
-    webhooks, wellknown,
+    status_lists, webhooks, wellknown,
 };
 use crate::secrets;
 use crate::store::{ChangeEvent, Role, Store};
@@ -146,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(oauth::token))
         .routes(routes!(wellknown::jwks))
         .routes(routes!(wellknown::discovery))
+        .routes(routes!(status_lists::get))
         .routes(routes!(wellknown::rotate))
         .routes(routes!(wellknown::list))
         .routes(routes!(wellknown::withdraw))

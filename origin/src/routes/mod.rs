@@ -11,6 +11,7 @@ pub mod ops;
 pub mod orgs;
 pub mod partners;
 pub mod receipts;
+pub mod status_lists;
 pub mod webhooks;
 pub mod wellknown;
 

@@ -126,6 +126,31 @@ pub async fn places_claims_and_lists(app: &TestApp) {
             .await,
         1
     );
+    // The origin serves its own copy too (where tokens point without an edge), with an ETag.
+    let served = app
+        .send(app.client.get(format!("{}/status/0", app.base)))
+        .await;
+    assert_eq!(served.status.as_u16(), 200);
+    assert_eq!(
+        served.header("content-type").as_deref(),
+        Some(status_list::MEDIA_TYPE)
+    );
+    assert_eq!(served.body, document.token);
+    let etag = served.header("etag").unwrap();
+    let again = app
+        .send(
+            app.client
+                .get(format!("{}/status/0", app.base))
+                .header("if-none-match", &etag),
+        )
+        .await;
+    assert_eq!(again.status.as_u16(), 304);
+    app.get("/status/9", ADMIN)
+        .await
+        .assert_error(404, "status_list_not_found");
+    app.get("/status/01", ADMIN)
+        .await
+        .assert_error(400, "invalid_request");
     // Nothing is due right after a build.
     assert_eq!(builder(app).pass().await.unwrap(), 0);
 
