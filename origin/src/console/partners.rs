@@ -128,7 +128,7 @@ pub async fn list(
     };
     let body = html! {
         p { "Partners are the verifiers that call the edge's " code { "/verify" } " for their own business, each with its key ("
-            code { "vk_partner_…" } "). A key is shown once, when the partner is added or its key rotated; a revoked partner's key, and a rotated-out key, is refused at every edge within seconds." }
+            code { "vk_partner_…" } "). A key is shown once, when the partner is added or its key rotated; the key of a revoked partner, and a key replaced by a rotation, are refused at every edge within seconds." }
         @match &listed {
             Some(list) => {
                 (partners_table(&list.data, manages(&session).then_some(&session)))
@@ -237,7 +237,7 @@ pub async fn revoke_confirm(
         });
     }
     let body = html! {
-        p.warning { "Revoking is for good: " strong { (partner.name) } "'s key is refused at every edge within seconds (it can no longer verify or commit decisions), its key cannot be rotated again, and no agent token is issued for it any more." }
+        p.warning { "Revoking is for good: every edge refuses the key of " strong { (partner.name) } " within seconds, so it can no longer verify agents or commit decisions; its key cannot be rotated again, and no agent token is issued for it any more." }
         form.stack method="post" action=(format!("/console/partners/{}/revoke", partner.partner_id)) {
             (csrf(&session))
             input type="hidden" name="confirm" value="revoke";
