@@ -33,7 +33,7 @@ export interface AgentOptions extends TransportOptions {
   onEvent?: (event: VouchEvent) => void | Promise<void>;
   /** Failures of the background work (a stream that broke and is being reopened, a heartbeat that failed). */
   onError?: (error: unknown) => void;
-  /** How often {@link AgentClient.start} heartbeats, in milliseconds (default 30 000; 0: never). */
+  /** How often {@link AgentClient.start} heartbeats (at once, then every so many milliseconds; default 30 000; 0: never). */
   heartbeatIntervalMs?: number;
 }
 
@@ -186,7 +186,7 @@ export class AgentClient {
         : undefined;
     const done = this.streamLoop(abort.signal);
     this.running = { abort, done, heartbeat };
-    this.heartbeat().catch((error: unknown) => this.report(error));
+    if (interval > 0) this.heartbeat().catch((error: unknown) => this.report(error));
     await Promise.race([promise, done]);
   }
 

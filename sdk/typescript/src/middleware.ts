@@ -148,7 +148,13 @@ export function expressGuard<Req extends ExpressRequestLike>(client: VouchClient
 
 /** What the Hono middleware uses of a context (a Hono `Context` is one). */
 export interface HonoContextLike {
-  req: { header(name: string): string | undefined };
+  req: {
+    header(name: string): string | undefined;
+    query(name: string): string | undefined;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    json<T = any>(): Promise<T>;
+    text(): Promise<string>;
+  };
   json(body: unknown, status?: number, headers?: Record<string, string>): Response;
   set(key: string, value: unknown): void;
 }
