@@ -253,11 +253,22 @@ export class AgentClient {
       "user-agent": USER_AGENT,
     };
     if (this.last !== undefined) headers["last-event-id"] = this.last;
+    // A stream (or an origin that never answers) silent for too long is taken for dead.
     const silence = new AbortController();
     const both = AbortSignal.any([signal, silence.signal]);
+    let timer = setTimeout(() => silence.abort(), STREAM_SILENCE_MS);
     const url = this.transport.url("/v1/events/stream");
-    const response = await this.transport.fetch(url, { headers, signal: both, redirect: "manual" });
+    let response: Response;
+    try {
+      response = await this.transport.fetch(url, { headers, signal: both, redirect: "manual" });
+    } catch (error) {
+      clearTimeout(timer);
+      if (signal.aborted) return { kind: "ended" };
+      const why = silence.signal.aborted ? `no answer within ${STREAM_SILENCE_MS / 1000} s` : reasonOf(error);
+      return { kind: "retry", error: new VouchError("unreachable", `cannot open the event stream: ${why}`, { cause: error }), retryAfterMs: undefined };
+    }
     if (response.status !== 200 || response.body === null) {
+      clearTimeout(timer);
       const text = await response.text();
       const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
       const error = errorFromAnswer(response.status, text, retryAfterMs);
@@ -271,7 +282,6 @@ export class AgentClient {
     }
     const parser = new SseParser();
     const decoder = new TextDecoder();
-    let timer = setTimeout(() => silence.abort(), STREAM_SILENCE_MS);
     try {
       for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
         clearTimeout(timer);

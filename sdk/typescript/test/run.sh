@@ -5,7 +5,8 @@
 # Compiles the SDK and its tests with tsc first.
 #   sdk/typescript/test/run.sh [TEST FILE…]     # default: every build/test/*.test.js
 # Needs the built worker and origin (scripts/test.sh builds them first; CARGO_TARGET_DIR as
-# there). `VOUCH_SDK_BENCH=1` also runs the offline-verification benchmark (docs/benchmarks.md).
+# there). The offline-verification benchmark (build/test/bench.js, docs/benchmarks.md) is
+# compiled with the tests but run by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SDK="$PWD"
@@ -80,9 +81,6 @@ if [ "$#" -gt 0 ]; then TESTS=("$@"); else TESTS=(build/test/*.test.js); fi
 status=0
 VOUCH_TEST_ORIGIN="$ORIGIN" VOUCH_TEST_EDGE="$EDGE" VOUCH_TEST_ADMIN="$ADMIN" \
   "$VOUCH_NODE" --test --test-reporter=spec "${TESTS[@]}" || status=$?
-if [ "${VOUCH_SDK_BENCH:-}" = 1 ]; then
-  "$VOUCH_NODE" build/test/bench.js
-fi
 if [ "$status" != 0 ]; then
   echo "--- origin log (tail)"; tail -n 30 "$WORK/origin.log"
   echo "--- edge log (tail)"; tail -n 30 "$WORK/edge.log"
