@@ -64,24 +64,29 @@ export type OfflineResult =
       message: string;
     };
 
-const keySets = new WeakMap<Jwks, JWTVerifyGetKey>();
-const lists = new Map<string, Promise<StatusList>>();
+/** Per JWK Set (treat it as immutable: a new set is a new object): its keys for jose, and the lists verified with them. */
+interface Verifier {
+  keys: JWTVerifyGetKey;
+  lists: Map<string, Promise<StatusList>>;
+}
+const verifiers = new WeakMap<Jwks, Verifier>();
 const LIST_CACHE_ENTRIES = 64;
 
-function keySet(jwks: Jwks): JWTVerifyGetKey {
-  let keys = keySets.get(jwks);
-  if (keys === undefined) {
-    keys = createLocalJWKSet(jwks as Parameters<typeof createLocalJWKSet>[0]);
-    keySets.set(jwks, keys);
+function verifierOf(jwks: Jwks): Verifier {
+  let verifier = verifiers.get(jwks);
+  if (verifier === undefined) {
+    verifier = { keys: createLocalJWKSet(jwks as Parameters<typeof createLocalJWKSet>[0]), lists: new Map() };
+    verifiers.set(jwks, verifier);
   }
-  return keys;
+  return verifier;
 }
 
-/** A status list token, verified and decoded once per token string (a few are kept). */
-function listOf(token: string, keys: JWTVerifyGetKey): Promise<StatusList> {
+/** A status list token, verified with this JWK Set and decoded once per token string (a few are kept). */
+function listOf(token: string, verifier: Verifier): Promise<StatusList> {
+  const lists = verifier.lists;
   let list = lists.get(token);
   if (list === undefined) {
-    list = parseStatusList(token, keys);
+    list = parseStatusList(token, verifier.keys);
     lists.set(token, list);
     list.catch(() => lists.delete(token));
     while (lists.size > LIST_CACHE_ENTRIES) {
@@ -107,10 +112,10 @@ export async function verifyTokenOffline(token: string, options: OfflineOptions)
   if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) return refuse("token_invalid", "the token is too long");
   const now = options.now ?? new Date();
   const tolerance = Math.min(Math.max(options.clockToleranceSeconds ?? MAX_SKEW_SECONDS, 0), MAX_SKEW_SECONDS);
-  const keys = keySet(options.jwks);
+  const verifier = verifierOf(options.jwks);
   let claims: AgentClaims;
   try {
-    const verified = await jwtVerify(token, keys, {
+    const verified = await jwtVerify(token, verifier.keys, {
       algorithms: ["ES256"],
       typ: "JWT",
       clockTolerance: tolerance,
@@ -137,7 +142,7 @@ export async function verifyTokenOffline(token: string, options: OfflineOptions)
   }
   let list: StatusList;
   try {
-    list = typeof options.statusList === "string" ? await listOf(options.statusList, keys) : options.statusList;
+    list = typeof options.statusList === "string" ? await listOf(options.statusList, verifier) : options.statusList;
   } catch (error) {
     return refuse("status_list_invalid", error instanceof VouchError ? error.message : String(error));
   }

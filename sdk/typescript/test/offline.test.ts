@@ -29,9 +29,9 @@ async function keys() {
 
 type Key = Awaited<ReturnType<typeof keys>>["privateKey"];
 
-async function statusListToken(privateKey: Key, statuses: number[], iat: number, ttl: number, sub = LIST_URI) {
+async function statusListToken(privateKey: Key, statuses: number[], iat: number, ttl: number, sub = LIST_URI, kid = "k1") {
   return new SignJWT({ ttl, status_list: { bits: 2, lst: deflateSync(pack(statuses)).toString("base64url") } })
-    .setProtectedHeader({ alg: "ES256", kid: "k1", typ: "statuslist+jwt" })
+    .setProtectedHeader({ alg: "ES256", kid, typ: "statuslist+jwt" })
     .setSubject(sub)
     .setIssuedAt(iat)
     .sign(privateKey);
@@ -144,6 +144,16 @@ test("lists and tokens that do not hold are refused", async () => {
   const hs = await new SignJWT({}).setProtectedHeader({ alg: "HS256", kid: "k1" }).setSubject(AGENT).setIssuedAt().setExpirationTime("5m").sign(new TextEncoder().encode(JSON.stringify(jwks)));
   assert.equal(((await verifyTokenOffline(hs, { jwks })) as { code: string }).code, "token_invalid");
   assert.equal(((await verifyTokenOffline("x".repeat(9000), { jwks })) as { code: string }).code, "token_invalid");
+
+  // A list verified with one JWK Set is not taken on trust with another.
+  const [signing] = jwks.keys;
+  const [standby] = other.jwks.keys;
+  assert.ok(signing && standby);
+  const both = { keys: [signing, { ...standby, kid: "k2" }] } as Jwks;
+  const byStandby = await statusListToken(other.privateKey, [0], now, 5, LIST_URI, "k2");
+  assert.ok((await verifyTokenOffline(token, { jwks: both, statusList: byStandby })).valid);
+  const withoutStandby = { keys: [signing] } as Jwks;
+  assert.equal(((await verifyTokenOffline(token, { jwks: withoutStandby, statusList: byStandby })) as { code: string }).code, "status_list_invalid");
 
   // Without a list, the status is not checked, and says so.
   const unchecked = await verifyTokenOffline(token, { jwks });
