@@ -85,7 +85,7 @@ export class AgentClient {
   private known: AgentStatus | undefined;
   private last: string | undefined;
   private running: { abort: AbortController; done: Promise<void>; heartbeat: ReturnType<typeof setInterval> | undefined } | undefined;
-  private opened: { promise: Promise<void>; resolve: () => void } | undefined;
+  private opened: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void; settled: boolean } | undefined;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(options: AgentOptions) {
@@ -169,14 +169,24 @@ export class AgentClient {
    * Starts the background work: the lifecycle stream (reopened after any break, resuming after
    * the last event received, so nothing is missed) and, every `heartbeatIntervalMs`, a
    * heartbeat. Resolves once the stream is open: every status change from then on reaches the
-   * callbacks. A key the origin refuses (rotated, or the agent revoked) ends the stream for good.
+   * callbacks. A key the origin refuses (rotated, or the agent revoked) ends the stream for good:
+   * before it opened, `start` rejects with that error; later, `onError` hears of it.
    */
   async start(): Promise<void> {
     if (this.running !== undefined) return this.opened?.promise;
     const abort = new AbortController();
-    let resolve = () => {};
-    const promise = new Promise<void>((r) => (resolve = r));
-    this.opened = { promise, resolve };
+    const opened: NonNullable<AgentClient["opened"]> = { promise: Promise.resolve(), resolve: () => {}, reject: () => {}, settled: false };
+    opened.promise = new Promise<void>((resolve, reject) => {
+      opened.resolve = () => {
+        opened.settled = true;
+        resolve();
+      };
+      opened.reject = (error: unknown) => {
+        opened.settled = true;
+        reject(error);
+      };
+    });
+    this.opened = opened;
     const interval = this.options.heartbeatIntervalMs ?? 30_000;
     const heartbeat =
       interval > 0
@@ -187,7 +197,12 @@ export class AgentClient {
     const done = this.streamLoop(abort.signal);
     this.running = { abort, done, heartbeat };
     if (interval > 0) this.heartbeat().catch((error: unknown) => this.report(error));
-    await Promise.race([promise, done]);
+    try {
+      await opened.promise;
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
   }
 
   /** Stops the stream and the heartbeats; resolves when they have stopped. */
@@ -219,8 +234,8 @@ export class AgentClient {
       try {
         const outcome = await this.streamOnce(signal);
         if (outcome.kind === "fatal") {
-          this.report(outcome.error);
-          this.opened?.resolve();
+          if (this.opened !== undefined && !this.opened.settled) this.opened.reject(outcome.error);
+          else this.report(outcome.error);
           return;
         }
         if (outcome.kind === "ended") {

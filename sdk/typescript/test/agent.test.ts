@@ -84,4 +84,8 @@ test("the stream tells the agent of its own suspension, and a restarted one resu
   assert.equal(changes[1]?.via, "stream");
   await agent.stop();
   assert.deepEqual(errors, []);
+
+  // A key the origin refuses: start says so instead of waiting for ever.
+  const refused = Agent({ originUrl: ORIGIN, agentId: seeded.agentId, apiKey: "vk_agent_wrong-key-000000000000000000000000000", heartbeatIntervalMs: 0 });
+  await assert.rejects(refused.start(), (error: unknown) => error instanceof VouchError && error.status === 401);
 });
