@@ -4,7 +4,8 @@
 # PostgreSQL (when VOUCH_TEST_POSTGRES_URL is set, e.g. postgres://postgres@127.0.0.1:5432/test;
 # each test gets a fresh database, dropped after), and the end-to-end tests of the origin with
 # the built worker in real workerd and the admin console in a real browser (headless chromium),
-# then schemathesis against both servers' OpenAPI documents.
+# then the TypeScript SDK's tests (sdk/typescript, node:test against a real origin and local
+# edge) and schemathesis against both servers' OpenAPI documents.
 # The first run installs the pinned edge tools into ~/.cache/vouch (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,10 @@ fi
 # The console's browser test (tests/edge/console_browser.rs) runs with the end-to-end tests;
 # its screenshots land in tests/browser-artifacts/ (git-ignored).
 VOUCH_REQUIRE_EDGE=1 VOUCH_REQUIRE_BROWSER=1 cargo test --workspace --locked
+
+step "TypeScript SDK: node:test against a real origin and local edge (sdk/typescript)"
+# Uses the vouch-origin the cargo tests just built and the worker built above.
+sdk/typescript/test/run.sh
 
 step "OpenAPI: schemathesis against the origin and the edge (60 s each), generated types type-check"
 scripts/schemathesis.sh 60

@@ -139,8 +139,9 @@ pub async fn verify(
     )
     .with_passport_digest(Some(entry.digest.clone()));
     decision.partner_id = partner.clone();
-    let capped = spend.as_ref().is_some_and(|s| !s.daily_caps.is_empty());
-    let (Some((key, _, _)), true) = (&commit, capped && token_holds) else {
+    // Every commit whose token holds is recorded (once per key, a receipt: SPEC §12); its amount
+    // counts against the agent's daily caps where the pack's capability has one.
+    let (Some((key, _, _)), true) = (&commit, token_holds) else {
         return respond(&sign(env, &decision).await?, None);
     };
     let allow = decision.allow;
@@ -149,7 +150,7 @@ pub async fn verify(
         idempotency_key: key.to_string(),
         fingerprint: request.fingerprint(&pack.id, &entry.view.agent_id),
         day: now.utc_day(),
-        spend: spend.filter(|_| allow),
+        spend: spend.filter(|s| allow && !s.daily_caps.is_empty()),
         decision: serde_json::to_value(&decision).map_err(internal)?,
     };
     match ledger::record(env, commit).await {

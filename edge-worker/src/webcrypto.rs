@@ -85,9 +85,11 @@ pub async fn verify_es256(
     Ok(verdict.as_bool().unwrap_or(false))
 }
 
-/// The `CryptoKey` of an Ed25519 private JWK (`{kty, crv, x, d}`), for signing, cached by kid.
+/// The `CryptoKey` of an Ed25519 private JWK (`{kty, crv, x, d}`), for signing, cached by kid
+/// and public key together (a new key under a reused kid is a new entry, never the old key).
 async fn signing_key(kid: &str, jwk: &Value) -> Result<CryptoKey, EdgeError> {
-    if let Some(key) = SIGNING_KEYS.with(|keys| keys.borrow().get(kid).cloned()) {
+    let cache_key = format!("{kid} {}", jwk["x"].as_str().unwrap_or_default());
+    if let Some(key) = SIGNING_KEYS.with(|keys| keys.borrow().get(&cache_key).cloned()) {
         return Ok(key);
     }
     let data: Object = js_sys::JSON::parse(&jwk.to_string())
@@ -108,7 +110,7 @@ async fn signing_key(kid: &str, jwk: &Value) -> Result<CryptoKey, EdgeError> {
         if keys.len() >= MAX_KEYS {
             keys.clear();
         }
-        keys.insert(kid.to_owned(), key.clone());
+        keys.insert(cache_key, key.clone());
     });
     Ok(key)
 }

@@ -192,6 +192,30 @@ try {
   await page.goto(`${ORIGIN}/console/tokens`);
   await audit(page, "14-tokens");
 
+  // Partners: add one (its key shown once), then revoke it with confirmation.
+  await page.click("nav >> text=Partners");
+  check((await page.textContent("h1")) === "Partners", "the partners page opens from the navigation");
+  await audit(page, "15-partners");
+  const partner = `Browser Partner ${Date.now()}`;
+  await page.fill("#name", partner);
+  await page.fill("#contact", "security@partner.example");
+  await page.click("button:has-text('Add partner')");
+  check((await page.textContent("h1")) === "Partner added", "the partner was added");
+  const partnerKey = (await page.textContent("code.secret")).trim();
+  check(partnerKey.startsWith("vk_partner_"), "the partner's key is shown once");
+  await audit(page, "16-partner-added");
+  await page.click("text=Back to partners");
+  const partnerRow = page.locator("tbody tr", { hasText: partner });
+  check((await partnerRow.count()) === 1, "the new partner is listed");
+  check(!(await page.content()).includes(partnerKey), "the key is not shown again");
+  await partnerRow.locator("a:has-text('Revoke')").click();
+  check((await page.textContent("h1")) === `Revoke ${partner}?`, "revoking a partner asks for confirmation");
+  await audit(page, "17-partner-revoke-confirm");
+  await page.click("button.danger");
+  check((await page.textContent("h1")) === "Partner revoked", "the partner is revoked");
+  await page.click("text=Back to partners");
+  check((await partnerRow.textContent()).includes("revoked"), "the list shows it revoked");
+
   // A request without the CSRF token is refused (and says so as a page).
   const noCsrf = await page.request.post(`${ORIGIN}/console/agents/${id}/status`, { form: { status: "active" }, maxRedirects: 0 });
   check(noCsrf.status() === 403, `a POST without the CSRF token is refused (${noCsrf.status()})`);
@@ -202,7 +226,7 @@ try {
   const viewer = await viewerContext.newPage();
   await signIn(viewer, VIEWER);
   await viewer.goto(`${ORIGIN}/console/agents`);
-  await audit(viewer, "15-viewer-agents");
+  await audit(viewer, "18-viewer-agents");
   check((await viewer.locator("form[action$='/status'], a:has-text('Register an agent'), a:has-text('Revoke')").count()) === 0, "a viewer sees no write controls");
   const victim = await viewer.locator("tbody tr[data-agent]").first().getAttribute("data-agent");
   const viewerCsrf = await viewer.locator("input[name=csrf]").first().inputValue();
@@ -211,6 +235,9 @@ try {
   });
   check(forged.status() === 403, `a viewer's forged POST is refused (${forged.status()})`);
   check((await forged.text()).includes("A viewer token cannot make changes"), "the viewer's refusal is a page");
+  await viewer.goto(`${ORIGIN}/console/partners`);
+  check((await viewer.textContent("main")).includes("managed by the platform admin"), "an org session is told who manages partners");
+  check((await viewer.locator("main form").count()) === 0, "an org session sees no partner controls");
 
   // Sign out ends the session (the old cookie no longer works either).
   const cookies = await admin.cookies();

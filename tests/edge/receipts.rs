@@ -239,6 +239,17 @@ async fn committed_decisions_become_receipts_that_verify_offline() {
     };
     assert_eq!(page["data"][0], answered[1]);
     assert_eq!(page["data"][1], answered[0]);
+    // The independent verifier checks the receipts as the origin serves them.
+    let jwks = decision_jwks(&stack).await;
+    let checked = independent(&jwks, page["data"].as_array().unwrap(), &[]).await;
+    assert!(
+        checked["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["ok"] == true),
+        "{checked}"
+    );
     // Paging: one per page, the cursor leads to the older one.
     let first = stack
         .admin(reqwest::Method::GET, &format!("{path}?limit=1"), None)

@@ -54,11 +54,13 @@ struct SeqRow {
 
 /// What a commit settled on, before its decision is signed.
 enum Settled {
-    /// The decision to answer; `recorded` names its rows when it was written (to sign there).
+    /// The decision to answer; `recorded` names its rows when it was written (to sign there);
+    /// `receipts_due` says the outbox holds receipts to forward.
     Answer {
         decision: Value,
         replayed: bool,
         recorded: Option<Recorded>,
+        receipts_due: bool,
     },
     /// The key was used for another request.
     Conflict,
@@ -107,7 +109,7 @@ impl DurableObject for DailyCaps {
         match (req.method(), url.path()) {
             (Method::Post, "/commit") => {
                 let request: CommitRequest = read_json(&mut req).await?;
-                let (decision, replayed, recorded) = match self.commit(&request)? {
+                let (decision, replayed, recorded, receipts_due) = match self.commit(&request)? {
                     Settled::Conflict => {
                         return Response::error(
                             "this idempotency_key was used for a different request",
@@ -118,12 +120,22 @@ impl DurableObject for DailyCaps {
                         decision,
                         replayed,
                         recorded,
-                    } => (decision, replayed, recorded),
+                        receipts_due,
+                    } => (decision, replayed, recorded, receipts_due),
                 };
-                let decision = self.signed(decision, recorded.as_ref()).await?;
-                if recorded.as_ref().is_some_and(|r| r.outbox_seq.is_some()) {
-                    self.schedule_forward(0).await?;
-                }
+                // The alarm is set in the same turn as the commit's writes, before anything is
+                // awaited, so a receipt written is a receipt forwarded, whatever happens next.
+                let storage = self.state.storage();
+                let alarm = async {
+                    match receipts_due {
+                        true => storage.set_alarm(0).await,
+                        false => Ok(()),
+                    }
+                };
+                let (alarm, signed) =
+                    futures_util::join!(alarm, self.signed(decision, recorded.as_ref()));
+                alarm?;
+                let decision = signed?;
                 let answer = format!(r#"{{"decision":{decision},"replayed":{replayed}}}"#);
                 json_text(&answer)
             }
@@ -146,8 +158,20 @@ impl DurableObject for DailyCaps {
         }
     }
 
-    /// Hands pending receipts to the receipts object, a batch per alarm, until none is left.
+    /// Hands pending receipts to the receipts object, a batch per alarm, until none is left; a
+    /// failure of any kind tries again later (the runtime's own alarm retries give up).
     async fn alarm(&self) -> Result<Response> {
+        if let Err(error) = self.forward_receipts().await {
+            worker::console_warn!("receipts forward failed, retrying: {error}");
+            self.schedule_forward(FORWARD_RETRY_MS).await?;
+        }
+        Response::ok("forwarded")
+    }
+}
+
+impl DailyCaps {
+    /// One batch of [`DurableObject::alarm`]'s work.
+    async fn forward_receipts(&self) -> Result<()> {
         let rows: Vec<OutboxRow> = self
             .state
             .storage()
@@ -158,7 +182,7 @@ impl DurableObject for DailyCaps {
             )?
             .to_array()?;
         let Some(last) = rows.last().map(|r| r.seq) else {
-            return Response::ok("nothing to forward");
+            return Ok(());
         };
         // A receipt is handed over signed: one still waiting for its signature gets it here.
         let mut receipts = Vec::with_capacity(rows.len());
@@ -170,26 +194,17 @@ impl DurableObject for DailyCaps {
             };
             receipts.push(self.signed(decision, Some(&recorded)).await?);
         }
-        match super::receipts::append(&self.env, receipts.iter().map(String::as_str)).await {
-            Ok(()) => {
-                self.state.storage().sql().exec(
-                    "DELETE FROM receipts_outbox WHERE seq <= ?",
-                    vec![int(last)?],
-                )?;
-                if rows.len() == RECEIPTS_PER_FORWARD {
-                    self.schedule_forward(0).await?;
-                }
-            }
-            Err(error) => {
-                worker::console_warn!("receipts forward failed, retrying: {error}");
-                self.schedule_forward(FORWARD_RETRY_MS).await?;
-            }
+        super::receipts::append(&self.env, receipts.iter().map(String::as_str)).await?;
+        self.state.storage().sql().exec(
+            "DELETE FROM receipts_outbox WHERE seq <= ?",
+            vec![int(last)?],
+        )?;
+        if rows.len() == RECEIPTS_PER_FORWARD {
+            self.schedule_forward(0).await?;
         }
-        Response::ok("forwarded")
+        Ok(())
     }
-}
 
-impl DailyCaps {
     /// Sets the alarm `after_ms` from now, unless one is already due sooner.
     async fn schedule_forward(&self, after_ms: i64) -> Result<()> {
         let at = super::now_ms() + after_ms;
@@ -268,15 +283,18 @@ impl DailyCaps {
         };
         match caps::commit(request, prior.as_ref(), &spent_of) {
             // A stored decision still unsigned is signed (and stored signed) on its way out.
+            // A receipt left behind (its alarm lost) moves on with the agent's next request.
             Outcome::Replay(decision) => Ok(Settled::Answer {
                 decision,
                 replayed: true,
                 recorded: key(),
+                receipts_due: self.receipts_waiting()?,
             }),
             Outcome::Refused(decision) => Ok(Settled::Answer {
                 decision,
                 replayed: false,
                 recorded: None,
+                receipts_due: self.receipts_waiting()?,
             }),
             Outcome::Conflict => Ok(Settled::Conflict),
             Outcome::Record { decision, add } => {
@@ -315,6 +333,7 @@ impl DailyCaps {
                 Ok(Settled::Answer {
                     decision,
                     replayed: false,
+                    receipts_due: true,
                     recorded: Some(Recorded {
                         key: request.idempotency_key.clone(),
                         outbox_seq: outbox.first().map(|r| r.seq),
@@ -339,6 +358,17 @@ impl DailyCaps {
             spent.insert(cap.clone(), amount.into());
         }
         Response::from_json(&json!({ "spent": spent }))
+    }
+
+    /// Whether the outbox holds receipts not yet handed over.
+    fn receipts_waiting(&self) -> Result<bool> {
+        let rows: Vec<SeqRow> = self
+            .state
+            .storage()
+            .sql()
+            .exec("SELECT seq FROM receipts_outbox LIMIT 1", None)?
+            .to_array()?;
+        Ok(!rows.is_empty())
     }
 
     /// Drops ledger rows and keys of days before the one before `today` (ISO dates sort as text).

@@ -194,6 +194,24 @@ pub struct TokenForm {
     pub token_id: String,
 }
 
+/// The form that adds a partner.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PartnerForm {
+    pub csrf: String,
+    pub name: String,
+    pub contact: String,
+}
+
+/// A partner's revocation, from its confirmation page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RevokePartnerForm {
+    pub csrf: String,
+    /// `revoke` on the confirmation page.
+    pub confirm: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

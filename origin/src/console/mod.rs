@@ -12,6 +12,7 @@
 mod admin;
 mod agents;
 mod forms;
+mod partners;
 pub mod session;
 mod views;
 
@@ -81,6 +82,18 @@ pub fn router() -> Router<AppState> {
             get(admin::tokens).post(admin::create_token),
         )
         .route("/console/tokens/revoke", post(admin::revoke_token))
+        .route(
+            "/console/partners",
+            get(partners::list).post(partners::create),
+        )
+        .route(
+            "/console/partners/{partner_id}/keys",
+            post(partners::rotate_key),
+        )
+        .route(
+            "/console/partners/{partner_id}/revoke",
+            get(partners::revoke_confirm).post(partners::revoke),
+        )
         .route("/console/events", get(admin::events))
         .route(
             "/console/static/htmx.min.js",

@@ -21,6 +21,7 @@ pub enum Nav {
     Audit,
     Webhooks,
     Tokens,
+    Partners,
     None,
 }
 
@@ -55,6 +56,7 @@ pub fn layout(session: Option<&Session>, title: &str, nav: Nav, body: Markup) ->
                                 (item(Nav::Audit, "/console/audit", "Audit log"))
                                 (item(Nav::Webhooks, "/console/webhooks", "Webhooks"))
                                 (item(Nav::Tokens, "/console/tokens", "Tokens"))
+                                (item(Nav::Partners, "/console/partners", "Partners"))
                             }
                         }
                         div.who {

@@ -517,3 +517,221 @@ pub async fn pages(app: &TestApp) {
         .await
         .assert_page(200, "No webhooks yet.");
 }
+
+/// The text of the page's `code.secret` (a key shown once).
+fn secret_in(page: &Page) -> String {
+    let open = "<code class=\"secret\">";
+    let at = page.body.find(open).expect("a secret shown") + open.len();
+    let rest = &page.body[at..];
+    rest[..rest.find("</code>").unwrap()].to_owned()
+}
+
+/// The partner ids the page's table lists, in order.
+fn partner_rows(page: &Page) -> Vec<String> {
+    page.body
+        .split("data-partner=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+pub async fn partners(app: &TestApp) {
+    let key_rows = |hash: String, revoked: bool| {
+        let revoked = if revoked { "NOT NULL" } else { "NULL" };
+        format!(
+            "SELECT COUNT(*) FROM partner_keys WHERE key_hash = '{hash}' AND revoked_at IS {revoked}"
+        )
+    };
+    let mut console = Console::new(app);
+    console.sign_in(ADMIN).await;
+    let empty = console.get("/console/partners").await;
+    empty.assert_page(200, "No partners yet.");
+    assert!(
+        empty.body.contains("Add partner") && empty.body.contains("href=\"/console/partners\"")
+    );
+
+    // Adding needs the form's CSRF token; a value the API refuses shows the form again.
+    let csrf = empty.csrf();
+    console
+        .post(
+            "/console/partners",
+            &[("name", "Acme Pay"), ("contact", "a@acme.example")],
+        )
+        .await
+        .assert_page(403, "This form has expired");
+    let refused = console
+        .post(
+            "/console/partners",
+            &[
+                ("csrf", &csrf),
+                ("name", "  "),
+                ("contact", "kept@acme.example"),
+            ],
+        )
+        .await;
+    refused.assert_page(400, "`name` must not be empty");
+    assert!(refused.body.contains("value=\"kept@acme.example\""));
+    assert_eq!(app.count("SELECT COUNT(*) FROM partners").await, 0);
+
+    // Added: the key is shown once, and it is the partner's real key.
+    let added = console
+        .post(
+            "/console/partners",
+            &[
+                ("csrf", &csrf),
+                ("name", "Acme Pay"),
+                ("contact", "security@acme.example"),
+            ],
+        )
+        .await;
+    added.assert_page(201, "Its key is shown only now");
+    let key = secret_in(&added);
+    assert!(key.starts_with("vk_partner_"), "{key}");
+    assert_eq!(app.count(&key_rows(sha256(&key), false)).await, 1);
+    let listed = app.get("/v1/partners", ADMIN).await;
+    let partner = listed.assert_status(200)["data"][0].clone();
+    assert_eq!(
+        (
+            partner["name"].as_str(),
+            partner["contact"].as_str(),
+            partner["status"].as_str()
+        ),
+        (
+            Some("Acme Pay"),
+            Some("security@acme.example"),
+            Some("active")
+        )
+    );
+    let id = partner["partner_id"].as_str().unwrap().to_owned();
+    let list = console.get("/console/partners").await;
+    list.assert_page(200, "security@acme.example");
+    assert_eq!(partner_rows(&list), [id.as_str()]);
+    assert!(!list.body.contains(&key), "the key is shown once");
+
+    // Rotating shows the new key once; the old one is refused from now on.
+    let rotated = console
+        .post(&format!("/console/partners/{id}/keys"), &[("csrf", &csrf)])
+        .await;
+    rotated.assert_page(201, "The new key is shown only now");
+    let new_key = secret_in(&rotated);
+    assert!(new_key.starts_with("vk_partner_") && new_key != key);
+    assert_eq!(app.count(&key_rows(sha256(&new_key), false)).await, 1);
+    assert_eq!(app.count(&key_rows(sha256(&key), true)).await, 1);
+
+    // Revoking needs its confirmation page.
+    let revoke = format!("/console/partners/{id}/revoke");
+    let confirm = console.get(&revoke).await;
+    confirm.assert_page(200, "Revoking is for good");
+    console
+        .post(&revoke, &[("csrf", &csrf)])
+        .await
+        .assert_page(400, "Revoking needs its confirmation");
+    console
+        .post(&revoke, &[("confirm", "revoke")])
+        .await
+        .assert_page(403, "This form has expired");
+    let shown = app.get(&format!("/v1/partners/{id}"), ADMIN).await;
+    assert_eq!(shown.assert_status(200)["status"], "active");
+    console
+        .post(&revoke, &[("csrf", &confirm.csrf()), ("confirm", "revoke")])
+        .await
+        .assert_page(200, "Partner revoked");
+    let shown = app.get(&format!("/v1/partners/{id}"), ADMIN).await;
+    assert_eq!(shown.assert_status(200)["status"], "revoked");
+    assert_eq!(app.count(&key_rows(sha256(&new_key), true)).await, 1);
+    let list = console.get("/console/partners").await;
+    assert!(list.body.contains("revoked <time") && !list.body.contains("/keys\""));
+    // A revoked partner's key cannot be rotated; the API's refusal is a sentence.
+    console
+        .post(&format!("/console/partners/{id}/keys"), &[("csrf", &csrf)])
+        .await
+        .assert_page(409, "Not possible now");
+    console
+        .get("/console/partners/pt_0192f2a4c3b87d9e8f1a2b3c4d5e6f70/revoke")
+        .await
+        .assert_page(404, "No such partner");
+
+    // A page at a time, newest first.
+    let mut newest = Vec::new();
+    for n in 0..25 {
+        let made = app
+            .post(
+                "/v1/partners",
+                ADMIN,
+                json!({ "name": format!("Partner {n}"), "contact": "ops@example.com" }),
+            )
+            .await;
+        newest.insert(
+            0,
+            made.assert_status(201)["partner_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let first = console.get("/console/partners").await;
+    assert_eq!(partner_rows(&first), newest);
+    // Only the next-page link carries a cursor (the first page's link has none).
+    let link = "href=\"/console/partners?cursor=";
+    let start = first.body.find(link).expect("a next page link") + "href=\"".len();
+    let next = &first.body[start..];
+    let next = next[..next.find('"').unwrap()].to_owned();
+    let second = console.get(&next).await;
+    second.assert_page(200, "First page");
+    assert_eq!(partner_rows(&second), [id.as_str()]);
+
+    // An org admin sees no partners and no controls, and its forged writes are refused.
+    let org = app.org("console-partners").await;
+    let admin = app.token(&org, "admin").await;
+    let mut console = Console::new(app);
+    console.sign_in(&admin).await;
+    let page = console.get("/console/partners").await;
+    page.assert_page(200, "Partners are managed by the platform admin");
+    for hidden in [
+        "Add partner",
+        "Rotate key",
+        "Revoke…",
+        "Acme Pay",
+        id.as_str(),
+    ] {
+        assert!(
+            !page.body.contains(hidden),
+            "{hidden} shown to an org admin"
+        );
+    }
+    let csrf = page.csrf();
+    let partners = app.count("SELECT COUNT(*) FROM partners").await;
+    console
+        .post(
+            "/console/partners",
+            &[
+                ("csrf", &csrf),
+                ("name", "Forged"),
+                ("contact", "x@example.com"),
+            ],
+        )
+        .await
+        .assert_page(403, "This needs the platform admin token");
+    let live = &newest[0];
+    console
+        .post(
+            &format!("/console/partners/{live}/keys"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .assert_page(403, "This needs the platform admin token");
+    console
+        .get(&format!("/console/partners/{live}/revoke"))
+        .await
+        .assert_page(403, "This needs the platform admin token");
+    console
+        .post(
+            &format!("/console/partners/{live}/revoke"),
+            &[("csrf", &csrf), ("confirm", "revoke")],
+        )
+        .await
+        .assert_page(403, "This needs the platform admin token");
+    assert_eq!(app.count("SELECT COUNT(*) FROM partners").await, partners);
+    let shown = app.get(&format!("/v1/partners/{live}"), ADMIN).await;
+    assert_eq!(shown.assert_status(200)["status"], "active");
+}

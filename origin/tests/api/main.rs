@@ -68,6 +68,7 @@ on_both_databases! {
     console_sessions => crate::console::sessions,
     console_csrf_and_viewers => crate::console::csrf_and_viewers,
     console_pages => crate::console::pages,
+    console_partners => crate::console::partners,
     register_and_read => crate::agents::register_and_read,
     receipts_listed_newest_first_once_each => crate::receipts::listed_newest_first_once_each,
     immutable_fields => crate::agents::immutable_fields,
