@@ -4,37 +4,9 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{passport, TestApp, ADMIN};
+use crate::harness::{TestApp, ADMIN};
 
 const EVENT: &str = "agent.custom.deploy_finished";
-
-async fn active(app: &TestApp, org: &str, name: &str) -> (String, String) {
-    let mut p = passport(org, name);
-    p["status"] = json!("active");
-    let body = app
-        .post("/v1/agents", ADMIN, p)
-        .await
-        .assert_status(201)
-        .clone();
-    (
-        body["agent"]["agent_id"].as_str().unwrap().to_owned(),
-        body["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn access_token(app: &TestApp, agent: &str, key: &str) -> String {
-    let reply = app
-        .send(app.client.post(format!("{}/oauth/token", app.base)).form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", agent),
-            ("client_secret", key),
-        ]))
-        .await;
-    reply.assert_status(200)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 fn path(agent: &str) -> String {
     format!("/v1/agents/{agent}/events")
@@ -47,7 +19,7 @@ pub async fn recorded_delivered_and_streamed(app: &TestApp) {
     let (exact, _, _) = crate::webhooks::listen(app, &owner, None, json!([EVENT])).await;
     let (other_name, _, _) =
         crate::webhooks::listen(app, &owner, None, json!(["agent.custom.other"])).await;
-    let (agent, key) = active(app, &org, "signalling bot").await;
+    let (agent, key) = app.registered(&org, "signalling bot", "active").await;
 
     // With its API key.
     let reply = app
@@ -66,7 +38,7 @@ pub async fn recorded_delivered_and_streamed(app: &TestApp) {
     assert!(body["created_at"].is_string());
 
     // With its access token; `data` may be left out.
-    let token = access_token(app, &agent, &key).await;
+    let token = app.access_token(&agent, &key).await;
     let second = app
         .post(
             &path(&agent),
@@ -146,9 +118,9 @@ pub async fn recorded_delivered_and_streamed(app: &TestApp) {
 pub async fn credentials(app: &TestApp) {
     let org = app.org("agent-signal-auth").await;
     let elsewhere = app.org("agent-signal-elsewhere").await;
-    let (agent, key) = active(app, &org, "bot").await;
-    let (sibling, sibling_key) = active(app, &org, "sibling").await;
-    let (_, stranger_key) = active(app, &elsewhere, "stranger").await;
+    let (agent, key) = app.registered(&org, "bot", "active").await;
+    let (sibling, sibling_key) = app.registered(&org, "sibling", "active").await;
+    let (_, stranger_key) = app.registered(&elsewhere, "stranger", "active").await;
     let event = json!({ "type": EVENT, "data": {} });
 
     // Another agent's key or token, of the same org or not: as if the agent did not exist.
@@ -158,7 +130,7 @@ pub async fn credentials(app: &TestApp) {
     app.post(&path(&agent), &stranger_key, event.clone())
         .await
         .assert_error(404, "agent_not_found");
-    let sibling_token = access_token(app, &sibling, &sibling_key).await;
+    let sibling_token = app.access_token(&sibling, &sibling_key).await;
     app.post(&path(&agent), &sibling_token, event.clone())
         .await
         .assert_error(404, "agent_not_found");
@@ -177,7 +149,7 @@ pub async fn credentials(app: &TestApp) {
     app.post(&path(&agent), "vk_agent_nope", event.clone())
         .await
         .assert_error(401, "unauthorized");
-    let token = access_token(app, &agent, &key).await;
+    let token = app.access_token(&agent, &key).await;
     let mut forged = token.clone();
     forged.pop();
     forged.push(if token.ends_with('A') { 'B' } else { 'A' });
@@ -208,8 +180,8 @@ pub async fn credentials(app: &TestApp) {
         .await
         .assert_error(401, "unauthorized");
     // The heartbeat takes the token too (SPEC §4: "API key or token").
-    let (beater, beater_key) = active(app, &org, "beater").await;
-    let beater_token = access_token(app, &beater, &beater_key).await;
+    let (beater, beater_key) = app.registered(&org, "beater", "active").await;
+    let beater_token = app.access_token(&beater, &beater_key).await;
     app.call(
         Method::POST,
         &format!("/v1/agents/{beater}/heartbeat"),
@@ -222,7 +194,7 @@ pub async fn credentials(app: &TestApp) {
 
 pub async fn bad_input(app: &TestApp) {
     let org = app.org("agent-signal-input").await;
-    let (agent, key) = active(app, &org, "bot").await;
+    let (agent, key) = app.registered(&org, "bot", "active").await;
     for (body, field) in [
         (json!({ "type": "passport.updated" }), "type"),
         (json!({ "type": "agent.custom." }), "type"),

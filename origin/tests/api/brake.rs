@@ -5,34 +5,6 @@ use serde_json::{json, Value};
 
 use crate::harness::{passport, Reply, TestApp, ADMIN};
 
-async fn active(app: &TestApp, org: &str, name: &str) -> (String, String) {
-    let mut p = passport(org, name);
-    p["status"] = json!("active");
-    let body = app
-        .post("/v1/agents", ADMIN, p)
-        .await
-        .assert_status(201)
-        .clone();
-    (
-        body["agent"]["agent_id"].as_str().unwrap().to_owned(),
-        body["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn token_of(app: &TestApp, agent: &str, key: &str) -> String {
-    let reply = app
-        .send(app.client.post(format!("{}/oauth/token", app.base)).form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", agent),
-            ("client_secret", key),
-        ]))
-        .await;
-    reply.assert_status(200)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn exchange(app: &TestApp, subject: &str, actor: &str) -> Reply {
     let jwt = "urn:ietf:params:oauth:token-type:jwt";
     app.send(app.client.post(format!("{}/oauth/token", app.base)).form(&[
@@ -69,8 +41,8 @@ async fn after(at: &Value) {
 
 pub async fn tokens_revoked(app: &TestApp) {
     let org = app.org("brake-tokens").await;
-    let (a, key_a) = active(app, &org, "leaky delegator").await;
-    let (b, key_b) = active(app, &org, "delegatee").await;
+    let (a, key_a) = app.registered(&org, "leaky delegator", "active").await;
+    let (b, key_b) = app.registered(&org, "delegatee", "active").await;
     app.post(
         "/v1/delegations",
         ADMIN,
@@ -78,8 +50,8 @@ pub async fn tokens_revoked(app: &TestApp) {
     )
     .await
     .assert_status(201);
-    let old_a = token_of(app, &a, &key_a).await;
-    let token_b = token_of(app, &b, &key_b).await;
+    let old_a = app.access_token(&a, &key_a).await;
+    let token_b = app.access_token(&b, &key_b).await;
     exchange(app, &old_a, &token_b).await.assert_status(200);
 
     let before = app.get(&format!("/v1/agents/{a}"), ADMIN).await;
@@ -111,7 +83,7 @@ pub async fn tokens_revoked(app: &TestApp) {
     // The old token cannot buy a fresh delegated one; a token issued after the cut-off can.
     revoked_description(&exchange(app, &old_a, &token_b).await, "subject_token");
     after(&cut).await;
-    let new_a = token_of(app, &a, &key_a).await;
+    let new_a = app.access_token(&a, &key_a).await;
     exchange(app, &new_a, &token_b).await.assert_status(200);
     // The actor's tokens too.
     app.post(&format!("/v1/agents/{b}/tokens/revoke"), ADMIN, json!({}))
@@ -211,8 +183,8 @@ async fn states(app: &TestApp) -> Vec<(String, String)> {
 
 pub async fn keys_withdrawn(app: &TestApp) {
     let org = app.org("brake-keys").await;
-    let (a, key_a) = active(app, &org, "signed agent").await;
-    let (b, key_b) = active(app, &org, "other agent").await;
+    let (a, key_a) = app.registered(&org, "signed agent", "active").await;
+    let (b, key_b) = app.registered(&org, "other agent", "active").await;
     app.post(
         "/v1/delegations",
         ADMIN,
@@ -220,7 +192,7 @@ pub async fn keys_withdrawn(app: &TestApp) {
     )
     .await
     .assert_status(201);
-    let old = token_of(app, &a, &key_a).await;
+    let old = app.access_token(&a, &key_a).await;
     let leaked = kid_of(&old);
     let standby = states(app)
         .await
@@ -259,12 +231,12 @@ pub async fn keys_withdrawn(app: &TestApp) {
     let kids = published_kids(app).await;
     assert!(!kids.contains(&leaked), "{kids:?}");
     assert!(kids.contains(&standby), "{kids:?}");
-    let token_b = token_of(app, &b, &key_b).await;
+    let token_b = app.access_token(&b, &key_b).await;
     assert_eq!(kid_of(&token_b), standby);
     let refused = exchange(app, &old, &token_b).await;
     assert_eq!(refused.status.as_u16(), 400, "{}", refused.body);
     assert_eq!(refused.body["error"], "invalid_grant");
-    let fresh = token_of(app, &a, &key_a).await;
+    let fresh = app.access_token(&a, &key_a).await;
     exchange(app, &fresh, &token_b).await.assert_status(200);
     let now = states(app).await;
     assert!(
@@ -317,14 +289,14 @@ pub async fn keys_withdrawn(app: &TestApp) {
         1,
         "{now:?}"
     );
-    assert_eq!(kid_of(&token_of(app, &a, &key_a).await), standby);
+    assert_eq!(kid_of(&app.access_token(&a, &key_a).await), standby);
 }
 
 pub async fn org_frozen(app: &TestApp) {
     let org = app.org("brake-freeze").await;
-    let (a, key_a) = active(app, &org, "frozen a").await;
-    let (b, _) = active(app, &org, "frozen b").await;
-    let (c, _) = active(app, &org, "already suspended").await;
+    let (a, key_a) = app.registered(&org, "frozen a", "active").await;
+    let (b, _) = app.registered(&org, "frozen b", "active").await;
+    let (c, _) = app.registered(&org, "already suspended", "active").await;
     app.set_status(&c, "suspended").await.assert_status(200);
     let (d, _) = app.agent(&org, "still a draft").await;
     app.post(
@@ -335,7 +307,7 @@ pub async fn org_frozen(app: &TestApp) {
     .await
     .assert_status(201);
     let other = app.org("brake-freeze-other").await;
-    let (outsider, _) = active(app, &other, "outsider").await;
+    let (outsider, _) = app.registered(&other, "outsider", "active").await;
     let journal_version = |agent: String| async move {
         app.count(&format!(
                 "SELECT COALESCE(MAX(target_version), 0) FROM journal_outbox WHERE kv_key = 'passport:{agent}'"

@@ -345,6 +345,41 @@ impl TestApp {
         )
     }
 
+    /// The seed passport registered in `org` with `status` (`active`, `draft`, …):
+    /// `(agent_id, api_key)`.
+    pub async fn registered(&self, org: &str, name: &str, status: &str) -> (String, String) {
+        let mut p = passport(org, name);
+        p["status"] = serde_json::json!(status);
+        let body = self
+            .post("/v1/agents", ADMIN, p)
+            .await
+            .assert_status(201)
+            .clone();
+        (
+            body["agent"]["agent_id"].as_str().unwrap().to_owned(),
+            body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// An access token of `agent` for its API key `key` (client credentials).
+    pub async fn access_token(&self, agent: &str, key: &str) -> String {
+        let reply = self
+            .send(
+                self.client
+                    .post(format!("{}/oauth/token", self.base))
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", agent),
+                        ("client_secret", key),
+                    ]),
+            )
+            .await;
+        reply.assert_status(200)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn set_status(&self, agent: &str, status: &str) -> Reply {
         self.put(
             &format!("/v1/agents/{agent}/status"),

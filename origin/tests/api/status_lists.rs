@@ -9,37 +9,14 @@ use vouch_origin::status_lists::StatusListBuilder;
 
 use crate::harness::{passport, TestApp, ADMIN, EDGE, ISSUER};
 
-async fn register(app: &TestApp, org: &str, name: &str, status: &str) -> (String, String) {
-    let mut p = passport(org, name);
-    p["status"] = json!(status);
-    let body = app
-        .post("/v1/agents", ADMIN, p)
-        .await
-        .assert_status(201)
-        .clone();
-    (
-        body["agent"]["agent_id"].as_str().unwrap().to_owned(),
-        body["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn jwks(app: &TestApp) -> JwkSet {
     let reply = app.get("/.well-known/jwks.json", ADMIN).await;
     JwkSet::from_json(reply.assert_status(200).to_string().as_bytes()).unwrap()
 }
 
-async fn access_token(app: &TestApp, agent: &str, key: &str) -> token::Claims {
-    let reply = app
-        .send(app.client.post(format!("{}/oauth/token", app.base)).form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", agent),
-            ("client_secret", key),
-        ]))
-        .await;
-    let token = reply.assert_status(200)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+/// The claims of a fresh access token of `agent`, verified against the origin's JWKS.
+async fn access_claims(app: &TestApp, agent: &str, key: &str) -> token::Claims {
+    let token = app.access_token(agent, key).await;
     let set = jwks(app).await;
     let expect = Expectations {
         issuer: ISSUER,
@@ -91,17 +68,17 @@ fn builder(app: &TestApp) -> StatusListBuilder {
 
 pub async fn places_claims_and_lists(app: &TestApp) {
     let org = app.org("status-lists").await;
-    let (active, active_key) = register(app, &org, "active bot", "active").await;
-    let (draft, _) = register(app, &org, "draft bot", "draft").await;
-    let (other, other_key) = register(app, &org, "other bot", "active").await;
+    let (active, active_key) = app.registered(&org, "active bot", "active").await;
+    let (draft, _) = app.registered(&org, "draft bot", "draft").await;
+    let (other, other_key) = app.registered(&org, "other bot", "active").await;
 
     // Places in registration order, fixed; the claim names the list at the edge.
-    let claims = access_token(app, &active, &active_key).await;
+    let claims = access_claims(app, &active, &active_key).await;
     assert_eq!(
         serde_json::to_value(&claims.status).unwrap(),
         json!({ "status_list": { "idx": 0, "uri": format!("{EDGE}/status/0") } })
     );
-    let claims = access_token(app, &other, &other_key).await;
+    let claims = access_claims(app, &other, &other_key).await;
     assert_eq!(claims.status.unwrap().status_list.idx, 2);
 
     // The first pass builds list 0 (and nothing else: no other list has places).
@@ -209,7 +186,7 @@ pub async fn places_claims_and_lists(app: &TestApp) {
 /// builder whose lease was taken stores nothing.
 pub async fn builders_take_turns(app: &TestApp) {
     let org = app.org("status-builders").await;
-    register(app, &org, "a bot", "active").await;
+    app.registered(&org, "a bot", "active").await;
     let (first, second) = (builder(app), builder(app));
     let (a, b) = tokio::join!(first.pass(), second.pass());
     assert_eq!(a.unwrap() + b.unwrap(), 1);

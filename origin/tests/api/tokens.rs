@@ -51,23 +51,9 @@ async fn verified(app: &TestApp, access_token: &str) -> token::Claims {
         .1
 }
 
-async fn active_agent(app: &TestApp, org: &str, name: &str) -> (String, String) {
-    let mut p = passport(org, name);
-    p["status"] = json!("active");
-    let body = app
-        .post("/v1/agents", ADMIN, p)
-        .await
-        .assert_status(201)
-        .clone();
-    (
-        body["agent"]["agent_id"].as_str().unwrap().to_owned(),
-        body["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
 pub async fn client_credentials(app: &TestApp) {
     let org = app.org("tokens-cc").await;
-    let (agent, key) = active_agent(app, &org, "token bot").await;
+    let (agent, key) = app.registered(&org, "token bot", "active").await;
     let reply = token_request(
         app,
         &[
@@ -209,7 +195,7 @@ pub async fn client_credentials(app: &TestApp) {
 
 pub async fn signing_keys_rotate(app: &TestApp) {
     let org = app.org("tokens-rotate").await;
-    let (agent, key) = active_agent(app, &org, "rotating signer").await;
+    let (agent, key) = app.registered(&org, "rotating signer", "active").await;
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", agent.as_str()),
