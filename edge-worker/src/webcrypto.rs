@@ -18,9 +18,40 @@ use crate::respond::EdgeError;
 const MAX_KEYS: usize = 32;
 
 thread_local! {
+    /// Imported keys: public token keys by `verify {kid}`, private decision keys by
+    /// `sign {kid} {x}` (a new key under a reused kid is a new entry, never the old key).
     static KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
-    /// Private decision keys, by kid (the current one and, while rotating, the previous).
-    static SIGNING_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+}
+
+fn cached(name: &str) -> Option<CryptoKey> {
+    KEYS.with(|keys| keys.borrow().get(name).cloned())
+}
+
+fn remember(name: String, key: &CryptoKey) {
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= MAX_KEYS {
+            keys.clear();
+        }
+        keys.insert(name, key.clone());
+    });
+}
+
+/// A JWK as the JavaScript object `importKey` takes.
+fn jwk_object(jwk: &Value) -> Result<Object, EdgeError> {
+    js_sys::JSON::parse(&jwk.to_string())
+        .map_err(|e| js_error("key", e))?
+        .dyn_into()
+        .map_err(|e| js_error("key", e))
+}
+
+/// The key an `importKey` promise resolves to.
+async fn imported(promise: js_sys::Promise) -> Result<CryptoKey, EdgeError> {
+    JsFuture::from(promise)
+        .await
+        .map_err(|e| js_error("importKey", e))?
+        .dyn_into()
+        .map_err(|e| js_error("importKey", e))
 }
 
 fn js_error(what: &str, e: JsValue) -> EdgeError {
@@ -38,32 +69,20 @@ fn subtle() -> Result<SubtleCrypto, EdgeError> {
 
 /// The `CryptoKey` of a public P-256 JWK (only `x` and `y` are taken from it).
 async fn key(kid: &str, jwk: &Value) -> Result<CryptoKey, EdgeError> {
-    if let Some(key) = KEYS.with(|keys| keys.borrow().get(kid).cloned()) {
+    let name = format!("verify {kid}");
+    if let Some(key) = cached(&name) {
         return Ok(key);
     }
     let public = json!({ "kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"], "ext": true });
-    let data: Object = js_sys::JSON::parse(&public.to_string())
-        .map_err(|e| js_error("key", e))?
-        .dyn_into()
-        .map_err(|e| js_error("key", e))?;
+    let data = jwk_object(&public)?;
     let params = EcKeyImportParams::new("ECDSA");
     params.set_named_curve("P-256");
     let usages = Array::of1(&JsValue::from_str("verify"));
     let promise = subtle()?
         .import_key_with_object("jwk", &data, &params, false, &usages)
         .map_err(|e| js_error("importKey", e))?;
-    let key: CryptoKey = JsFuture::from(promise)
-        .await
-        .map_err(|e| js_error("importKey", e))?
-        .dyn_into()
-        .map_err(|e| js_error("importKey", e))?;
-    KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if keys.len() >= MAX_KEYS {
-            keys.clear();
-        }
-        keys.insert(kid.to_owned(), key.clone());
-    });
+    let key = imported(promise).await?;
+    remember(name, &key);
     Ok(key)
 }
 
@@ -85,33 +104,19 @@ pub async fn verify_es256(
     Ok(verdict.as_bool().unwrap_or(false))
 }
 
-/// The `CryptoKey` of an Ed25519 private JWK (`{kty, crv, x, d}`), for signing, cached by kid
-/// and public key together (a new key under a reused kid is a new entry, never the old key).
+/// The `CryptoKey` of an Ed25519 private JWK (`{kty, crv, x, d}`), for signing.
 async fn signing_key(kid: &str, jwk: &Value) -> Result<CryptoKey, EdgeError> {
-    let cache_key = format!("{kid} {}", jwk["x"].as_str().unwrap_or_default());
-    if let Some(key) = SIGNING_KEYS.with(|keys| keys.borrow().get(&cache_key).cloned()) {
+    let name = format!("sign {kid} {}", jwk["x"].as_str().unwrap_or_default());
+    if let Some(key) = cached(&name) {
         return Ok(key);
     }
-    let data: Object = js_sys::JSON::parse(&jwk.to_string())
-        .map_err(|e| js_error("key", e))?
-        .dyn_into()
-        .map_err(|e| js_error("key", e))?;
+    let data = jwk_object(jwk)?;
     let usages = Array::of1(&JsValue::from_str("sign"));
     let promise = subtle()?
         .import_key_with_str("jwk", &data, "Ed25519", false, &usages)
         .map_err(|e| js_error("importKey", e))?;
-    let key: CryptoKey = JsFuture::from(promise)
-        .await
-        .map_err(|e| js_error("importKey", e))?
-        .dyn_into()
-        .map_err(|e| js_error("importKey", e))?;
-    SIGNING_KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if keys.len() >= MAX_KEYS {
-            keys.clear();
-        }
-        keys.insert(cache_key, key.clone());
-    });
+    let key = imported(promise).await?;
+    remember(name, &key);
     Ok(key)
 }
 
